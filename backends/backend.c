@@ -1,0 +1,85 @@
+/* The list of built-in stores, instance lifetime, and checks shared by all stores. */
+#include "backends/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern const struct ldr_backend_ops ldr_sqlite_ops;
+
+static const struct ldr_backend_ops *const backends[] = {
+#ifdef LDR_WITH_SQLITE
+    &ldr_sqlite_ops,
+#endif
+    NULL,
+};
+
+const struct ldr_backend_ops *ldr_backend_find(const char *name) {
+  for (size_t i = 0; backends[i] != NULL; i++)
+    if (!strcmp(backends[i]->name, name)) return backends[i];
+  return NULL;
+}
+
+enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backend **out,
+                            struct ldr_err *err) {
+  *out = NULL;
+  const struct ldr_backend_ops *ops = ldr_backend_find(cfg->type_name);
+  if (ops == NULL)
+    return ldr_err_set(err, LDR_INTERNAL, "online_store.type: %s is not built into this larder",
+                       cfg->type_name);
+  struct ldr_backend *b = calloc(1, sizeof *b);
+  if (b == NULL) return ldr_err_set(err, LDR_NOMEM, "out of memory");
+  b->ops = ops;
+  b->cfg = cfg;
+  b->key_version = cfg->key_version;
+  b->impl = calloc(1, ops->impl_size ? ops->impl_size : 1);
+  if (b->impl == NULL) {
+    free(b);
+    return ldr_err_set(err, LDR_NOMEM, "out of memory");
+  }
+  enum ldr_rc rc = ops->open(b, err);
+  if (rc != LDR_OK) {
+    ldr_backend_free(b);
+    return rc;
+  }
+  *out = b;
+  return LDR_OK;
+}
+
+void ldr_backend_free(struct ldr_backend *b) {
+  if (b == NULL) return;
+  b->ops->close(b);
+  free(b->impl);
+  free(b);
+}
+
+int64_t ldr_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int ldr_backend_past_deadline(const struct ldr_backend *b) {
+  return b->deadline_ns != 0 && ldr_now_ns() >= b->deadline_ns;
+}
+
+enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,
+                           struct ldr_err *err) {
+  size_t plen = strlen(project), vlen = strlen(view);
+  if (vlen == 0) return ldr_err_set(err, LDR_INVALID, "%s: empty feature view name", field);
+  for (size_t i = 0; i < vlen; i++) {
+    char c = view[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return ldr_err_set(err, LDR_INVALID,
+                         "%s: feature view names are letters, digits and '_' only "
+                         "(byte %zu is not)",
+                         field, i);
+  }
+  if (plen + 1 + vlen > LDR_TABLE_NAME_MAX)
+    return ldr_err_set(err, LDR_INVALID, "%s: table name %s_%s is longer than %d bytes", field,
+                       project, vlen > 80 ? "..." : view, LDR_TABLE_NAME_MAX);
+  memcpy(table, project, plen);
+  table[plen] = '_';
+  memcpy(table + plen + 1, view, vlen + 1);
+  return LDR_OK;
+}

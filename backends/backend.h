@@ -1,0 +1,162 @@
+/*
+ * The backend interface: one const ops table per store, one instance per
+ * worker thread. Nothing here knows about gRPC.
+ */
+#ifndef LDR_BACKEND_H
+#define LDR_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/rc.h"
+#include "config/config.h"
+#include "feast/types/EntityKey.pb-c.h"
+#include "feast/types/Value.pb-c.h"
+
+/* Longest table name: "<project>_<view>" plus "_ek" must fit PostgreSQL's 63. */
+#define LDR_TABLE_NAME_MAX 60
+
+/* A timestamp as google.protobuf.Timestamp holds it. */
+struct ldr_ts {
+  int64_t s;
+  int32_t ns;
+};
+
+/* A serialized entity key (the storage key). */
+struct ldr_key {
+  const uint8_t *bytes;
+  size_t len;
+};
+
+struct ldr_write_feature {
+  const char *name;                 /* NUL-free UTF-8 */
+  const Feast__Types__Value *value; /* decoded, for value_text */
+  const uint8_t *bytes;             /* the Value's wire bytes, stored as they are */
+  size_t len;
+};
+
+struct ldr_write_row {
+  struct ldr_key key;
+  const struct ldr_write_feature *features;
+  size_t n_features;
+  struct ldr_ts event_ts;
+  int has_created;
+  struct ldr_ts created_ts;
+};
+
+struct ldr_read_feature {
+  const char *name; /* NUL-terminated copy in the call's arena */
+  size_t name_len;
+  const uint8_t *value; /* the stored Value wire bytes, in the arena */
+  size_t value_len;
+};
+
+struct ldr_read_row {
+  int found;
+  int has_event_ts;
+  struct ldr_ts event_ts; /* the latest among the returned features */
+  size_t n_features;
+  struct ldr_read_feature *features;
+};
+
+struct ldr_backend;
+
+/*
+ * What each store implements. Every function returns LDR_OK or the code it
+ * also records in `err`, whose message names what failed. The core allocates
+ * `impl_size` zeroed bytes for the instance state before `open`, and calls
+ * `close` exactly once, also after a failed `open`.
+ */
+struct ldr_backend_ops {
+  const char *name; /* online_store.type */
+  size_t impl_size;
+  enum ldr_rc (*open)(struct ldr_backend *b, struct ldr_err *err);
+  void (*close)(struct ldr_backend *b);
+  /* Creates the tables in `keep` (and their index) when missing; drops those in `drop`. */
+  enum ldr_rc (*update)(struct ldr_backend *b, const char *const *keep, size_t n_keep,
+                        const char *const *drop, size_t n_drop, struct ldr_err *err);
+  /* Drops the tables; missing ones are fine. Never deletes the database itself. */
+  enum ldr_rc (*teardown)(struct ldr_backend *b, const char *const *tables, size_t n,
+                          struct ldr_err *err);
+  /* Upserts every feature of every row in one transaction: all or nothing.
+   * LDR_NOT_FOUND when the table does not exist. */
+  enum ldr_rc (*write_batch)(struct ldr_backend *b, const char *table,
+                             const struct ldr_write_row *rows, size_t n, struct ldr_err *err);
+  /* Fills out[0..n_keys) in request order, copying results into `arena`.
+   * With n_features == 0 every stored feature is returned. LDR_NOT_FOUND when
+   * the table does not exist, also for n_keys == 0. */
+  enum ldr_rc (*read)(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
+                      size_t n_keys, const char *const *features, size_t n_features,
+                      struct ldr_arena *arena, struct ldr_read_row *out, struct ldr_err *err);
+  /* Checks the store answers. */
+  enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
+};
+
+/* One open store connection. Used by one thread at a time. */
+struct ldr_backend {
+  const struct ldr_backend_ops *ops;
+  const struct ldr_store_config *cfg; /* borrowed; outlives the backend */
+  int key_version;                    /* the version keys are serialized with */
+  int64_t deadline_ns;                /* CLOCK_MONOTONIC; 0 = none. Set per call. */
+  void *impl;
+};
+
+/* Returns the ops of the store named `name`, or NULL when it is not built in. */
+const struct ldr_backend_ops *ldr_backend_find(const char *name);
+
+/*
+ * Opens the store `cfg` names. Returns LDR_OK with *out set (free it with
+ * ldr_backend_free), or an error with *out NULL. `cfg` must outlive it.
+ */
+enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backend **out,
+                            struct ldr_err *err);
+
+/* Closes and frees `b`; NULL is fine. */
+void ldr_backend_free(struct ldr_backend *b);
+
+/* Returns nonzero once the call's deadline (b->deadline_ns) has passed. */
+int ldr_backend_past_deadline(const struct ldr_backend *b);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t ldr_now_ns(void);
+
+/*
+ * Checks a feature view name and builds "<project>_<view>" into `table`
+ * (LDR_TABLE_NAME_MAX + 1 bytes). LDR_INVALID, naming `field`, when the view
+ * is empty, not [A-Za-z0-9_], or the table name would pass the limit.
+ */
+enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,
+                           struct ldr_err *err);
+
+/*
+ * Feast's serialize_entity_key: the exact bytes for versions 1, 2 and 3
+ * (0 as 1, above 3 as 3). Fails with LDR_INVALID for a repeated join key, a
+ * join_keys/entity_values count mismatch, a value type Feast cannot serialize,
+ * or (versions 0 and 1) an int64 outside int32. Zero join keys serialize as
+ * Feast does; callers that need a key refuse them first. The bytes live in `arena`.
+ */
+enum ldr_rc ldr_entity_key_serialize(const Feast__Types__EntityKey *ek, int version,
+                                     struct ldr_arena *arena, struct ldr_key *out,
+                                     struct ldr_err *err);
+
+/*
+ * Feast's deserialize_entity_key (always the version 3 layout). The key and
+ * its strings live in `arena`. LDR_INVALID for truncated or unknown input.
+ */
+enum ldr_rc ldr_entity_key_deserialize(const uint8_t *p, size_t n, struct ldr_arena *arena,
+                                       Feast__Types__EntityKey **out, struct ldr_err *err);
+
+/*
+ * The value_text column: Python's str() of the value for string, int32,
+ * int64, double, float (widened to double) and bool values. Returns 1 and
+ * points *text at the text (in `buf`, or the string itself) with its length,
+ * or 0 when the column is NULL for this value. `buf` holds at least 32 bytes.
+ */
+int ldr_value_text(const Feast__Types__Value *v, char *buf, const char **text, size_t *len);
+
+/* Python's repr() of a double: shortest round-trip digits. Writes into `buf`
+ * (at least 32 bytes) and returns the length. */
+size_t ldr_format_double(double d, char *buf);
+
+#endif

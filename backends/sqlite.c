@@ -1,0 +1,567 @@
+/*
+ * Feast's SQLite online store (sqlite.py): the same DDL, rows and upsert, read
+ * with one statement per request. One connection per worker in WAL mode, so
+ * readers never wait for a writer; statements are prepared once and cached.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+
+#define STMT_CACHE 48
+#define MAX_KEY_BUCKET 8192 /* most keys bound to one read statement */
+#define BUSY_WAIT_NS 5000000000LL
+
+enum stmt_kind { ST_READ, ST_WRITE };
+
+struct cached_stmt {
+  sqlite3_stmt *st;
+  enum stmt_kind kind;
+  unsigned kb, fb; /* key and feature placeholders of a read */
+  uint64_t used;
+  char table[LDR_TABLE_NAME_MAX + 1];
+};
+
+struct sqlite_impl {
+  sqlite3 *db;
+  sqlite3_stmt *begin, *commit, *rollback;
+  struct cached_stmt cache[STMT_CACHE];
+  uint64_t tick;
+  int64_t busy_since;
+  int deadline_hit;
+};
+
+static struct sqlite_impl *impl(struct ldr_backend *b) { return b->impl; }
+
+/* Maps the connection's last error to a code and copies its message at once. */
+static enum ldr_rc db_error(struct ldr_backend *b, int rc, const char *what, const char *table,
+                            struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  const char *msg = sqlite3_errmsg(s->db);
+  int primary = rc & 0xff;
+  if (strncmp(msg, "no such table", 13) == 0 && table != NULL)
+    return ldr_err_set(err, LDR_NOT_FOUND,
+                       "feature_view: table \"%s\" does not exist (create it with Update or "
+                       "larder apply)",
+                       table);
+  if (primary == SQLITE_INTERRUPT ||
+      ((primary == SQLITE_BUSY || primary == SQLITE_LOCKED) && s->deadline_hit))
+    return ldr_err_set(err, LDR_DEADLINE, "%s: deadline passed while waiting for the database",
+                       what);
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: database is locked: %s", what, msg);
+  if (primary == SQLITE_FULL) return ldr_err_set(err, LDR_EXHAUSTED, "%s: database is full", what);
+  if (primary == SQLITE_NOMEM) return ldr_err_set(err, LDR_NOMEM, "%s: out of memory", what);
+  return ldr_err_set(err, LDR_INTERNAL, "%s: sqlite: %s", what, msg);
+}
+
+/* Waits for a lock until the call's deadline or BUSY_WAIT_NS, whichever comes first. */
+static int busy_cb(void *arg, int count) {
+  struct ldr_backend *b = arg;
+  struct sqlite_impl *s = impl(b);
+  int64_t now = ldr_now_ns();
+  if (count == 0) s->busy_since = now;
+  if (ldr_backend_past_deadline(b)) {
+    s->deadline_hit = 1;
+    return 0;
+  }
+  if (now - s->busy_since > BUSY_WAIT_NS) return 0;
+  struct timespec ts = {0, count < 10 ? 100000 : 1000000};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+/* Interrupts a statement that runs past the call's deadline. */
+static int progress_cb(void *arg) {
+  struct ldr_backend *b = arg;
+  if (!ldr_backend_past_deadline(b)) return 0;
+  impl(b)->deadline_hit = 1;
+  return 1;
+}
+
+static int mkdir_parents(const char *path) {
+  char *dir = strdup(path);
+  if (dir == NULL) return -1;
+  char *slash = strrchr(dir, '/');
+  int rc = 0;
+  if (slash != NULL && slash != dir) {
+    *slash = '\0';
+    for (char *p = dir + 1; rc == 0 && *p; p++) {
+      if (*p != '/') continue;
+      *p = '\0';
+      if (mkdir(dir, 0777) != 0 && errno != EEXIST) rc = -1;
+      *p = '/';
+    }
+    if (rc == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) rc = -1;
+  }
+  free(dir);
+  return rc;
+}
+
+static enum ldr_rc exec(struct ldr_backend *b, const char *sql, const char *what,
+                        struct ldr_err *err) {
+  int rc = sqlite3_exec(impl(b)->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? LDR_OK : db_error(b, rc, what, NULL, err);
+}
+
+static enum ldr_rc prepare(struct ldr_backend *b, const char *sql, sqlite3_stmt **st,
+                           const char *what, const char *table, struct ldr_err *err) {
+  int rc = sqlite3_prepare_v3(impl(b)->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+  return rc == SQLITE_OK ? LDR_OK : db_error(b, rc, what, table, err);
+}
+
+static enum ldr_rc sqlite_open(struct ldr_backend *b, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  const char *path = b->cfg->sqlite.path;
+  enum ldr_rc rc;
+  if (mkdir_parents(path) != 0)
+    return ldr_err_set(err, LDR_UNAVAILABLE,
+                       "online_store.path: cannot create the folder of %s: %s", path,
+                       strerror(errno));
+  int r = sqlite3_open_v2(path, &s->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (r != SQLITE_OK)
+    return ldr_err_set(err, LDR_UNAVAILABLE, "online_store.path: cannot open %s: %s", path,
+                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_handler(s->db, busy_cb, b);
+  sqlite3_progress_handler(s->db, 4000, progress_cb, b);
+  /* WAL lets readers run beside the one writer; FULL makes an acknowledged
+   * write survive a power loss, not only a crash of this process. */
+  rc = exec(b, "PRAGMA journal_mode=WAL", "open", err);
+  if (rc == LDR_OK) rc = exec(b, "PRAGMA synchronous=FULL", "open", err);
+  if (rc == LDR_OK) rc = prepare(b, "BEGIN IMMEDIATE", &s->begin, "open", NULL, err);
+  if (rc == LDR_OK) rc = prepare(b, "COMMIT", &s->commit, "open", NULL, err);
+  if (rc == LDR_OK) rc = prepare(b, "ROLLBACK", &s->rollback, "open", NULL, err);
+  if (rc != LDR_OK) ldr_err_prefix(err, "online_store.path: %s: ", path);
+  return rc;
+}
+
+static void forget_statements(struct sqlite_impl *s) {
+  for (size_t i = 0; i < STMT_CACHE; i++) {
+    sqlite3_finalize(s->cache[i].st);
+    s->cache[i].st = NULL;
+  }
+}
+
+static void sqlite_close(struct ldr_backend *b) {
+  struct sqlite_impl *s = impl(b);
+  forget_statements(s);
+  sqlite3_finalize(s->begin);
+  sqlite3_finalize(s->commit);
+  sqlite3_finalize(s->rollback);
+  sqlite3_close(s->db);
+  s->db = NULL;
+}
+
+static enum ldr_rc step_done(struct ldr_backend *b, sqlite3_stmt *st, const char *what,
+                             const char *table, struct ldr_err *err) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) return LDR_OK;
+  return db_error(b, rc, what, table, err);
+}
+
+static void rollback(struct ldr_backend *b) {
+  struct sqlite_impl *s = impl(b);
+  if (!sqlite3_get_autocommit(s->db)) {
+    sqlite3_step(s->rollback);
+    sqlite3_reset(s->rollback);
+  }
+}
+
+/* The upsert of sqlite.py, character for character. */
+static int write_sql(char *buf, size_t cap, const char *t) {
+  return snprintf(
+      buf, cap,
+      "INSERT INTO \"%s\" (entity_key, feature_name, value, value_text, event_ts, "
+      "created_ts)\nVALUES (?, ?, ?, ?, ?, ?)\nON CONFLICT(entity_key, feature_name) DO "
+      "UPDATE SET value = excluded.value, value_text = excluded.value_text, event_ts = "
+      "excluded.event_ts, created_ts = excluded.created_ts;",
+      t);
+}
+
+static size_t placeholders(char *p, unsigned n) {
+  char *o = p;
+  for (unsigned i = 0; i < n; i++) {
+    if (i) *o++ = ',';
+    *o++ = '?';
+  }
+  return (size_t)(o - p);
+}
+
+/* Returns the cached statement for (kind, table, kb, fb), preparing it on a miss. */
+static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const char *table,
+                            unsigned kb, unsigned fb, sqlite3_stmt **out, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  struct cached_stmt *victim = &s->cache[0];
+  for (size_t i = 0; i < STMT_CACHE; i++) {
+    struct cached_stmt *c = &s->cache[i];
+    if (c->st != NULL && c->kind == kind && c->kb == kb && c->fb == fb &&
+        !strcmp(c->table, table)) {
+      c->used = ++s->tick;
+      *out = c->st;
+      return LDR_OK;
+    }
+    if (c->st == NULL || (victim->st != NULL && c->used < victim->used)) victim = c;
+  }
+  size_t cap = 512 + 2 * (size_t)(kb + fb);
+  char *sql = malloc(cap);
+  if (sql == NULL) return ldr_err_set(err, LDR_NOMEM, "out of memory");
+  if (kind == ST_WRITE) {
+    write_sql(sql, cap, table);
+  } else {
+    size_t n = (size_t)snprintf(sql, cap,
+                                "SELECT entity_key, feature_name, value, event_ts FROM \"%s\" "
+                                "WHERE entity_key IN (",
+                                table);
+    n += placeholders(sql + n, kb);
+    if (fb > 0) {
+      n += (size_t)snprintf(sql + n, cap - n, ") AND feature_name IN (");
+      n += placeholders(sql + n, fb);
+    }
+    snprintf(sql + n, cap - n, ") ORDER BY entity_key");
+  }
+  sqlite3_stmt *st = NULL;
+  enum ldr_rc rc = prepare(b, sql, &st, kind == ST_WRITE ? "write" : "read", table, err);
+  free(sql);
+  if (rc != LDR_OK) return rc;
+  sqlite3_finalize(victim->st);
+  victim->st = st;
+  victim->kind = kind;
+  victim->kb = kb;
+  victim->fb = fb;
+  victim->used = ++s->tick;
+  snprintf(victim->table, sizeof victim->table, "%s", table);
+  *out = st;
+  return LDR_OK;
+}
+
+static void call_start(struct ldr_backend *b) { impl(b)->deadline_hit = 0; }
+
+/* Feast stores int(datetime.timestamp()), which truncates toward zero. */
+static int64_t epoch_seconds(struct ldr_ts t) { return t.s < 0 && t.ns > 0 ? t.s + 1 : t.s; }
+
+static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
+                                const struct ldr_write_row *rows, size_t n, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  sqlite3_stmt *st = NULL;
+  char text_buf[32];
+  call_start(b);
+  enum ldr_rc rc = get_stmt(b, ST_WRITE, table, 0, 0, &st, err);
+  if (rc != LDR_OK) return rc;
+  rc = step_done(b, s->begin, "write", table, err);
+  if (rc != LDR_OK) return rc;
+  for (size_t i = 0; i < n && rc == LDR_OK; i++) {
+    const struct ldr_write_row *r = &rows[i];
+    for (size_t j = 0; j < r->n_features && rc == LDR_OK; j++) {
+      const struct ldr_write_feature *f = &r->features[j];
+      const char *text;
+      size_t tlen;
+      sqlite3_bind_blob(st, 1, r->key.bytes, (int)r->key.len, SQLITE_STATIC);
+      sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+      sqlite3_bind_blob(st, 3, f->len ? (const void *)f->bytes : "", (int)f->len, SQLITE_STATIC);
+      if (ldr_value_text(f->value, text_buf, &text, &tlen))
+        sqlite3_bind_text(st, 4, text, (int)tlen, SQLITE_TRANSIENT);
+      else
+        sqlite3_bind_null(st, 4);
+      sqlite3_bind_int64(st, 5, epoch_seconds(r->event_ts));
+      if (r->has_created)
+        sqlite3_bind_int64(st, 6, epoch_seconds(r->created_ts));
+      else
+        sqlite3_bind_null(st, 6);
+      rc = step_done(b, st, "write", table, err);
+      if (rc != LDR_OK) ldr_err_prefix(err, "rows[%zu]: ", i);
+    }
+  }
+  sqlite3_clear_bindings(st);
+  if (rc == LDR_OK) rc = step_done(b, s->commit, "write: commit", table, err);
+  if (rc != LDR_OK) rollback(b);
+  return rc;
+}
+
+/* Request keys sorted by their bytes, so each stored row finds its keys by bisection. */
+struct key_ref {
+  const uint8_t *bytes;
+  size_t len;
+  size_t idx;
+};
+
+static int blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb) {
+  int c = la && lb ? memcmp(a, b, la < lb ? la : lb) : 0;
+  if (c != 0) return c;
+  return la < lb ? -1 : la > lb;
+}
+
+static int ref_cmp(const void *x, const void *y) {
+  const struct key_ref *a = x, *b = y;
+  int c = blob_cmp(a->bytes, a->len, b->bytes, b->len);
+  if (c != 0) return c;
+  return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* Index of the first ref equal to (p, n), or nrefs when there is none. */
+static size_t find_ref(const struct key_ref *refs, size_t nrefs, const uint8_t *p, size_t n) {
+  size_t lo = 0, hi = nrefs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (blob_cmp(refs[mid].bytes, refs[mid].len, p, n) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < nrefs && blob_cmp(refs[lo].bytes, refs[lo].len, p, n) == 0 ? lo : nrefs;
+}
+
+static unsigned bucket(size_t n) {
+  if (n <= 8) return n ? (unsigned)n : 1;
+  unsigned b = 16;
+  while (b < n) b *= 2;
+  return b;
+}
+
+/* Parses "YYYY-MM-DD HH:MM:SS[.ffffff]" (Python's str(datetime)) as UTC. */
+static int parse_text_ts(const char *s, struct ldr_ts *out) {
+  struct tm tm = {0};
+  int us = 0, nus = 0;
+  if (sscanf(s, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec) != 6)
+    return 0;
+  const char *dot = strchr(s, '.');
+  if (dot != NULL)
+    for (const char *p = dot + 1; *p >= '0' && *p <= '9' && nus < 6; p++, nus++)
+      us = us * 10 + (*p - '0');
+  while (nus > 0 && nus < 6) {
+    us *= 10;
+    nus++;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  out->s = (int64_t)timegm(&tm);
+  out->ns = us * 1000;
+  return 1;
+}
+
+static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
+  switch (sqlite3_column_type(st, col)) {
+  case SQLITE_INTEGER:
+    out->s = sqlite3_column_int64(st, col);
+    out->ns = 0;
+    return 1;
+  case SQLITE_FLOAT:
+    out->s = (int64_t)sqlite3_column_double(st, col);
+    out->ns = 0;
+    return 1;
+  case SQLITE_TEXT:
+    return parse_text_ts((const char *)sqlite3_column_text(st, col), out);
+  default:
+    return 0;
+  }
+}
+
+static int ts_after(struct ldr_ts a, struct ldr_ts b) {
+  return a.s > b.s || (a.s == b.s && a.ns > b.ns);
+}
+
+/* One stored row while a read collects them. */
+struct got {
+  size_t ref; /* first key_ref of the key */
+  struct ldr_read_feature f;
+  int has_ts;
+  struct ldr_ts ts;
+};
+
+static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, const struct key_ref *refs,
+                              size_t nrefs, const struct key_ref *chunk, size_t nchunk,
+                              const char *const *features, size_t n_features, struct ldr_arena *a,
+                              struct got **got, size_t *ngot, size_t *capgot, struct ldr_err *err) {
+  sqlite3_stmt *st = NULL;
+  unsigned kb = bucket(nchunk), fb = n_features ? bucket(n_features) : 0;
+  enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, fb, &st, err);
+  if (rc != LDR_OK) return rc;
+  for (unsigned i = 0; i < kb; i++) {
+    const struct key_ref *k = nchunk ? &chunk[i < nchunk ? i : nchunk - 1] : NULL;
+    sqlite3_bind_blob(st, (int)i + 1, k && k->len ? (const void *)k->bytes : "",
+                      k ? (int)k->len : 0, SQLITE_STATIC);
+  }
+  for (unsigned i = 0; i < fb; i++)
+    sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
+                      SQLITE_STATIC);
+  int r;
+  size_t cur = nrefs;
+  const void *prev = NULL;
+  int prev_len = -1;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    const void *kp = sqlite3_column_blob(st, 0);
+    int kl = sqlite3_column_bytes(st, 0);
+    if (nchunk == 0) continue;
+    if (prev_len != kl || (kl > 0 && memcmp(prev, kp, (size_t)kl) != 0))
+      cur = find_ref(refs, nrefs, kp, (size_t)kl);
+    prev_len = kl;
+    prev = refs[cur < nrefs ? cur : 0].bytes;
+    if (cur == nrefs) {
+      prev_len = -1; /* a stored key no request key matches (cannot happen with IN) */
+      continue;
+    }
+    if (*ngot == *capgot) {
+      size_t cap = *capgot ? *capgot * 2 : 64;
+      struct got *g = ldr_arena_alloc(a, cap * sizeof *g);
+      if (g == NULL) {
+        rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
+        break;
+      }
+      if (*ngot) memcpy(g, *got, *ngot * sizeof *g);
+      *got = g;
+      *capgot = cap;
+    }
+    struct got *g = &(*got)[(*ngot)++];
+    g->ref = cur;
+    const unsigned char *name = sqlite3_column_text(st, 1);
+    g->f.name_len = (size_t)sqlite3_column_bytes(st, 1);
+    g->f.name = ldr_arena_memdup(a, name ? (const void *)name : "", g->f.name_len);
+    g->f.value_len = (size_t)sqlite3_column_bytes(st, 2);
+    const void *value = sqlite3_column_blob(st, 2);
+    g->f.value = ldr_arena_memdup(a, value ? value : "", g->f.value_len);
+    g->has_ts = column_ts(st, 3, &g->ts);
+    if (g->f.name == NULL || g->f.value == NULL) {
+      rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
+      break;
+    }
+  }
+  if (rc == LDR_OK && r != SQLITE_DONE) rc = db_error(b, r, "read", table, err);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
+static enum ldr_rc sqlite_read(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
+                               size_t n_keys, const char *const *features, size_t n_features,
+                               struct ldr_arena *a, struct ldr_read_row *out, struct ldr_err *err) {
+  call_start(b);
+  if (n_features > MAX_KEY_BUCKET)
+    return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
+                       MAX_KEY_BUCKET);
+  struct key_ref *refs = ldr_arena_alloc(a, (n_keys ? n_keys : 1) * sizeof *refs);
+  if (refs == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: too many keys for the call");
+  for (size_t i = 0; i < n_keys; i++) {
+    refs[i].bytes = keys[i].bytes;
+    refs[i].len = keys[i].len;
+    refs[i].idx = i;
+    memset(&out[i], 0, sizeof out[i]);
+  }
+  qsort(refs, n_keys, sizeof *refs, ref_cmp);
+
+  /* Unique keys go to the database; duplicates share what it returns. */
+  struct key_ref *uniq = ldr_arena_alloc(a, (n_keys ? n_keys : 1) * sizeof *uniq);
+  if (uniq == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: too many keys for the call");
+  size_t nuniq = 0;
+  for (size_t i = 0; i < n_keys; i++)
+    if (i == 0 || blob_cmp(refs[i].bytes, refs[i].len, refs[i - 1].bytes, refs[i - 1].len) != 0)
+      uniq[nuniq++] = refs[i];
+
+  struct got *got = NULL;
+  size_t ngot = 0, capgot = 0;
+  enum ldr_rc rc = LDR_OK;
+  size_t off = 0;
+  do {
+    size_t chunk = nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : nuniq - off;
+    rc = read_chunk(b, table, refs, n_keys, uniq + off, chunk, features, n_features, a, &got, &ngot,
+                    &capgot, err);
+    off += chunk;
+  } while (rc == LDR_OK && off < nuniq);
+  if (rc != LDR_OK) return rc;
+
+  /* Rows of one key arrive together (ORDER BY entity_key): give each key its run. */
+  for (size_t i = 0; i < ngot;) {
+    size_t j = i;
+    struct ldr_read_row row = {0};
+    while (j < ngot && got[j].ref == got[i].ref) j++;
+    row.found = 1;
+    row.n_features = j - i;
+    row.features = ldr_arena_alloc(a, row.n_features * sizeof *row.features);
+    if (row.features == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: result too large");
+    for (size_t k = i; k < j; k++) {
+      row.features[k - i] = got[k].f;
+      if (got[k].has_ts && (!row.has_event_ts || ts_after(got[k].ts, row.event_ts))) {
+        row.has_event_ts = 1;
+        row.event_ts = got[k].ts;
+      }
+    }
+    const struct key_ref *first = &refs[got[i].ref];
+    for (size_t r = got[i].ref;
+         r < n_keys && blob_cmp(refs[r].bytes, refs[r].len, first->bytes, first->len) == 0; r++)
+      out[refs[r].idx] = row;
+    i = j;
+  }
+  return LDR_OK;
+}
+
+static int quote_ident(char *buf, size_t cap, const char *fmt, const char *table) {
+  /* Table names were checked to be [A-Za-z0-9_]: quoting needs no escaping. */
+  return snprintf(buf, cap, fmt, table, table, table, table) < (int)cap ? 0 : -1;
+}
+
+static enum ldr_rc ddl(struct ldr_backend *b, const char *fmt, const char *table,
+                       struct ldr_err *err) {
+  char sql[512];
+  if (quote_ident(sql, sizeof sql, fmt, table) != 0)
+    return ldr_err_set(err, LDR_INVALID, "table name too long: %s", table);
+  return exec(b, sql, table, err);
+}
+
+static enum ldr_rc sqlite_update(struct ldr_backend *b, const char *const *keep, size_t n_keep,
+                                 const char *const *drop, size_t n_drop, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  call_start(b);
+  forget_statements(s);
+  enum ldr_rc rc = step_done(b, s->begin, "update", NULL, err);
+  for (size_t i = 0; rc == LDR_OK && i < n_keep; i++) {
+    /* Feast's DDL, double spaces included. */
+    rc = ddl(b,
+             "CREATE TABLE IF NOT EXISTS \"%s\" (entity_key BLOB, feature_name TEXT, value BLOB, "
+             "value_text TEXT,  vector_value BLOB, event_ts timestamp, created_ts timestamp,  "
+             "PRIMARY KEY(entity_key, feature_name))",
+             keep[i], err);
+    if (rc == LDR_OK)
+      rc = ddl(b, "CREATE INDEX IF NOT EXISTS \"%s_ek\" ON \"%s\" (entity_key);", keep[i], err);
+    if (rc == LDR_OK) {
+      /* Tables from Feast releases before value_text get the column, as Feast adds it. */
+      char sql[256];
+      snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN \"value_text\" TEXT", keep[i]);
+      sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    }
+  }
+  for (size_t i = 0; rc == LDR_OK && i < n_drop; i++)
+    rc = ddl(b, "DROP TABLE IF EXISTS \"%s\"", drop[i], err);
+  if (rc == LDR_OK) rc = step_done(b, s->commit, "update: commit", NULL, err);
+  if (rc != LDR_OK) rollback(b);
+  return rc;
+}
+
+static enum ldr_rc sqlite_teardown(struct ldr_backend *b, const char *const *tables, size_t n,
+                                   struct ldr_err *err) {
+  return sqlite_update(b, NULL, 0, tables, n, err);
+}
+
+static enum ldr_rc sqlite_ping(struct ldr_backend *b, struct ldr_err *err) {
+  call_start(b);
+  return exec(b, "SELECT 1", "ping", err);
+}
+
+const struct ldr_backend_ops ldr_sqlite_ops = {
+    .name = "sqlite",
+    .impl_size = sizeof(struct sqlite_impl),
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .update = sqlite_update,
+    .teardown = sqlite_teardown,
+    .write_batch = sqlite_write,
+    .read = sqlite_read,
+    .ping = sqlite_ping,
+};

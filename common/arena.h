@@ -1,0 +1,49 @@
+/* A per-call memory pool: many small allocations, freed in one go. */
+#ifndef LDR_ARENA_H
+#define LDR_ARENA_H
+
+#include <stddef.h>
+
+struct ldr_arena_block;
+
+/*
+ * Allocations come from a chain of blocks. ldr_arena_reset frees every block
+ * but the first, so a call context that is reused for call after call does not
+ * go back to malloc for small requests. `cap` bounds the bytes held in blocks:
+ * an allocation that would pass it fails and sets `exhausted`, which callers
+ * report as RESOURCE_EXHAUSTED instead of aborting.
+ */
+struct ldr_arena {
+  struct ldr_arena_block *first; /* kept across resets */
+  struct ldr_arena_block *cur;   /* allocations come from here */
+  size_t first_size;             /* size of the first block, allocated lazily */
+  size_t held;                   /* bytes held in blocks */
+  size_t cap;                    /* most bytes that may be held */
+  int exhausted;                 /* an allocation failed since the last reset */
+};
+
+/* Prepares `a`; no memory is taken until the first allocation. */
+void ldr_arena_init(struct ldr_arena *a, size_t first_size, size_t cap);
+
+/* Frees every block. `a` may be initialized again afterwards. */
+void ldr_arena_destroy(struct ldr_arena *a);
+
+/* Frees all blocks but the first and forgets every allocation. */
+void ldr_arena_reset(struct ldr_arena *a);
+
+/* Returns `n` bytes aligned for any type, owned by the arena, or NULL when
+ * the cap or malloc says no. ldr_arena_alloc(a, 0) returns a valid pointer. */
+void *ldr_arena_alloc(struct ldr_arena *a, size_t n);
+
+/* As ldr_arena_alloc, zero-filled, for `n` elements of `size` bytes (overflow-checked). */
+void *ldr_arena_calloc(struct ldr_arena *a, size_t n, size_t size);
+
+/* Returns a copy of `n` bytes of `p` in the arena (plus a terminating NUL), or NULL. */
+void *ldr_arena_memdup(struct ldr_arena *a, const void *p, size_t n);
+
+/* Adaptors with protobuf-c's ProtobufCAllocator signatures; `data` is the arena.
+ * Freeing is a no-op: the memory goes when the arena is reset. */
+void *ldr_arena_pb_alloc(void *data, size_t n);
+void ldr_arena_pb_free(void *data, void *p);
+
+#endif

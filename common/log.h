@@ -1,0 +1,16 @@
+/* One line per event on stderr, with a UTC time stamp and a level. */
+#ifndef LDR_LOG_H
+#define LDR_LOG_H
+
+enum ldr_log_level { LDR_LOG_DEBUG, LDR_LOG_INFO, LDR_LOG_WARN, LDR_LOG_ERROR };
+
+/* Sets the lowest level that is written; call before threads start. */
+void ldr_log_set_level(enum ldr_log_level level);
+
+/* Returns nonzero when a message at `level` would be written. */
+int ldr_log_enabled(enum ldr_log_level level);
+
+/* Writes one line with a single write(2), so lines from threads never interleave. */
+void ldr_log(enum ldr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

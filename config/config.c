@@ -1,0 +1,570 @@
+/* Loading feature_store.yaml with libyaml's document API. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define MAX_FILE_BYTES (16u << 20)
+
+struct loader {
+  const char *name;
+  const char *dir;
+  yaml_document_t doc;
+  struct ldr_config *cfg;
+  struct ldr_config_error *err;
+};
+
+static void failv(struct loader *l, const yaml_mark_t *mark, const char *fmt, va_list ap) {
+  int n = snprintf(l->err->msg, sizeof l->err->msg, "%s:%zu:%zu: ", l->name, mark->line + 1,
+                   mark->column + 1);
+  if (n < 0 || (size_t)n >= sizeof l->err->msg) return;
+  vsnprintf(l->err->msg + n, sizeof l->err->msg - (size_t)n, fmt, ap);
+}
+
+/* Records an error at `mark` and returns -1. */
+static int fail_at(struct loader *l, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_at(struct loader *l, yaml_mark_t mark, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  failv(l, &mark, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Records an error at the start of `node` and returns -1. */
+static int fail(struct loader *l, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct loader *l, const yaml_node_t *node, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  failv(l, &node->start_mark, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static yaml_node_t *node_at(struct loader *l, int id) {
+  return yaml_document_get_node(&l->doc, id);
+}
+
+static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static int is_plain(const yaml_node_t *n) {
+  return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+/* YAML 1.1 null as PyYAML's safe_load resolves it. */
+static int is_null(const yaml_node_t *n) {
+  if (!is_plain(n)) return 0;
+  const char *s = scalar(n);
+  return !strcmp(s, "") || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+         !strcmp(s, "NULL");
+}
+
+/* Returns 1 for a YAML 1.1 boolean scalar and sets *out; 0 otherwise. */
+static int parse_bool(const yaml_node_t *n, int *out) {
+  static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+                                   "NO",    "off",   "Off",   "OFF"};
+  if (!is_plain(n)) return 0;
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (!strcmp(scalar(n), yes[i])) {
+      *out = 1;
+      return 1;
+    }
+    if (!strcmp(scalar(n), no[i])) {
+      *out = 0;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int get_string(struct loader *l, const yaml_node_t *n, const char *field, char **out) {
+  if (n->type != YAML_SCALAR_NODE || is_null(n)) return fail(l, n, "%s: expected a string", field);
+  if (n->data.scalar.length != strlen(scalar(n)))
+    return fail(l, n, "%s: contains a NUL character", field);
+  char *s = strdup(scalar(n));
+  if (s == NULL) return fail(l, n, "%s: out of memory", field);
+  free(*out);
+  *out = s;
+  return 0;
+}
+
+static int get_long(struct loader *l, const yaml_node_t *n, const char *field, long min, long max,
+                    long *out) {
+  if (!is_plain(n)) return fail(l, n, "%s: expected an integer", field);
+  const char *s = scalar(n);
+  const char *p = s;
+  if (*p == '+' || *p == '-') p++;
+  if (*p < '0' || *p > '9') return fail(l, n, "%s: expected an integer, not '%s'", field, s);
+  for (const char *q = p; *q; q++)
+    if (*q < '0' || *q > '9') return fail(l, n, "%s: expected an integer, not '%s'", field, s);
+  errno = 0;
+  long v = strtol(s, NULL, 10);
+  if (errno == ERANGE || v < min || v > max)
+    return fail(l, n, "%s: %s is out of range [%ld, %ld]", field, s, min, max);
+  *out = v;
+  return 0;
+}
+
+static int get_int(struct loader *l, const yaml_node_t *n, const char *field, int min, int max,
+                   int *out) {
+  long v;
+  if (get_long(l, n, field, min, max, &v) != 0) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+static int get_bool(struct loader *l, const yaml_node_t *n, const char *field, int *out) {
+  if (!parse_bool(n, out)) return fail(l, n, "%s: expected true or false", field);
+  return 0;
+}
+
+/*
+ * Walks the pairs of a mapping node, rejecting non-scalar and repeated keys.
+ * Returns the number of pairs or -1; keys and values land in the arrays.
+ */
+static int mapping_pairs(struct loader *l, const yaml_node_t *map, const char *field,
+                         const yaml_node_t ***keys, const yaml_node_t ***values) {
+  if (map->type != YAML_MAPPING_NODE) return fail(l, map, "%s: expected a mapping", field);
+  yaml_node_pair_t *start = map->data.mapping.pairs.start;
+  int n = (int)(map->data.mapping.pairs.top - start);
+  *keys = calloc((size_t)n + 1, sizeof **keys);
+  *values = calloc((size_t)n + 1, sizeof **values);
+  if (*keys == NULL || *values == NULL) return fail(l, map, "%s: out of memory", field);
+  for (int i = 0; i < n; i++) {
+    const yaml_node_t *k = node_at(l, start[i].key);
+    const yaml_node_t *v = node_at(l, start[i].value);
+    if (k->type != YAML_SCALAR_NODE) return fail(l, k, "%s: keys must be plain strings", field);
+    for (int j = 0; j < i; j++)
+      if (!strcmp(scalar((*keys)[j]), scalar(k)))
+        return fail(l, k, "%s: duplicate key '%s'", field, scalar(k));
+    (*keys)[i] = k;
+    (*values)[i] = v;
+  }
+  return n;
+}
+
+static int valid_project(const char *s) {
+  if (s[0] == '\0' || s[0] == '_') return 0;
+  for (const char *p = s; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Feast's own store names; the three larder serves map to its backends. */
+static const struct {
+  const char *name;
+  enum ldr_store_type type;
+  const char *short_name;
+} store_types[] = {
+    {"sqlite", LDR_STORE_SQLITE, "sqlite"},
+    {"feast.infra.online_stores.sqlite.SqliteOnlineStore", LDR_STORE_SQLITE, "sqlite"},
+};
+
+static const char *const other_feast_stores[] = {
+    "redis",   "dynamodb",    "datastore", "bigtable",         "snowflake.online",
+    "hbase",   "cassandra",   "scylladb",  "hazelcast",        "elasticsearch",
+    "remote",  "singlestore", "qdrant",    "couchbase.online", "milvus",
+    "mongodb", "hybrid",      "aerospike", "postgres",         "mysql"};
+
+static int resolve_store_type(struct loader *l, const yaml_node_t *n, const char *field) {
+  if (n->type != YAML_SCALAR_NODE || is_null(n))
+    return fail(l, n, "%s: expected a store type such as sqlite", field);
+  const char *s = scalar(n);
+  for (size_t i = 0; i < sizeof store_types / sizeof store_types[0]; i++) {
+    if (!strcmp(s, store_types[i].name)) {
+      l->cfg->store.type = store_types[i].type;
+      l->cfg->store.type_name = store_types[i].short_name;
+      return 0;
+    }
+  }
+  if (!strcasecmp(s, "none") || !strcasecmp(s, "null"))
+    return fail(l, n, "%s: '%s' disables the online store, and larder serves one", field, s);
+  for (size_t i = 0; i < sizeof other_feast_stores / sizeof other_feast_stores[0]; i++)
+    if (!strcmp(s, other_feast_stores[i]))
+      return fail(l, n,
+                  "%s: the '%s' online store is not served by this larder (it serves: sqlite)",
+                  field, s);
+  return fail(l, n, "%s: unknown online store type '%s' (larder serves: sqlite)", field, s);
+}
+
+/* Feast's optional store keys that larder accepts only at their defaults. */
+enum dflt_kind { DFLT_FALSE, DFLT_STRING };
+struct default_only {
+  const char *key;
+  enum dflt_kind kind;
+  const char *value;
+  const char *why;
+};
+
+static const struct default_only sqlite_defaults[] = {
+    {"vector_enabled", DFLT_FALSE, NULL, "vector search is not implemented"},
+    {"similarity", DFLT_STRING, "cosine", "vector search is not implemented"},
+    {"text_search_enabled", DFLT_FALSE, NULL, "text search is not implemented"},
+    {"enable_openai_compatible_store", DFLT_FALSE, NULL, "the value_num column is not written"},
+};
+
+static int check_default_only(struct loader *l, const struct default_only *d, size_t nd,
+                              const char *key, const yaml_node_t *v, int *matched) {
+  char field[96];
+  for (size_t i = 0; i < nd; i++) {
+    if (strcmp(key, d[i].key)) continue;
+    *matched = 1;
+    snprintf(field, sizeof field, "online_store.%s", key);
+    if (is_null(v)) return 0;
+    if (d[i].kind == DFLT_FALSE) {
+      int b;
+      if (!parse_bool(v, &b)) return fail(l, v, "%s: expected true or false", field);
+      if (b) return fail(l, v, "%s: only false is accepted (%s in larder)", field, d[i].why);
+      return 0;
+    }
+    if (v->type != YAML_SCALAR_NODE || strcmp(scalar(v), d[i].value))
+      return fail(l, v, "%s: only '%s' is accepted (%s in larder)", field, d[i].value, d[i].why);
+    return 0;
+  }
+  return 0;
+}
+
+static int join_dir(struct loader *l, const char *path, char **out) {
+  if (path[0] == '/') {
+    *out = strdup(path);
+  } else {
+    size_t len = strlen(l->dir) + 1 + strlen(path) + 1;
+    *out = malloc(len);
+    if (*out != NULL) snprintf(*out, len, "%s/%s", l->dir, path);
+  }
+  if (*out != NULL) return 0;
+  yaml_mark_t start = {0, 0, 0};
+  return fail_at(l, start, "out of memory");
+}
+
+static int load_sqlite(struct loader *l, const yaml_node_t *const *keys,
+                       const yaml_node_t *const *values, int n) {
+  char *path = NULL;
+  int rc = -1;
+  for (int i = 0; i < n; i++) {
+    const char *k = scalar(keys[i]);
+    int matched = 0;
+    if (!strcmp(k, "type")) continue;
+    if (!strcmp(k, "path")) {
+      if (get_string(l, values[i], "online_store.path", &path) != 0) goto out;
+      if (path[0] == '\0') {
+        fail(l, values[i], "online_store.path: must not be empty");
+        goto out;
+      }
+      continue;
+    }
+    if (check_default_only(l, sqlite_defaults, sizeof sqlite_defaults / sizeof sqlite_defaults[0],
+                           k, values[i], &matched) != 0)
+      goto out;
+    if (!matched) {
+      fail(l, keys[i], "online_store: unknown key '%s' for the sqlite store", k);
+      goto out;
+    }
+  }
+  rc = join_dir(l, path ? path : "data/online.db", &l->cfg->store.sqlite.path);
+out:
+  free(path);
+  return rc;
+}
+
+static int load_online_store(struct loader *l, const yaml_node_t *n) {
+  const yaml_node_t **keys = NULL, **values = NULL;
+  int rc = -1;
+  if (n == NULL || is_null(n)) {
+    l->cfg->store.type = LDR_STORE_SQLITE;
+    l->cfg->store.type_name = "sqlite";
+    return join_dir(l, "data/online.db", &l->cfg->store.sqlite.path);
+  }
+  if (n->type == YAML_SCALAR_NODE) {
+    if (resolve_store_type(l, n, "online_store") != 0) return -1;
+    return load_sqlite(l, NULL, NULL, 0);
+  }
+  int np = mapping_pairs(l, n, "online_store", &keys, &values);
+  if (np < 0) goto out;
+  l->cfg->store.type = LDR_STORE_SQLITE;
+  l->cfg->store.type_name = "sqlite";
+  for (int i = 0; i < np; i++)
+    if (!strcmp(scalar(keys[i]), "type") &&
+        resolve_store_type(l, values[i], "online_store.type") != 0)
+      goto out;
+  switch (l->cfg->store.type) {
+  case LDR_STORE_SQLITE:
+    rc = load_sqlite(l, keys, values, np);
+    break;
+  default:
+    rc = fail(l, n, "online_store: store type not built in");
+    break;
+  }
+out:
+  free(keys);
+  free(values);
+  return rc;
+}
+
+static int load_registry(struct loader *l, const yaml_node_t *n) {
+  if (is_null(n)) return 0;
+  if (n->type == YAML_SCALAR_NODE) return get_string(l, n, "registry", &l->cfg->registry);
+  if (n->type != YAML_MAPPING_NODE) return fail(l, n, "registry: expected a path or a mapping");
+  const yaml_node_t **keys = NULL, **values = NULL;
+  int rc = 0;
+  int np = mapping_pairs(l, n, "registry", &keys, &values);
+  if (np < 0) rc = -1;
+  for (int i = 0; rc == 0 && i < np; i++)
+    if (!strcmp(scalar(keys[i]), "path"))
+      rc = get_string(l, values[i], "registry.path", &l->cfg->registry);
+  free(keys);
+  free(values);
+  return rc;
+}
+
+int ldr_config_valid_listen(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (colon == NULL || colon == s || colon[1] == '\0') return 0;
+  if (s[0] == '[' && colon[-1] != ']') return 0;
+  long port = 0;
+  for (const char *p = colon + 1; *p; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    port = port * 10 + (*p - '0');
+    if (port > 65535) return 0;
+  }
+  return 1;
+}
+
+static int load_larder(struct loader *l, const yaml_node_t *n) {
+  const yaml_node_t **keys = NULL, **values = NULL;
+  struct ldr_config *c = l->cfg;
+  int rc = -1;
+  if (is_null(n)) return 0;
+  int np = mapping_pairs(l, n, "larder", &keys, &values);
+  if (np < 0) goto out;
+  for (int i = 0; i < np; i++) {
+    const char *k = scalar(keys[i]);
+    const yaml_node_t *v = values[i];
+    int r;
+    if (!strcmp(k, "listen")) {
+      r = get_string(l, v, "larder.listen", &c->listen);
+      if (r == 0 && !ldr_config_valid_listen(c->listen))
+        r = fail(l, v, "larder.listen: expected host:port, such as 0.0.0.0:6566 or [::]:6566");
+    } else if (!strcmp(k, "workers")) {
+      r = get_int(l, v, "larder.workers", 0, 1024, &c->workers);
+    } else if (!strcmp(k, "admin_rpcs")) {
+      r = get_bool(l, v, "larder.admin_rpcs", &c->admin_rpcs);
+    } else if (!strcmp(k, "max_batch_rows")) {
+      r = get_long(l, v, "larder.max_batch_rows", 1, 10000000, &c->max_batch_rows);
+    } else if (!strcmp(k, "max_message_bytes")) {
+      r = get_long(l, v, "larder.max_message_bytes", 1024, INT_MAX, &c->max_message_bytes);
+    } else if (!strcmp(k, "grace_period_s")) {
+      r = get_int(l, v, "larder.grace_period_s", 0, 3600, &c->grace_period_s);
+    } else if (!strcmp(k, "log_level")) {
+      static const char *const levels[] = {"debug", "info", "warn", "error"};
+      r = v->type == YAML_SCALAR_NODE ? -1 : fail(l, v, "larder.log_level: expected a level");
+      for (int j = 0; r == -1 && v->type == YAML_SCALAR_NODE && j < 4; j++)
+        if (!strcmp(scalar(v), levels[j])) {
+          c->log_level = j;
+          r = 0;
+        }
+      if (r != 0 && v->type == YAML_SCALAR_NODE)
+        r = fail(l, v, "larder.log_level: expected debug, info, warn or error, not '%s'",
+                 scalar(v));
+    } else {
+      r = fail(l, keys[i], "larder: unknown key '%s'", k);
+    }
+    if (r != 0) goto out;
+  }
+  rc = 0;
+out:
+  free(keys);
+  free(values);
+  return rc;
+}
+
+static void set_defaults(struct ldr_config *c) {
+  c->store.type = LDR_STORE_SQLITE;
+  c->store.type_name = "sqlite";
+  c->store.key_version = 3;
+  c->workers = 0;
+  c->admin_rpcs = 1;
+  c->max_batch_rows = 10000;
+  c->max_message_bytes = 4194304;
+  c->grace_period_s = 10;
+  c->log_level = 1;
+  c->listen = strdup("0.0.0.0:6566");
+}
+
+static int load_root(struct loader *l) {
+  yaml_node_t *root = yaml_document_get_root_node(&l->doc);
+  const yaml_node_t **keys = NULL, **values = NULL;
+  const yaml_node_t *online = NULL;
+  int rc = -1;
+  if (root == NULL) {
+    yaml_mark_t start = {0, 0, 0};
+    return fail_at(l, start, "empty file: expected a mapping with at least 'project'");
+  }
+  int np = mapping_pairs(l, root, "feature_store.yaml", &keys, &values);
+  if (np < 0) goto out;
+  int have_project = 0;
+  for (int i = 0; i < np; i++) {
+    const char *k = scalar(keys[i]);
+    const yaml_node_t *v = values[i];
+    int r = 0;
+    if (!strcmp(k, "project")) {
+      r = get_string(l, v, "project", &l->cfg->project);
+      if (r == 0 && !valid_project(l->cfg->project))
+        r = fail(l, v,
+                 "project: '%s' must be letters, digits and '_' only, not starting with '_' "
+                 "(it prefixes table names)",
+                 l->cfg->project);
+      if (r == 0 && strlen(l->cfg->project) > 58)
+        r = fail(l, v, "project: longer than 58 characters (table names are at most 60)");
+      have_project = 1;
+    } else if (!strcmp(k, "registry")) {
+      r = load_registry(l, v);
+    } else if (!strcmp(k, "provider")) {
+      char *provider = NULL;
+      r = is_null(v) ? 0 : get_string(l, v, "provider", &provider);
+      free(provider);
+    } else if (!strcmp(k, "online_store")) {
+      online = v;
+    } else if (!strcmp(k, "entity_key_serialization_version")) {
+      r = get_int(l, v, "entity_key_serialization_version", 0, INT_MAX, &l->cfg->store.key_version);
+    } else if (!strcmp(k, "larder")) {
+      r = load_larder(l, v);
+    }
+    /* Feast tolerates other top-level keys (offline_store, batch_engine, ...). */
+    if (r != 0) goto out;
+  }
+  if (!have_project) {
+    fail(l, root, "project: required");
+    goto out;
+  }
+  if (load_online_store(l, online) != 0) goto out;
+  l->cfg->store.project = l->cfg->project;
+  rc = 0;
+out:
+  free(keys);
+  free(values);
+  return rc;
+}
+
+static int parse_text(struct loader *l, const char *text, size_t len) {
+  yaml_parser_t parser;
+  int rc = -1;
+  if (!yaml_parser_initialize(&parser)) {
+    snprintf(l->err->msg, sizeof l->err->msg, "%s: out of memory", l->name);
+    return -1;
+  }
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  if (!yaml_parser_load(&parser, &l->doc)) {
+    snprintf(l->err->msg, sizeof l->err->msg, "%s:%zu:%zu: %s%s%s", l->name,
+             parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+             parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
+             parser.context ? parser.context : "");
+    yaml_parser_delete(&parser);
+    return -1;
+  }
+  /* safe_load refuses a stream with a second document, and so do we. */
+  yaml_document_t next;
+  if (!yaml_parser_load(&parser, &next)) {
+    snprintf(l->err->msg, sizeof l->err->msg, "%s:%zu:%zu: %s", l->name,
+             parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+             parser.problem ? parser.problem : "invalid YAML");
+  } else {
+    yaml_node_t *second = yaml_document_get_root_node(&next);
+    if (second != NULL)
+      snprintf(l->err->msg, sizeof l->err->msg,
+               "%s:%zu:%zu: expected a single document, found a second one", l->name,
+               next.start_mark.line + 1, next.start_mark.column + 1);
+    else
+      rc = 0;
+    yaml_document_delete(&next);
+  }
+  yaml_parser_delete(&parser);
+  if (rc != 0) yaml_document_delete(&l->doc);
+  return rc;
+}
+
+int ldr_config_load_text(const char *name, const char *dir, const char *text, size_t len,
+                         const char *(*lookup)(const char *), struct ldr_config *cfg,
+                         struct ldr_config_error *err) {
+  struct loader l = {.name = name, .dir = dir, .cfg = cfg, .err = err};
+  size_t xlen = 0;
+  int rc = -1;
+  memset(cfg, 0, sizeof *cfg);
+  err->msg[0] = '\0';
+  set_defaults(cfg);
+  cfg->file = strdup(name);
+  cfg->dir = strdup(dir);
+  char *expanded = ldr_config_expand_vars(text, len, lookup, &xlen);
+  if (cfg->file == NULL || cfg->dir == NULL || cfg->listen == NULL || expanded == NULL) {
+    snprintf(err->msg, sizeof err->msg, "%s: out of memory", name);
+    goto out;
+  }
+  if (parse_text(&l, expanded, xlen) != 0) goto out;
+  rc = load_root(&l);
+  yaml_document_delete(&l.doc);
+out:
+  free(expanded);
+  return rc;
+}
+
+int ldr_config_load(const char *path, struct ldr_config *cfg, struct ldr_config_error *err) {
+  FILE *f = NULL;
+  char *text = NULL, *dir = NULL;
+  int rc = -1;
+  memset(cfg, 0, sizeof *cfg);
+  f = fopen(path, "rb");
+  if (f == NULL) {
+    snprintf(err->msg, sizeof err->msg, "%s: %s", path, strerror(errno));
+    goto out;
+  }
+  text = malloc(MAX_FILE_BYTES + 1);
+  if (text == NULL) {
+    snprintf(err->msg, sizeof err->msg, "%s: out of memory", path);
+    goto out;
+  }
+  size_t len = fread(text, 1, MAX_FILE_BYTES + 1, f);
+  if (ferror(f)) {
+    snprintf(err->msg, sizeof err->msg, "%s: %s", path, strerror(errno));
+    goto out;
+  }
+  if (len > MAX_FILE_BYTES) {
+    snprintf(err->msg, sizeof err->msg, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+    goto out;
+  }
+  const char *slash = strrchr(path, '/');
+  dir = slash == NULL   ? strdup(".")
+        : slash == path ? strdup("/")
+                        : strndup(path, (size_t)(slash - path));
+  if (dir == NULL) {
+    snprintf(err->msg, sizeof err->msg, "%s: out of memory", path);
+    goto out;
+  }
+  rc = ldr_config_load_text(path, dir, text, len, NULL, cfg, err);
+out:
+  if (f != NULL) fclose(f);
+  free(text);
+  free(dir);
+  return rc;
+}
+
+void ldr_config_destroy(struct ldr_config *cfg) {
+  free(cfg->file);
+  free(cfg->dir);
+  free(cfg->project);
+  free(cfg->registry);
+  free(cfg->store.sqlite.path);
+  free(cfg->listen);
+  memset(cfg, 0, sizeof *cfg);
+}

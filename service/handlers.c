@@ -1,0 +1,312 @@
+/*
+ * The OnlineStore methods: decode, validate, call the backend, encode. Every
+ * error names the request field it is about (DESIGN §3, §9).
+ */
+#include <grpc/slice.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "larder/v1/online_store.pb-c.h"
+#include "service/service_int.h"
+#include "service/wire.h"
+
+/* google.protobuf.Timestamp's documented range: 0001-01-01 to 9999-12-31. */
+#define TS_MIN_SECONDS (-62135596800LL)
+#define TS_MAX_SECONDS 253402300799LL
+
+static ProtobufCAllocator arena_allocator(struct ldr_arena *a) {
+  ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, a};
+  return al;
+}
+
+/*
+ * The checks every request passes before protobuf-c decodes it: well-formed
+ * and not too deep, then the size limits on the repeated top-level field
+ * `counted` (RESOURCE_EXHAUSTED comes before INVALID_ARGUMENT), then strings.
+ */
+static enum ldr_rc precheck(struct ldr_handler_ctx *c, const ProtobufCMessageDescriptor *desc,
+                            unsigned counted, const char *counted_name, const char *unit) {
+  struct ldr_wire_scan scan;
+  enum ldr_rc rc = ldr_wire_scan(desc, c->req, c->req_len, &scan, &c->err);
+  if (rc != LDR_OK) return rc;
+  if (counted && scan.top_count[counted] > (size_t)c->cfg->max_batch_rows)
+    return ldr_err_set(&c->err, LDR_EXHAUSTED, "%s: %zu %s exceed larder.max_batch_rows (%ld)",
+                       counted_name, scan.top_count[counted], unit, c->cfg->max_batch_rows);
+  if (scan.bad_string) {
+    c->err = scan.string_err;
+    return c->err.rc;
+  }
+  return LDR_OK;
+}
+
+static enum ldr_rc undecodable(struct ldr_handler_ctx *c, const char *type) {
+  if (c->arena->exhausted)
+    return ldr_err_set(&c->err, LDR_EXHAUSTED,
+                       "request: too large to decode within the call's memory");
+  return ldr_err_set(&c->err, LDR_INVALID, "request: not a valid %s", type);
+}
+
+static enum ldr_rc no_memory(struct ldr_handler_ctx *c) {
+  return ldr_err_set(&c->err, LDR_EXHAUSTED, "request: needs more memory than a call may use");
+}
+
+static enum ldr_rc check_ts(const Google__Protobuf__Timestamp *ts, const char *field, size_t row,
+                            struct ldr_err *err) {
+  if (ts->nanos < 0 || ts->nanos > 999999999)
+    return ldr_err_set(err, LDR_INVALID, "rows[%zu].%s.nanos: %d is outside [0, 999999999]", row,
+                       field, (int)ts->nanos);
+  if (ts->seconds < TS_MIN_SECONDS || ts->seconds > TS_MAX_SECONDS)
+    return ldr_err_set(err, LDR_INVALID,
+                       "rows[%zu].%s.seconds: %lld is outside the years 0001 to 9999", row, field,
+                       (long long)ts->seconds);
+  return LDR_OK;
+}
+
+/* Serializes a request key for the backend; refuses keys without join keys.
+ * The key's field path is "<list>[<i>]<sub>", built only for a message. */
+static enum ldr_rc make_key(struct ldr_handler_ctx *c, const Feast__Types__EntityKey *ek,
+                            const char *list, size_t i, const char *sub, struct ldr_key *out) {
+  enum ldr_rc rc;
+  if (ek == NULL) return ldr_err_set(&c->err, LDR_INVALID, "%s[%zu]%s: required", list, i, sub);
+  if (ek->n_join_keys == 0)
+    return ldr_err_set(&c->err, LDR_INVALID,
+                       "%s[%zu]%s.join_keys: an entity key needs at least one join key", list, i,
+                       sub);
+  rc = ldr_entity_key_serialize(ek, c->backend->key_version, c->arena, out, &c->err);
+  if (rc != LDR_OK) ldr_err_prefix(&c->err, "%s[%zu]%s.", list, i, sub);
+  return rc;
+}
+
+static enum ldr_rc reply_packed(struct ldr_handler_ctx *c, const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  c->reply = n ? grpc_slice_malloc(n) : grpc_empty_slice();
+  if (n) protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(c->reply));
+  return LDR_OK;
+}
+
+static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
+  ProtobufCAllocator al = arena_allocator(c->arena);
+  char table[LDR_TABLE_NAME_MAX + 1];
+  static const Feast__Types__Value empty_value = FEAST__TYPES__VALUE__INIT;
+  enum ldr_rc rc =
+      precheck(c, &larder__v1__online_write_batch_request__descriptor, 2, "rows", "rows");
+  if (rc != LDR_OK) return rc;
+  Larder__V1__OnlineWriteBatchRequest *req =
+      larder__v1__online_write_batch_request__unpack(&al, c->req_len, c->req);
+  if (req == NULL) return undecodable(c, "OnlineWriteBatchRequest");
+  rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", table, &c->err);
+  if (rc != LDR_OK) return rc;
+
+  struct ldr_write_row *rows =
+      ldr_arena_calloc(c->arena, req->n_rows ? req->n_rows : 1, sizeof *rows);
+  if (rows == NULL) return no_memory(c);
+  for (size_t i = 0; i < req->n_rows; i++) {
+    const Larder__V1__WriteRow *in = req->rows[i];
+    struct ldr_write_row *r = &rows[i];
+    rc = make_key(c, in->entity_key, "rows", i, ".entity_key", &r->key);
+    if (rc != LDR_OK) return rc;
+    if (in->event_ts == NULL)
+      return ldr_err_set(&c->err, LDR_INVALID, "rows[%zu].event_ts: required", i);
+    rc = check_ts(in->event_ts, "event_ts", i, &c->err);
+    if (rc != LDR_OK) return rc;
+    r->event_ts.s = in->event_ts->seconds;
+    r->event_ts.ns = in->event_ts->nanos;
+    if (in->created_ts != NULL) {
+      rc = check_ts(in->created_ts, "created_ts", i, &c->err);
+      if (rc != LDR_OK) return rc;
+      r->has_created = 1;
+      r->created_ts.s = in->created_ts->seconds;
+      r->created_ts.ns = in->created_ts->nanos;
+    }
+    struct ldr_write_feature *fs =
+        ldr_arena_calloc(c->arena, in->n_features ? in->n_features : 1, sizeof *fs);
+    if (fs == NULL) return no_memory(c);
+    for (size_t j = 0; j < in->n_features; j++) {
+      const Larder__V1__WriteRow__FeaturesEntry *e = in->features[j];
+      if (e->key[0] == '\0')
+        return ldr_err_set(&c->err, LDR_INVALID, "rows[%zu].features[%zu]: empty feature name", i,
+                           j);
+      const Feast__Types__Value *v = e->value ? e->value : &empty_value;
+      size_t len = feast__types__value__get_packed_size(v);
+      uint8_t *bytes = ldr_arena_alloc(c->arena, len);
+      if (bytes == NULL) return no_memory(c);
+      feast__types__value__pack(v, bytes);
+      fs[j].name = e->key;
+      fs[j].value = v;
+      fs[j].bytes = bytes;
+      fs[j].len = len;
+    }
+    r->features = fs;
+    r->n_features = in->n_features;
+  }
+  rc = c->backend->ops->write_batch(c->backend, table, rows, req->n_rows, &c->err);
+  if (rc != LDR_OK) return rc;
+  Larder__V1__OnlineWriteBatchResponse resp = LARDER__V1__ONLINE_WRITE_BATCH_RESPONSE__INIT;
+  resp.rows_written = req->n_rows;
+  return reply_packed(c, &resp.base);
+}
+
+/* Encoded size of a google.protobuf.Timestamp body. */
+static size_t ts_size(struct ldr_ts t) {
+  return (t.s ? 1 + ldr_pb_varint_size((uint64_t)t.s) : 0) +
+         (t.ns ? 1 + ldr_pb_varint_size((uint64_t)t.ns) : 0);
+}
+
+static size_t entry_size(const struct ldr_read_feature *f) {
+  return 1 + ldr_pb_varint_size(f->name_len) + f->name_len + 1 + ldr_pb_varint_size(f->value_len) +
+         f->value_len;
+}
+
+static size_t result_size(const struct ldr_read_row *r) {
+  size_t n = 0;
+  if (!r->found) return 0;
+  n += 2; /* found = true */
+  if (r->has_event_ts) {
+    size_t t = ts_size(r->event_ts);
+    n += 1 + ldr_pb_varint_size(t) + t;
+  }
+  for (size_t i = 0; i < r->n_features; i++) {
+    size_t e = entry_size(&r->features[i]);
+    n += 1 + ldr_pb_varint_size(e) + e;
+  }
+  return n;
+}
+
+/* OnlineReadResponse is written by hand: stored Value bytes are copied as they
+ * are, never decoded and re-encoded. */
+static uint8_t *put_result(uint8_t *p, const struct ldr_read_row *r, size_t size) {
+  *p++ = 0x0a; /* results = 1 */
+  p = ldr_pb_put_varint(p, size);
+  if (!r->found) return p;
+  *p++ = 0x08; /* found = 1 */
+  *p++ = 0x01;
+  if (r->has_event_ts) {
+    *p++ = 0x12; /* event_ts = 2 */
+    p = ldr_pb_put_varint(p, ts_size(r->event_ts));
+    if (r->event_ts.s) {
+      *p++ = 0x08;
+      p = ldr_pb_put_varint(p, (uint64_t)r->event_ts.s);
+    }
+    if (r->event_ts.ns) {
+      *p++ = 0x10;
+      p = ldr_pb_put_varint(p, (uint64_t)r->event_ts.ns);
+    }
+  }
+  for (size_t i = 0; i < r->n_features; i++) {
+    const struct ldr_read_feature *f = &r->features[i];
+    *p++ = 0x1a; /* features = 3: map entry {key = 1, value = 2} */
+    p = ldr_pb_put_varint(p, entry_size(f));
+    *p++ = 0x0a;
+    p = ldr_pb_put_varint(p, f->name_len);
+    memcpy(p, f->name, f->name_len);
+    p += f->name_len;
+    *p++ = 0x12;
+    p = ldr_pb_put_varint(p, f->value_len);
+    if (f->value_len) memcpy(p, f->value, f->value_len);
+    p += f->value_len;
+  }
+  return p;
+}
+
+static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
+  ProtobufCAllocator al = arena_allocator(c->arena);
+  char table[LDR_TABLE_NAME_MAX + 1];
+  enum ldr_rc rc =
+      precheck(c, &larder__v1__online_read_request__descriptor, 2, "entity_keys", "keys");
+  if (rc != LDR_OK) return rc;
+  Larder__V1__OnlineReadRequest *req =
+      larder__v1__online_read_request__unpack(&al, c->req_len, c->req);
+  if (req == NULL) return undecodable(c, "OnlineReadRequest");
+  rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", table, &c->err);
+  if (rc != LDR_OK) return rc;
+  size_t n = req->n_entity_keys;
+  struct ldr_key *keys = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *keys);
+  struct ldr_read_row *rows = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *rows);
+  if (keys == NULL || rows == NULL) return no_memory(c);
+  for (size_t i = 0; i < n; i++) {
+    rc = make_key(c, req->entity_keys[i], "entity_keys", i, "", &keys[i]);
+    if (rc != LDR_OK) return rc;
+  }
+  rc = c->backend->ops->read(c->backend, table, keys, n,
+                             (const char *const *)req->requested_features,
+                             req->n_requested_features, c->arena, rows, &c->err);
+  if (rc != LDR_OK) return rc;
+
+  size_t *sizes = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *sizes);
+  if (sizes == NULL) return no_memory(c);
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    sizes[i] = result_size(&rows[i]);
+    total += 1 + ldr_pb_varint_size(sizes[i]) + sizes[i];
+  }
+  if (total > (size_t)c->cfg->max_message_bytes)
+    return ldr_err_set(
+        &c->err, LDR_EXHAUSTED,
+        "entity_keys: the reply would be %zu bytes, more than larder.max_message_bytes "
+        "(%ld); ask for fewer keys or features",
+        total, c->cfg->max_message_bytes);
+  c->reply = total ? grpc_slice_malloc(total) : grpc_empty_slice();
+  uint8_t *p = GRPC_SLICE_START_PTR(c->reply);
+  for (size_t i = 0; i < n; i++) p = put_result(p, &rows[i], sizes[i]);
+  return LDR_OK;
+}
+
+/* Checks each view name of a list and turns it into its table name. */
+static enum ldr_rc table_list(struct ldr_handler_ctx *c, char **views, size_t n, const char *field,
+                              const char ***out) {
+  char **tables = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *tables);
+  if (tables == NULL) return no_memory(c);
+  for (size_t i = 0; i < n; i++) {
+    char fname[64];
+    snprintf(fname, sizeof fname, "%s[%zu]", field, i);
+    tables[i] = ldr_arena_alloc(c->arena, LDR_TABLE_NAME_MAX + 1);
+    if (tables[i] == NULL) return no_memory(c);
+    enum ldr_rc rc = ldr_table_name(c->cfg->project, views[i], fname, tables[i], &c->err);
+    if (rc != LDR_OK) return rc;
+  }
+  *out = (const char **)tables;
+  return LDR_OK;
+}
+
+static enum ldr_rc update(struct ldr_handler_ctx *c) {
+  ProtobufCAllocator al = arena_allocator(c->arena);
+  const char **keep = NULL, **drop = NULL;
+  enum ldr_rc rc = precheck(c, &larder__v1__update_request__descriptor, 0, NULL, NULL);
+  if (rc != LDR_OK) return rc;
+  Larder__V1__UpdateRequest *req = larder__v1__update_request__unpack(&al, c->req_len, c->req);
+  if (req == NULL) return undecodable(c, "UpdateRequest");
+  if (req->n_tables_to_keep + req->n_tables_to_delete > (size_t)c->cfg->max_batch_rows)
+    return ldr_err_set(&c->err, LDR_EXHAUSTED,
+                       "tables_to_keep: more tables than larder.max_batch_rows");
+  rc = table_list(c, req->tables_to_keep, req->n_tables_to_keep, "tables_to_keep", &keep);
+  if (rc == LDR_OK)
+    rc = table_list(c, req->tables_to_delete, req->n_tables_to_delete, "tables_to_delete", &drop);
+  if (rc == LDR_OK)
+    rc = c->backend->ops->update(c->backend, keep, req->n_tables_to_keep, drop,
+                                 req->n_tables_to_delete, &c->err);
+  if (rc != LDR_OK) return rc;
+  Larder__V1__UpdateResponse resp = LARDER__V1__UPDATE_RESPONSE__INIT;
+  return reply_packed(c, &resp.base);
+}
+
+static enum ldr_rc teardown(struct ldr_handler_ctx *c) {
+  ProtobufCAllocator al = arena_allocator(c->arena);
+  const char **tables = NULL;
+  enum ldr_rc rc = precheck(c, &larder__v1__teardown_request__descriptor, 1, "tables", "tables");
+  if (rc != LDR_OK) return rc;
+  Larder__V1__TeardownRequest *req = larder__v1__teardown_request__unpack(&al, c->req_len, c->req);
+  if (req == NULL) return undecodable(c, "TeardownRequest");
+  rc = table_list(c, req->tables, req->n_tables, "tables", &tables);
+  if (rc == LDR_OK) rc = c->backend->ops->teardown(c->backend, tables, req->n_tables, &c->err);
+  if (rc != LDR_OK) return rc;
+  Larder__V1__TeardownResponse resp = LARDER__V1__TEARDOWN_RESPONSE__INIT;
+  return reply_packed(c, &resp.base);
+}
+
+const struct ldr_method ldr_methods[] = {
+    {"/larder.v1.OnlineStore/OnlineWriteBatch", "OnlineWriteBatch", online_write_batch, 0},
+    {"/larder.v1.OnlineStore/OnlineRead", "OnlineRead", online_read, 0},
+    {"/larder.v1.OnlineStore/Update", "Update", update, 1},
+    {"/larder.v1.OnlineStore/Teardown", "Teardown", teardown, 1},
+};
+const size_t ldr_n_methods = sizeof ldr_methods / sizeof ldr_methods[0];

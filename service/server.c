@@ -1,0 +1,405 @@
+/*
+ * The async server on the gRPC C core. Each worker thread owns a completion
+ * queue, a backend connection and a fixed set of call contexts, so a call is
+ * handled start to finish on one thread and the request path takes no lock.
+ * A call context is the completion-queue tag of its call; it moves through
+ * REQUESTED (waiting for a client) -> SENDING (reply batch started) and back.
+ */
+#define _GNU_SOURCE
+#include "service/server.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "service/service_int.h"
+
+/* Calls kept requested per method across all workers (DESIGN §9), and slots
+ * per worker that answer unknown methods. */
+#define REQUESTED_PER_METHOD 64
+#define MIN_PER_WORKER 8
+#define GENERIC_PER_WORKER 2
+#define FIRST_ARENA_BLOCK 16384
+
+enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_SENDING };
+
+struct worker;
+
+struct call {
+  enum call_state state;
+  const struct ldr_method *method; /* NULL: a slot for unregistered methods */
+  struct worker *w;
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_call_details details;
+  grpc_byte_buffer *payload;
+  grpc_byte_buffer *reply;
+  grpc_slice status_msg;
+  int cancelled;
+  int64_t started_ns;
+  struct ldr_arena arena;
+};
+
+struct worker {
+  struct server *srv;
+  int idx;
+  pthread_t thread;
+  int started;
+  grpc_completion_queue *cq;
+  struct ldr_backend *backend;
+  struct call *calls;
+  size_t ncalls;
+  unsigned long long served;
+};
+
+struct server {
+  const struct ldr_config *cfg;
+  grpc_server *grpc;
+  void *handles[8]; /* registered method handles, as ldr_methods */
+  struct worker *workers;
+  int nworkers;
+  atomic_int draining;
+};
+
+static void request(struct call *c) {
+  struct server *srv = c->w->srv;
+  grpc_call_error e;
+  c->call = NULL;
+  c->payload = NULL;
+  c->md.count = 0;
+  if (c->method == NULL) {
+    e = grpc_server_request_call(srv->grpc, &c->call, &c->details, &c->md, c->w->cq, c->w->cq, c);
+  } else {
+    void *handle = srv->handles[c->method - ldr_methods];
+    e = grpc_server_request_registered_call(srv->grpc, handle, &c->call, &c->deadline, &c->md,
+                                            &c->payload, c->w->cq, c->w->cq, c);
+  }
+  if (e != GRPC_CALL_OK) {
+    /* Only a programming error gets here; the slot stays idle. */
+    ldr_log(LDR_LOG_ERROR, "requesting a call failed: %s", grpc_call_error_to_string(e));
+    c->state = CALL_IDLE;
+    return;
+  }
+  c->state = CALL_REQUESTED;
+}
+
+/* Converts the call deadline to CLOCK_MONOTONIC nanoseconds (0 = none). */
+static int64_t deadline_ns(gpr_timespec deadline) {
+  if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) return 0;
+  gpr_timespec now = gpr_now(deadline.clock_type);
+  gpr_timespec left = gpr_time_sub(deadline, now);
+  int64_t ns = (int64_t)left.tv_sec * 1000000000 + left.tv_nsec;
+  int64_t at = ldr_now_ns() + (ns > 0 ? ns : 0);
+  return at ? at : 1;
+}
+
+/* Runs the handler; returns its code and fills ctx->reply or ctx->err. */
+static enum ldr_rc handle(struct call *c, struct ldr_handler_ctx *ctx) {
+  struct server *srv = c->w->srv;
+  const struct ldr_method *m = c->method;
+  if (m->admin && !srv->cfg->admin_rpcs)
+    return ldr_err_set(&ctx->err, LDR_DENIED,
+                       "%s: administrative calls are disabled (larder.admin_rpcs: false)", m->name);
+  if (c->payload == NULL)
+    return ldr_err_set(&ctx->err, LDR_INVALID, "request: no message was sent");
+  grpc_byte_buffer_reader reader;
+  if (!grpc_byte_buffer_reader_init(&reader, c->payload))
+    return ldr_err_set(&ctx->err, LDR_INVALID, "request: cannot decompress the message");
+  grpc_slice in = grpc_byte_buffer_reader_readall(&reader);
+  grpc_byte_buffer_reader_destroy(&reader);
+  /* The request bytes move into the arena so everything of the call goes in one step. */
+  size_t n = GRPC_SLICE_LENGTH(in);
+  uint8_t *bytes = ldr_arena_alloc(&c->arena, n);
+  if (bytes == NULL) {
+    grpc_slice_unref(in);
+    return ldr_err_set(&ctx->err, LDR_EXHAUSTED, "request: too large for the call's memory");
+  }
+  if (n) memcpy(bytes, GRPC_SLICE_START_PTR(in), n);
+  grpc_slice_unref(in);
+  ctx->req = bytes;
+  ctx->req_len = n;
+  ctx->backend->deadline_ns = deadline_ns(c->deadline);
+  if (ldr_backend_past_deadline(ctx->backend))
+    return ldr_err_set(&ctx->err, LDR_DEADLINE, "%s: the deadline passed before the call started",
+                       m->name);
+  enum ldr_rc rc = m->fn(ctx);
+  ctx->backend->deadline_ns = 0;
+  return rc;
+}
+
+/* Handles the call and starts its reply batch; returns -1 when no tag will come. */
+static int start_reply(struct call *c) {
+  struct worker *w = c->w;
+  struct ldr_handler_ctx ctx = {.cfg = w->srv->cfg, .backend = w->backend, .arena = &c->arena};
+  enum ldr_rc rc;
+  ldr_err_clear(&ctx.err);
+  c->started_ns = ldr_now_ns();
+  c->reply = NULL;
+  if (c->method == NULL) {
+    char *path = grpc_slice_to_c_string(c->details.method);
+    rc = ldr_err_set(&ctx.err, LDR_UNIMPLEMENTED, "method %s is not served here", path);
+    gpr_free(path);
+  } else {
+    rc = handle(c, &ctx);
+  }
+  if (rc == LDR_OK) {
+    c->reply = grpc_raw_byte_buffer_create(&ctx.reply, 1);
+    grpc_slice_unref(ctx.reply);
+    c->status_msg = grpc_empty_slice();
+  } else if (rc == LDR_INTERNAL || rc == LDR_NOMEM) {
+    /* The driver's words stay in the log; the client learns only that it failed. */
+    ldr_log(LDR_LOG_ERROR, "%s: %s", c->method ? c->method->name : "call", ctx.err.msg);
+    c->status_msg = grpc_slice_from_static_string("internal error; the server log has the cause");
+  } else {
+    c->status_msg = grpc_slice_from_copied_string(ctx.err.msg);
+  }
+
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  size_t nops = 0;
+  ops[nops++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (c->reply != NULL) {
+    ops[nops].op = GRPC_OP_SEND_MESSAGE;
+    ops[nops++].data.send_message.send_message = c->reply;
+  }
+  ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[nops].data.send_status_from_server.status = (grpc_status_code)ldr_rc_grpc_status(rc);
+  ops[nops++].data.send_status_from_server.status_details = rc == LDR_OK ? NULL : &c->status_msg;
+  ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[nops++].data.recv_close_on_server.cancelled = &c->cancelled;
+  if (ldr_log_enabled(LDR_LOG_DEBUG))
+    ldr_log(LDR_LOG_DEBUG, "worker %d: %s %s in %lld us", w->idx,
+            c->method ? c->method->name : "unknown method", ldr_rc_str(rc),
+            (long long)((ldr_now_ns() - c->started_ns) / 1000));
+  c->state = CALL_SENDING;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, nops, c, NULL);
+  if (e != GRPC_CALL_OK) {
+    ldr_log(LDR_LOG_ERROR, "sending a reply failed: %s", grpc_call_error_to_string(e));
+    return -1;
+  }
+  return 0;
+}
+
+static void finish_call(struct call *c) {
+  if (c->reply != NULL) grpc_byte_buffer_destroy(c->reply);
+  if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
+  c->reply = NULL;
+  c->payload = NULL;
+  grpc_slice_unref(c->status_msg);
+  c->status_msg = grpc_empty_slice();
+  /* Metadata elements belong to the call: forget them before the unref. */
+  c->md.count = 0;
+  if (c->method == NULL) {
+    grpc_call_details_destroy(&c->details);
+    grpc_call_details_init(&c->details);
+  }
+  grpc_call_unref(c->call);
+  c->call = NULL;
+  ldr_arena_reset(&c->arena);
+  c->w->served++;
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    struct call *c = ev.tag;
+    if (c->state == CALL_REQUESTED) {
+      if (!ev.success) { /* the server is shutting down: no call came */
+        c->state = CALL_IDLE;
+        continue;
+      }
+      if (start_reply(c) == 0) continue;
+    }
+    /* The reply batch is done (ev.success = 0: the client went away). */
+    finish_call(c);
+    if (atomic_load(&w->srv->draining))
+      c->state = CALL_IDLE;
+    else
+      request(c);
+  }
+  return NULL;
+}
+
+static int cpu_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return 1;
+}
+
+static void free_workers(struct server *srv) {
+  for (int i = 0; i < srv->nworkers; i++) {
+    struct worker *w = &srv->workers[i];
+    for (size_t j = 0; j < w->ncalls; j++) {
+      struct call *c = &w->calls[j];
+      if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
+      grpc_metadata_array_destroy(&c->md);
+      grpc_call_details_destroy(&c->details);
+      ldr_arena_destroy(&c->arena);
+    }
+    free(w->calls);
+    if (w->cq != NULL) grpc_completion_queue_destroy(w->cq);
+    ldr_backend_free(w->backend);
+  }
+  free(srv->workers);
+}
+
+static int open_backends(struct server *srv) {
+  for (int i = 0; i < srv->nworkers; i++) {
+    struct ldr_err err;
+    ldr_err_clear(&err);
+    srv->workers[i].srv = srv;
+    srv->workers[i].idx = i;
+    if (ldr_backend_new(&srv->cfg->store, &srv->workers[i].backend, &err) != LDR_OK) {
+      ldr_log(LDR_LOG_ERROR, "cannot open the %s store: %s", srv->cfg->store.type_name, err.msg);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void setup_calls(struct server *srv, struct worker *w) {
+  size_t per = (REQUESTED_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
+  if (per < MIN_PER_WORKER) per = MIN_PER_WORKER;
+  size_t arena_cap = (size_t)srv->cfg->max_message_bytes * 16;
+  if (arena_cap < (16u << 20)) arena_cap = 16u << 20;
+  w->ncalls = per * ldr_n_methods + GENERIC_PER_WORKER;
+  w->calls = calloc(w->ncalls, sizeof *w->calls);
+  if (w->calls == NULL) {
+    w->ncalls = 0;
+    return;
+  }
+  for (size_t j = 0; j < w->ncalls; j++) {
+    struct call *c = &w->calls[j];
+    c->w = w;
+    c->method = j < per * ldr_n_methods ? &ldr_methods[j / per] : NULL;
+    c->status_msg = grpc_empty_slice();
+    grpc_metadata_array_init(&c->md);
+    grpc_call_details_init(&c->details);
+    ldr_arena_init(&c->arena, FIRST_ARENA_BLOCK, arena_cap);
+  }
+}
+
+/* Waits for the calls in flight, for at most the grace period or until a second signal. */
+static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset_t *sigs) {
+  static int shutdown_tag;
+  atomic_store(&srv->draining, 1);
+  grpc_server_shutdown_and_notify(srv->grpc, shutdown_cq, &shutdown_tag);
+  gpr_timespec grace_end = gpr_time_add(
+      gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(srv->cfg->grace_period_s, GPR_TIMESPAN));
+  int cancelled = 0;
+  for (;;) {
+    gpr_timespec tick =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(shutdown_cq, tick, NULL);
+    if (ev.type == GRPC_OP_COMPLETE) break;
+    if (cancelled) continue;
+    struct timespec zero = {0, 0};
+    int again = sigtimedwait(sigs, NULL, &zero) > 0;
+    if (again || gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), grace_end) >= 0) {
+      ldr_log(LDR_LOG_WARN, "%s: cancelling the calls still in flight",
+              again ? "second signal" : "grace period over");
+      grpc_server_cancel_all_calls(srv->grpc);
+      cancelled = 1;
+    }
+  }
+}
+
+int ldr_server_run(const struct ldr_config *cfg) {
+  struct server srv = {.cfg = cfg};
+  grpc_completion_queue *shutdown_cq = NULL;
+  int status = 1;
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+
+  srv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
+  srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+  if (srv.workers == NULL) return 1;
+  if (open_backends(&srv) != 0) {
+    free_workers(&srv);
+    return 1;
+  }
+
+  grpc_init();
+  grpc_arg args[2];
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = (int)cfg->max_message_bytes;
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+  args[1].value.integer = (int)cfg->max_message_bytes;
+  grpc_channel_args chargs = {2, args};
+  srv.grpc = grpc_server_create(&chargs, NULL);
+  for (size_t i = 0; i < ldr_n_methods; i++)
+    srv.handles[i] = grpc_server_register_method(srv.grpc, ldr_methods[i].path, NULL,
+                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+  for (int i = 0; i < srv.nworkers; i++) {
+    srv.workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(srv.grpc, srv.workers[i].cq, NULL);
+  }
+  shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(srv.grpc, shutdown_cq, NULL);
+
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int port = grpc_server_add_http2_port(srv.grpc, cfg->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (port == 0) {
+    ldr_log(LDR_LOG_ERROR, "cannot listen on %s (address in use or not valid)", cfg->listen);
+    grpc_server_destroy(srv.grpc);
+    goto out;
+  }
+  grpc_server_start(srv.grpc);
+  for (int i = 0; i < srv.nworkers; i++) {
+    struct worker *w = &srv.workers[i];
+    setup_calls(&srv, w);
+    for (size_t j = 0; j < w->ncalls; j++) request(&w->calls[j]);
+    w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+  }
+  ldr_log(LDR_LOG_INFO, "larder %s listening on %s (port %d), %d workers, %s store, project %s",
+          LDR_VERSION, cfg->listen, port, srv.nworkers, cfg->store.type_name, cfg->project);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  ldr_log(LDR_LOG_INFO, "%s: draining (grace period %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+          cfg->grace_period_s);
+  drain(&srv, shutdown_cq, &sigs);
+  grpc_server_destroy(srv.grpc);
+  status = 0;
+out:
+  for (int i = 0; i < srv.nworkers; i++) grpc_completion_queue_shutdown(srv.workers[i].cq);
+  grpc_completion_queue_shutdown(shutdown_cq);
+  while (grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(shutdown_cq);
+  unsigned long long served = 0;
+  for (int i = 0; i < srv.nworkers; i++) {
+    struct worker *w = &srv.workers[i];
+    if (w->started)
+      pthread_join(w->thread, NULL);
+    else /* no thread drained this queue */
+      while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+             GRPC_QUEUE_SHUTDOWN) {
+      }
+    served += w->served;
+  }
+  free_workers(&srv);
+  grpc_shutdown();
+  if (status == 0) ldr_log(LDR_LOG_INFO, "stopped after %llu calls", served);
+  return status;
+}

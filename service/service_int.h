@@ -1,0 +1,39 @@
+/* What the files of service/ share: the method table and the handler context. */
+#ifndef LDR_SERVICE_INT_H
+#define LDR_SERVICE_INT_H
+
+#include <grpc/slice.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "common/arena.h"
+#include "common/rc.h"
+#include "config/config.h"
+
+/* One call as a handler sees it. The request bytes and everything a handler
+ * allocates live in `arena`; the reply is a slice the server sends and releases. */
+struct ldr_handler_ctx {
+  const struct ldr_config *cfg;
+  struct ldr_backend *backend;
+  struct ldr_arena *arena;
+  const uint8_t *req;
+  size_t req_len;
+  grpc_slice reply; /* set on LDR_OK */
+  struct ldr_err err;
+};
+
+typedef enum ldr_rc (*ldr_handler_fn)(struct ldr_handler_ctx *ctx);
+
+struct ldr_method {
+  const char *path;
+  const char *name; /* for messages: "OnlineRead" */
+  ldr_handler_fn fn;
+  int admin; /* refused when larder.admin_rpcs is false */
+};
+
+/* The methods served, in registration order, and how many there are. */
+extern const struct ldr_method ldr_methods[];
+extern const size_t ldr_n_methods;
+
+#endif
