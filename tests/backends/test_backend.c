@@ -1,0 +1,495 @@
+/*
+ * The backend conformance suite: one set of tests written against
+ * struct ldr_backend_ops, run for every backend against a real store.
+ * Usage: test_backend BACKEND (sqlite, postgres, mysql).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backends/backend.h"
+#include "tests/backends/native.h"
+#include "tests/support/support.h"
+
+static const struct native *native;
+static struct ldr_store_config store;
+static struct ldr_backend *backend;
+static struct ldr_arena arena;
+static int table_seq;
+
+/* A fresh table for each test: "conf_t<N>". */
+struct fixture {
+  char view[32];
+  char table[LDR_TABLE_NAME_MAX + 1];
+};
+
+static int fresh_table(void **state) {
+  struct fixture *f = calloc(1, sizeof *f);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  snprintf(f->view, sizeof f->view, "t%d", ++table_seq);
+  if (ldr_table_name(store.project, f->view, "view", f->table, &err) != LDR_OK) return -1;
+  const char *keep[] = {f->table};
+  if (backend->ops->update(backend, keep, 1, NULL, 0, &err) != LDR_OK) {
+    fprintf(stderr, "update: %s\n", err.msg);
+    return -1;
+  }
+  *state = f;
+  return 0;
+}
+
+static int drop_table(void **state) {
+  struct fixture *f = *state;
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  const char *t[] = {f->table};
+  backend->ops->teardown(backend, t, 1, &err);
+  free(f);
+  ldr_arena_reset(&arena);
+  return 0;
+}
+
+static struct ldr_key key_of(int64_t id) {
+  Feast__Types__EntityKey ek = FEAST__TYPES__ENTITY_KEY__INIT;
+  Feast__Types__Value v = FEAST__TYPES__VALUE__INIT;
+  Feast__Types__Value *vals[] = {&v};
+  char *names[] = {"driver_id"};
+  struct ldr_key k;
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  v.val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+  v.int64_val = id;
+  ek.n_join_keys = ek.n_entity_values = 1;
+  ek.join_keys = names;
+  ek.entity_values = vals;
+  assert_int_equal(ldr_entity_key_serialize(&ek, backend->key_version, &arena, &k, &err), LDR_OK);
+  return k;
+}
+
+/* A feature whose Value is the int64 `x` (value_text is its decimal form). */
+static struct ldr_write_feature int_feature(const char *name, int64_t x) {
+  Feast__Types__Value *v = ldr_arena_alloc(&arena, sizeof *v);
+  feast__types__value__init(v);
+  v->val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+  v->int64_val = x;
+  size_t n = feast__types__value__get_packed_size(v);
+  uint8_t *b = ldr_arena_alloc(&arena, n);
+  feast__types__value__pack(v, b);
+  struct ldr_write_feature f = {name, v, b, n};
+  return f;
+}
+
+static enum ldr_rc write_one(const char *table, int64_t id, const char *feature, int64_t x,
+                             int64_t ts, struct ldr_err *err) {
+  struct ldr_write_feature f = int_feature(feature, x);
+  struct ldr_write_row row = {
+      .key = key_of(id), .features = &f, .n_features = 1, .event_ts = {ts, 0}};
+  return backend->ops->write_batch(backend, table, &row, 1, err);
+}
+
+static void must_write(const char *table, int64_t id, const char *feature, int64_t x, int64_t ts) {
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (write_one(table, id, feature, x, ts, &err) != LDR_OK) fail_msg("write: %s", err.msg);
+}
+
+/* Reads ids[] and fails the test on error. */
+static struct ldr_read_row *read_keys(const char *table, const int64_t *ids, size_t n,
+                                      const char *const *features, size_t nf) {
+  struct ldr_key *keys = ldr_arena_alloc(&arena, (n + 1) * sizeof *keys);
+  struct ldr_read_row *rows = ldr_arena_alloc(&arena, (n + 1) * sizeof *rows);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  for (size_t i = 0; i < n; i++) keys[i] = key_of(ids[i]);
+  if (backend->ops->read(backend, table, keys, n, features, nf, &arena, rows, &err) != LDR_OK)
+    fail_msg("read: %s", err.msg);
+  return rows;
+}
+
+static const struct ldr_read_feature *feature_in(const struct ldr_read_row *r, const char *name) {
+  for (size_t i = 0; i < r->n_features; i++)
+    if (!strcmp(r->features[i].name, name)) return &r->features[i];
+  return NULL;
+}
+
+static int64_t int_value(const struct ldr_read_feature *f) {
+  Feast__Types__Value *v = feast__types__value__unpack(NULL, f->value_len, f->value);
+  assert_non_null(v);
+  assert_int_equal(v->val_case, FEAST__TYPES__VALUE__VAL_INT64_VAL);
+  int64_t x = v->int64_val;
+  feast__types__value__free_unpacked(v, NULL);
+  return x;
+}
+
+/* Every Value of vectors.json is stored and read back byte for byte. */
+static void round_trip_every_value_kind(void **state) {
+  struct fixture *fx = *state;
+  json_object *root = ldr_test_json_file(ldr_test_data("vectors.json"));
+  json_object *recs = ldr_test_get(root, "value_proto_wire");
+  size_t n = json_object_array_length(recs);
+  struct ldr_write_feature *fs = ldr_arena_alloc(&arena, n * sizeof *fs);
+  for (size_t i = 0; i < n; i++) {
+    json_object *rec = json_object_array_get_idx(recs, i);
+    size_t len;
+    uint8_t *b =
+        ldr_test_unhex(&arena, json_object_get_string(ldr_test_get(rec, "proto_hex")), &len);
+    fs[i].name = json_object_get_string(ldr_test_get(rec, "name"));
+    fs[i].value = feast__types__value__unpack(NULL, len, b);
+    assert_non_null(fs[i].value);
+    fs[i].bytes = b;
+    fs[i].len = len;
+  }
+  struct ldr_write_row row = {
+      .key = key_of(7), .features = fs, .n_features = n, .event_ts = {1700000000, 0}};
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (backend->ops->write_batch(backend, fx->table, &row, 1, &err) != LDR_OK)
+    fail_msg("%s", err.msg);
+  int64_t id = 7;
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, NULL, 0);
+  assert_true(r->found);
+  assert_int_equal(r->n_features, n);
+  assert_true(r->has_event_ts);
+  assert_int_equal(r->event_ts.s, 1700000000);
+  for (size_t i = 0; i < n; i++) {
+    const struct ldr_read_feature *f = feature_in(r, fs[i].name);
+    if (f == NULL) fail_msg("feature %s missing", fs[i].name);
+    assert_int_equal(f->value_len, fs[i].len);
+    if (fs[i].len) assert_memory_equal(f->value, fs[i].bytes, fs[i].len);
+    feast__types__value__free_unpacked((Feast__Types__Value *)fs[i].value, NULL);
+  }
+  json_object_put(root);
+}
+
+/* Last write wins, also when it carries an older event_ts (as in Feast). */
+static void overwrite_last_write_wins(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "f", 10, 2000);
+  must_write(fx->table, 1, "f", 11, 1000);
+  int64_t id = 1;
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, NULL, 0);
+  assert_true(r->found);
+  assert_int_equal(r->n_features, 1);
+  assert_int_equal(int_value(&r->features[0]), 11);
+  assert_int_equal(r->event_ts.s, 1000);
+}
+
+static void missing_keys_are_not_found(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "f", 10, 1000);
+  int64_t ids[] = {404, 1, 405};
+  struct ldr_read_row *r = read_keys(fx->table, ids, 3, NULL, 0);
+  assert_false(r[0].found);
+  assert_false(r[0].has_event_ts);
+  assert_int_equal(r[0].n_features, 0);
+  assert_true(r[1].found);
+  assert_false(r[2].found);
+}
+
+static void results_in_request_order_with_duplicates(void **state) {
+  struct fixture *fx = *state;
+  for (int64_t id = 1; id <= 5; id++) must_write(fx->table, id, "f", id * 100, 1000 + id);
+  int64_t ids[] = {5, 1, 404, 3, 5, 1};
+  struct ldr_read_row *r = read_keys(fx->table, ids, 6, NULL, 0);
+  for (size_t i = 0; i < 6; i++) {
+    if (ids[i] == 404) {
+      assert_false(r[i].found);
+      continue;
+    }
+    assert_true(r[i].found);
+    assert_int_equal(r[i].n_features, 1);
+    assert_int_equal(int_value(&r[i].features[0]), ids[i] * 100);
+    assert_int_equal(r[i].event_ts.s, 1000 + ids[i]);
+  }
+}
+
+static void requested_features_filter(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "a", 1, 1000);
+  must_write(fx->table, 1, "b", 2, 1000);
+  must_write(fx->table, 1, "c", 3, 1000);
+  int64_t id = 1;
+  const char *want[] = {"c", "a", "nope"};
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, want, 3);
+  assert_true(r->found);
+  assert_int_equal(r->n_features, 2);
+  assert_int_equal(int_value(feature_in(r, "a")), 1);
+  assert_int_equal(int_value(feature_in(r, "c")), 3);
+  assert_null(feature_in(r, "b"));
+  assert_null(feature_in(r, "nope"));
+  const char *none[] = {"nope"};
+  r = read_keys(fx->table, &id, 1, none, 1);
+  assert_false(r->found); /* found means a row among the requested features */
+  r = read_keys(fx->table, &id, 1, NULL, 0);
+  assert_int_equal(r->n_features, 3);
+}
+
+static void event_ts_is_the_latest(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "a", 1, 3000);
+  must_write(fx->table, 1, "z", 2, 1000);
+  int64_t id = 1;
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, NULL, 0);
+  assert_int_equal(r->event_ts.s, 3000);
+  const char *only_z[] = {"z"};
+  r = read_keys(fx->table, &id, 1, only_z, 1);
+  assert_int_equal(r->event_ts.s, 1000);
+}
+
+static void empty_requests_and_missing_tables(void **state) {
+  struct fixture *fx = *state;
+  struct ldr_err err;
+  struct ldr_read_row row;
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, NULL, 0, &err), LDR_OK);
+  assert_int_equal(backend->ops->read(backend, fx->table, NULL, 0, NULL, 0, &arena, &row, &err),
+                   LDR_OK);
+  const char *missing = "conf_no_such_view";
+  assert_int_equal(backend->ops->read(backend, missing, NULL, 0, NULL, 0, &arena, &row, &err),
+                   LDR_NOT_FOUND);
+  assert_non_null(strstr(err.msg, missing));
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->write_batch(backend, missing, NULL, 0, &err), LDR_NOT_FOUND);
+  ldr_err_clear(&err);
+  assert_int_equal(write_one(missing, 1, "f", 1, 1, &err), LDR_NOT_FOUND);
+  ldr_err_clear(&err);
+  struct ldr_key k = key_of(1);
+  assert_int_equal(backend->ops->read(backend, missing, &k, 1, NULL, 0, &arena, &row, &err),
+                   LDR_NOT_FOUND);
+}
+
+/* One transaction per batch: a row that fails takes the whole batch with it. */
+static void failing_batch_leaves_nothing(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 2, "f", 20, 1000);
+  assert_int_equal(native->poison(fx->table), 0);
+  struct ldr_write_feature new_row = int_feature("f", 10);
+  struct ldr_write_feature overwrite = int_feature("f", 21);
+  struct ldr_write_feature bad = int_feature("poison", 1);
+  struct ldr_write_row rows[] = {
+      {.key = key_of(1), .features = &new_row, .n_features = 1, .event_ts = {2000, 0}},
+      {.key = key_of(2), .features = &overwrite, .n_features = 1, .event_ts = {2000, 0}},
+      {.key = key_of(3), .features = &bad, .n_features = 1, .event_ts = {2000, 0}},
+  };
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_not_equal(backend->ops->write_batch(backend, fx->table, rows, 3, &err), LDR_OK);
+  int64_t ids[] = {1, 2, 3};
+  struct ldr_read_row *r = read_keys(fx->table, ids, 3, NULL, 0);
+  assert_false(r[0].found);
+  assert_true(r[1].found);
+  assert_int_equal(int_value(&r[1].features[0]), 20);
+  assert_int_equal(r[1].event_ts.s, 1000);
+  assert_false(r[2].found);
+  /* The connection is usable after the failed transaction. */
+  must_write(fx->table, 4, "f", 40, 1000);
+}
+
+static void update_and_teardown(void **state) {
+  (void)state;
+  char a[LDR_TABLE_NAME_MAX + 1], b[LDR_TABLE_NAME_MAX + 1];
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  ldr_table_name(store.project, "upd_a", "v", a, &err);
+  ldr_table_name(store.project, "upd_b", "v", b, &err);
+  const char *both[] = {a, b}, *only_a[] = {a}, *only_b[] = {b};
+  assert_int_equal(backend->ops->update(backend, both, 2, NULL, 0, &err), LDR_OK);
+  must_write(a, 1, "f", 1, 1000);
+  must_write(b, 1, "f", 1, 1000);
+  /* Updating an existing view keeps its rows. */
+  assert_int_equal(backend->ops->update(backend, only_a, 1, only_b, 1, &err), LDR_OK);
+  int64_t id = 1;
+  assert_true(read_keys(a, &id, 1, NULL, 0)->found);
+  struct ldr_read_row row;
+  struct ldr_key k = key_of(1);
+  assert_int_equal(backend->ops->read(backend, b, &k, 1, NULL, 0, &arena, &row, &err),
+                   LDR_NOT_FOUND);
+  ldr_err_clear(&err);
+  /* Teardown of a missing table is fine. */
+  assert_int_equal(backend->ops->teardown(backend, both, 2, &err), LDR_OK);
+  assert_int_equal(backend->ops->read(backend, a, &k, 1, NULL, 0, &arena, &row, &err),
+                   LDR_NOT_FOUND);
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->ping(backend, &err), LDR_OK);
+}
+
+/* The stored row is Feast's: serialized key, Value bytes, value_text, epoch seconds. */
+static void stored_layout(void **state) {
+  struct fixture *fx = *state;
+  struct ldr_write_feature fs[2] = {int_feature("trips", 42), int_feature("neg", -7)};
+  Feast__Types__Value d = FEAST__TYPES__VALUE__INIT;
+  d.val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
+  d.double_val = 0.1;
+  uint8_t dbytes[16];
+  fs[1].value = &d;
+  fs[1].len = feast__types__value__pack(&d, dbytes);
+  fs[1].bytes = dbytes;
+  fs[1].name = "rate";
+  struct ldr_write_row rows[2] = {
+      {.key = key_of(1001),
+       .features = fs,
+       .n_features = 2,
+       .event_ts = {1700000000, 999999999},
+       .has_created = 1,
+       .created_ts = {1700000100, 0}},
+      {.key = key_of(1002), .features = fs, .n_features = 1, .event_ts = {-1, 500000000}},
+  };
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 2, &err), LDR_OK);
+  struct raw_row raw;
+  assert_int_equal(native->raw_row(fx->table, rows[0].key.bytes, rows[0].key.len, "trips", &raw),
+                   0);
+  assert_true(raw.found);
+  assert_memory_equal(raw.value, fs[0].bytes, fs[0].len);
+  assert_true(raw.has_text);
+  assert_string_equal(raw.text, "42");
+  assert_true(raw.has_event_ts);
+  assert_int_equal(raw.event_ts, 1700000000); /* whole seconds, truncated */
+  assert_true(raw.has_created);
+  assert_int_equal(raw.created_ts, 1700000100);
+  assert_int_equal(native->raw_row(fx->table, rows[0].key.bytes, rows[0].key.len, "rate", &raw), 0);
+  assert_string_equal(raw.text, "0.1");
+  assert_int_equal(native->raw_row(fx->table, rows[1].key.bytes, rows[1].key.len, "trips", &raw),
+                   0);
+  assert_false(raw.has_created);
+  assert_int_equal(raw.event_ts, 0); /* -0.5 s truncates toward zero, as int() does */
+}
+
+/* The stored key is the serialization of the configured version (vectors.json). */
+static void key_versions(void **state) {
+  struct fixture *fx = *state;
+  json_object *root = ldr_test_json_file(ldr_test_data("vectors.json"));
+  json_object *recs = ldr_test_get(root, "entity_key_cases");
+  int checked = 0;
+  for (size_t i = 0; i < json_object_array_length(recs); i++) {
+    json_object *rec = json_object_array_get_idx(recs, i);
+    int version = json_object_get_int(ldr_test_get(rec, "version"));
+    json_object *hex = ldr_test_get(rec, "serialized_hex");
+    if (hex == NULL || (version != 2 && version != 3)) continue;
+    if (json_object_array_length(ldr_test_get(rec, "join_keys")) == 0) continue;
+    Feast__Types__EntityKey *ek = ldr_test_key_from_record(rec, &arena);
+    struct ldr_key k;
+    struct ldr_err err;
+    ldr_err_clear(&err);
+    assert_int_equal(ldr_entity_key_serialize(ek, version, &arena, &k, &err), LDR_OK);
+    struct ldr_write_feature f = int_feature("f", (int64_t)i);
+    struct ldr_write_row row = {.key = k, .features = &f, .n_features = 1, .event_ts = {1, 0}};
+    assert_int_equal(backend->ops->write_batch(backend, fx->table, &row, 1, &err), LDR_OK);
+    struct raw_row raw;
+    assert_int_equal(native->raw_row(fx->table, k.bytes, k.len, "f", &raw), 0);
+    assert_true(raw.found);
+    assert_string_equal(ldr_test_hex(&arena, raw.key, raw.key_len), json_object_get_string(hex));
+    struct ldr_read_row out;
+    assert_int_equal(backend->ops->read(backend, fx->table, &k, 1, NULL, 0, &arena, &out, &err),
+                     LDR_OK);
+    assert_true(out.found);
+    assert_int_equal(int_value(&out.features[0]), (int64_t)i);
+    checked++;
+  }
+  assert_true(checked >= 38); /* 19 keys with join keys, versions 2 and 3 */
+  json_object_put(root);
+}
+
+/* Key counts across every statement size, past the largest one. */
+static void many_keys(void **state) {
+  struct fixture *fx = *state;
+  enum { N = 9000 };
+  struct ldr_write_feature *fs = ldr_arena_alloc(&arena, N * sizeof *fs);
+  struct ldr_write_row *rows = ldr_arena_alloc(&arena, N * sizeof *rows);
+  for (int i = 0; i < N; i++) {
+    fs[i] = int_feature("f", i);
+    rows[i] = (struct ldr_write_row){
+        .key = key_of(i), .features = &fs[i], .n_features = 1, .event_ts = {i, 0}};
+  }
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, N, &err), LDR_OK);
+  static const size_t counts[] = {1, 2, 7, 9, 17, 100, 1000, 8192, 8193, N};
+  int64_t *ids = ldr_arena_alloc(&arena, (N + 1) * sizeof *ids);
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+    size_t n = counts[c];
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)((i * 7919) % (N + 50)); /* some missing */
+    struct ldr_read_row *r = read_keys(fx->table, ids, n, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+      if (ids[i] >= N) {
+        assert_false(r[i].found);
+      } else {
+        assert_true(r[i].found);
+        assert_int_equal(int_value(&r[i].features[0]), ids[i]);
+      }
+    }
+  }
+}
+
+/* A write that waits on a lock ends at the call's deadline. */
+static void deadline_while_locked(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "f", 1, 1000);
+  assert_int_equal(native->lock(fx->table), 0);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  int64_t start = ldr_now_ns();
+  backend->deadline_ns = start + 300 * 1000000LL;
+  enum ldr_rc rc = write_one(fx->table, 1, "f", 2, 2000, &err);
+  int64_t took = ldr_now_ns() - start;
+  backend->deadline_ns = 0;
+  native->unlock();
+  assert_int_equal(rc, LDR_DEADLINE);
+  assert_true(took >= 250 * 1000000LL && took < 3000 * 1000000LL);
+  int64_t id = 1;
+  assert_int_equal(int_value(&read_keys(fx->table, &id, 1, NULL, 0)->features[0]), 1);
+  must_write(fx->table, 1, "f", 3, 3000);
+}
+
+static const struct native *const natives[] = {&native_sqlite};
+
+#define CASE(fn) cmocka_unit_test_setup_teardown(fn, fresh_table, drop_table)
+
+int main(int argc, char **argv) {
+  const char *name = argc > 1 ? argv[1] : "sqlite";
+  for (size_t i = 0; i < sizeof natives / sizeof natives[0]; i++)
+    if (!strcmp(natives[i]->name, name)) native = natives[i];
+  if (native == NULL) {
+    fprintf(stderr, "no backend named %s\n", name);
+    return 2;
+  }
+  store.project = "conf";
+  store.key_version = 3;
+  if (native->setup(&store) != 0) {
+    fprintf(stderr, "cannot set up a %s store\n", name);
+    return 1;
+  }
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (ldr_backend_new(&store, &backend, &err) != LDR_OK) {
+    fprintf(stderr, "open: %s\n", err.msg);
+    return 1;
+  }
+  ldr_arena_init(&arena, 65536, 0);
+  const struct CMUnitTest tests[] = {
+      CASE(round_trip_every_value_kind),
+      CASE(overwrite_last_write_wins),
+      CASE(missing_keys_are_not_found),
+      CASE(results_in_request_order_with_duplicates),
+      CASE(requested_features_filter),
+      CASE(event_ts_is_the_latest),
+      CASE(empty_requests_and_missing_tables),
+      CASE(failing_batch_leaves_nothing),
+      cmocka_unit_test(update_and_teardown),
+      CASE(stored_layout),
+      CASE(key_versions),
+      CASE(many_keys),
+      CASE(deadline_while_locked),
+  };
+  int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+  ldr_backend_free(backend);
+  ldr_arena_destroy(&arena);
+  native->cleanup();
+  return failed;
+}

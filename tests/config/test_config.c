@@ -1,0 +1,278 @@
+/*
+ * feature_store.yaml loading: Feast's substitution rules, every error path
+ * with its file:line:column, and the defaults and values of good files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+/* A fixed environment, so the tests never depend on the caller's. */
+static const char *lookup(const char *name) {
+  static const char *const env[][2] = {
+      {"A", "alpha"},
+      {"A_B", "ab"},
+      {"PROJ", "driver_ranking"},
+      {"DB_PATH", "/var/lib/x.db"},
+      {"W", "4"},
+      {"BAD", "abc"},
+      {"REF", "$A"},
+      {"EMPTY", ""},
+      {"A:-d", "colon"},
+  };
+  for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
+    if (!strcmp(name, env[i][0])) return env[i][1];
+  return NULL;
+}
+
+static void expand_vars(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"$A", "alpha"},
+      {"${A}", "alpha"},
+      {"x${A}y", "xalphay"},
+      {"$A_B", "ab"},           /* the longest word is the name */
+      {"$A-B", "alpha-B"},      /* '-' ends a bare name */
+      {"$$A", "$alpha"},        /* the first '$' starts no match */
+      {"${UNDEF}", "${UNDEF}"}, /* undefined: left as it is */
+      {"$UNDEF x", "$UNDEF x"},
+      {"${}", "${}"},
+      {"${A", "${A"}, /* no closing brace: no match */
+      {"cost $", "cost $"},
+      {"$-", "$-"},
+      {"$REF", "$A"}, /* a value is not expanded again */
+      {"${A}${A}", "alphaalpha"},
+      {"${A:-d}", "colon"}, /* no default syntax: the name is "A:-d" */
+      {"${EMPTY}|", "|"},
+      {"# $A in a comment", "# alpha in a comment"},
+      {"no dollar", "no dollar"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t n = 0;
+    char *out = ldr_config_expand_vars(cases[i][0], strlen(cases[i][0]), lookup, &n);
+    assert_non_null(out);
+    if (strcmp(out, cases[i][1]) != 0)
+      fail_msg("'%s' -> '%s', want '%s'", cases[i][0], out, cases[i][1]);
+    assert_int_equal(n, strlen(cases[i][1]));
+    free(out);
+  }
+}
+
+static int load(const char *text, struct ldr_config *cfg, struct ldr_config_error *err) {
+  return ldr_config_load_text("fs.yaml", "/repo", text, strlen(text), lookup, cfg, err);
+}
+
+static void errors(void **state) {
+  (void)state;
+  /* Each message starts with file:line:column (1-based, after substitution). */
+  static const char *const cases[][2] = {
+      {"", "fs.yaml:1:1: empty file"},
+      {"project: [a\n", "fs.yaml:2:1: did not find expected ',' or ']'"},
+      {"registry: r.db\n", "fs.yaml:1:1: project: required"},
+      {"- a\n- b\n", "fs.yaml:1:1: feature_store.yaml: expected a mapping"},
+      {"project: my-proj\n", "fs.yaml:1:10: project: 'my-proj' must be letters"},
+      {"project: _hidden\n", "fs.yaml:1:10: project: '_hidden' must be letters"},
+      {"project: ${UNDEF}\n", "fs.yaml:1:10: project: '${UNDEF}' must be letters"},
+      {"project:\n", "fs.yaml:1:9: project: expected a string"},
+      {"project: a\nproject: b\n", "fs.yaml:2:1: feature_store.yaml: duplicate key 'project'"},
+      {"project: p\n---\nproject: q\n", "fs.yaml:2:1: expected a single document"},
+      {"project: p\nonline_store:\n  type: redis\n",
+       "fs.yaml:3:9: online_store.type: the 'redis' online store is not served"},
+      {"project: p\nonline_store:\n  type: cassandra_v9\n",
+       "fs.yaml:3:9: online_store.type: unknown online store type 'cassandra_v9'"},
+      {"project: p\nonline_store: none\n", "fs.yaml:2:15: online_store: 'none' disables"},
+      {"project: p\nonline_store: NULL_STORE\n",
+       "fs.yaml:2:15: online_store: unknown online store"},
+      {"project: p\nonline_store:\n  type: sqlite\n  pathh: x.db\n",
+       "fs.yaml:4:3: online_store: unknown key 'pathh' for the sqlite store"},
+      {"project: p\nonline_store:\n  path:\n", "fs.yaml:3:8: online_store.path: expected a string"},
+      {"project: p\nonline_store:\n  path: ''\n",
+       "fs.yaml:3:9: online_store.path: must not be empty"},
+      {"project: p\nonline_store:\n  vector_enabled: true\n",
+       "fs.yaml:3:19: online_store.vector_enabled: only false is accepted"},
+      {"project: p\nonline_store:\n  similarity: l2\n",
+       "fs.yaml:3:15: online_store.similarity: only 'cosine' is accepted"},
+      {"project: p\nonline_store: [sqlite]\n", "fs.yaml:2:15: online_store: expected a mapping"},
+      {"project: p\nentity_key_serialization_version: three\n",
+       "fs.yaml:2:35: entity_key_serialization_version: expected an integer, not 'three'"},
+      {"project: p\nentity_key_serialization_version: '3'\n",
+       "fs.yaml:2:35: entity_key_serialization_version: expected an integer"},
+      {"project: p\nentity_key_serialization_version: -1\n",
+       "fs.yaml:2:35: entity_key_serialization_version: -1 is out of range"},
+      {"project: p\nlarder: [1]\n", "fs.yaml:2:9: larder: expected a mapping"},
+      {"project: p\nlarder:\n  workers: many\n",
+       "fs.yaml:3:12: larder.workers: expected an integer"},
+      {"project: p\nlarder:\n  workers: ${BAD}\n",
+       "fs.yaml:3:12: larder.workers: expected an integer, not 'abc'"},
+      {"project: p\nlarder:\n  workers: 100000\n",
+       "fs.yaml:3:12: larder.workers: 100000 is out of range"},
+      {"project: p\nlarder:\n  metrics: on\n", "fs.yaml:3:3: larder: unknown key 'metrics'"},
+      {"project: p\nlarder:\n  admin_rpcs: maybe\n",
+       "fs.yaml:3:15: larder.admin_rpcs: expected true or false"},
+      {"project: p\nlarder:\n  listen: nope\n", "fs.yaml:3:11: larder.listen: expected host:port"},
+      {"project: p\nlarder:\n  listen: '[::]'\n",
+       "fs.yaml:3:11: larder.listen: expected host:port"},
+      {"project: p\nlarder:\n  listen: h:70000\n",
+       "fs.yaml:3:11: larder.listen: expected host:port"},
+      {"project: p\nlarder:\n  max_message_bytes: 10\n",
+       "fs.yaml:3:22: larder.max_message_bytes: 10 is out of range"},
+      {"project: p\nlarder:\n  max_batch_rows: 0\n",
+       "fs.yaml:3:19: larder.max_batch_rows: 0 is out of range"},
+      {"project: p\nlarder:\n  grace_period_s: -1\n",
+       "fs.yaml:3:19: larder.grace_period_s: -1 is out of range"},
+      {"project: p\nlarder:\n  log_level: loud\n",
+       "fs.yaml:3:14: larder.log_level: expected debug, info, warn or error, not 'loud'"},
+      {"project: p\nlarder:\n  log_level: [x]\n",
+       "fs.yaml:3:14: larder.log_level: expected a level"},
+      {"project: p\nregistry: [x]\n", "fs.yaml:2:11: registry: expected a path or a mapping"},
+      {"project: pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\n",
+       "fs.yaml:1:10: project: longer than 58 characters"},
+      {"project: p\n  bad indent: x\n", "fs.yaml:2:13: mapping values are not allowed"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ldr_config cfg;
+    struct ldr_config_error err;
+    int rc = load(cases[i][0], &cfg, &err);
+    if (rc == 0) fail_msg("case %zu loaded, want error '%s'", i, cases[i][1]);
+    if (strncmp(err.msg, cases[i][1], strlen(cases[i][1])) != 0)
+      fail_msg("case %zu:\n got  '%s'\n want '%s...'", i, err.msg, cases[i][1]);
+    ldr_config_destroy(&cfg);
+  }
+}
+
+static void defaults(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  assert_int_equal(load("project: driver_ranking\n", &cfg, &err), 0);
+  assert_string_equal(cfg.project, "driver_ranking");
+  assert_string_equal(cfg.store.project, "driver_ranking");
+  assert_int_equal(cfg.store.type, LDR_STORE_SQLITE);
+  assert_string_equal(cfg.store.type_name, "sqlite");
+  assert_string_equal(cfg.store.sqlite.path, "/repo/data/online.db");
+  assert_int_equal(cfg.store.key_version, 3);
+  assert_null(cfg.registry);
+  assert_string_equal(cfg.listen, "0.0.0.0:6566");
+  assert_int_equal(cfg.workers, 0);
+  assert_int_equal(cfg.admin_rpcs, 1);
+  assert_int_equal(cfg.max_batch_rows, 10000);
+  assert_int_equal(cfg.max_message_bytes, 4194304);
+  assert_int_equal(cfg.grace_period_s, 10);
+  assert_int_equal(cfg.log_level, 1);
+  ldr_config_destroy(&cfg);
+}
+
+static void feast_file_with_substitution(void **state) {
+  (void)state;
+  static const char text[] = "project: ${PROJ}\n"
+                             "registry: data/registry.db\n"
+                             "provider: local\n"
+                             "online_store:\n"
+                             "  type: sqlite\n"
+                             "  path: $DB_PATH\n"
+                             "  vector_enabled: false\n"
+                             "  similarity: cosine\n"
+                             "  text_search_enabled: no\n"
+                             "  enable_openai_compatible_store: ~\n"
+                             "offline_store:\n"
+                             "  type: file\n"
+                             "batch_engine: local\n"
+                             "auth:\n"
+                             "  type: no_auth\n"
+                             "entity_key_serialization_version: 2\n"
+                             "larder:\n"
+                             "  listen: '[::]:7000'\n"
+                             "  workers: ${W}\n"
+                             "  admin_rpcs: false\n"
+                             "  max_batch_rows: 500\n"
+                             "  max_message_bytes: 1048576\n"
+                             "  grace_period_s: 0\n"
+                             "  log_level: debug\n";
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (load(text, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_string_equal(cfg.project, "driver_ranking");
+  assert_string_equal(cfg.registry, "data/registry.db");
+  assert_string_equal(cfg.store.sqlite.path, "/var/lib/x.db");
+  assert_int_equal(cfg.store.key_version, 2);
+  assert_string_equal(cfg.listen, "[::]:7000");
+  assert_int_equal(cfg.workers, 4);
+  assert_int_equal(cfg.admin_rpcs, 0);
+  assert_int_equal(cfg.max_batch_rows, 500);
+  assert_int_equal(cfg.max_message_bytes, 1048576);
+  assert_int_equal(cfg.grace_period_s, 0);
+  assert_int_equal(cfg.log_level, 0);
+  ldr_config_destroy(&cfg);
+}
+
+static void store_forms(void **state) {
+  (void)state;
+  static const char *const texts[] = {
+      "project: p\nonline_store: sqlite\n",
+      "project: p\nonline_store: feast.infra.online_stores.sqlite.SqliteOnlineStore\n",
+      "project: p\nonline_store:\n  type: feast.infra.online_stores.sqlite.SqliteOnlineStore\n",
+      "project: p\nonline_store:\n  path: data/online.db\n", /* type defaults to sqlite */
+      "project: p\nonline_store:\n",                         /* null: the default store */
+      "project: p\nregistry:\n  registry_type: file\n  path: data/registry.db\n  "
+      "cache_ttl_seconds: 60\n",
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+    struct ldr_config cfg;
+    struct ldr_config_error err;
+    if (load(texts[i], &cfg, &err) != 0) fail_msg("case %zu: %s", i, err.msg);
+    assert_int_equal(cfg.store.type, LDR_STORE_SQLITE);
+    assert_string_equal(cfg.store.sqlite.path, "/repo/data/online.db");
+    ldr_config_destroy(&cfg);
+  }
+}
+
+static void file_errors(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  assert_int_equal(ldr_config_load("/nonexistent/feature_store.yaml", &cfg, &err), -1);
+  assert_string_equal(err.msg, "/nonexistent/feature_store.yaml: No such file or directory");
+  ldr_config_destroy(&cfg);
+}
+
+static void relative_to_the_file(void **state) {
+  (void)state;
+  char dir[] = "/tmp/larder-config-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/feature_store.yaml", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("project: p\nonline_store:\n  path: sub/online.db\n", f);
+  fclose(f);
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (ldr_config_load(path, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  char want[300];
+  snprintf(want, sizeof want, "%s/sub/online.db", dir);
+  assert_string_equal(cfg.store.sqlite.path, want);
+  assert_string_equal(cfg.file, path);
+  ldr_config_destroy(&cfg);
+  unlink(path);
+  rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(expand_vars),
+      cmocka_unit_test(errors),
+      cmocka_unit_test(defaults),
+      cmocka_unit_test(feast_file_with_substitution),
+      cmocka_unit_test(store_forms),
+      cmocka_unit_test(file_errors),
+      cmocka_unit_test(relative_to_the_file),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
