@@ -3,7 +3,14 @@
  * queue, a backend connection and a fixed set of call contexts, so a call is
  * handled start to finish on one thread and the request path takes no lock.
  * A call context is the completion-queue tag of its call; it moves through
- * REQUESTED (waiting for a client) -> SENDING (reply batch started) and back.
+ * REQUESTED (waiting for a client) -> RECEIVING (matched, reading the
+ * request) -> SENDING (reply batch started) and back to REQUESTED.
+ *
+ * Methods are registered with GRPC_SRM_PAYLOAD_NONE, so the core matches a
+ * call to a requested context as soon as its headers arrive, not after its
+ * message has been read. A call is in flight from that moment, and a server
+ * shutdown lets it finish; the core would cancel a call whose message was
+ * still arriving when the shutdown began.
  */
 #define _GNU_SOURCE
 #include "service/server.h"
@@ -30,8 +37,14 @@
 #define MIN_PER_WORKER 8
 #define GENERIC_PER_WORKER 2
 #define FIRST_ARENA_BLOCK 16384
+/* Contexts requested at SIGTERM, per method across workers, to take in calls
+ * queued beyond the usual contexts before the shutdown would cancel them. */
+#define DRAIN_EXTRA_PER_METHOD 256
+/* How long SIGTERM keeps taking in calls already on the wire before the server
+ * stops accepting (see drain()). */
+#define DRAIN_TAKE_IN_MS 200
 
-enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_SENDING };
+enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_RECEIVING, CALL_SENDING };
 
 struct worker;
 
@@ -60,6 +73,8 @@ struct worker {
   struct ldr_backend *backend;
   struct call *calls;
   size_t ncalls;
+  struct call *extra; /* requested at SIGTERM */
+  size_t nextra;
   unsigned long long served;
 };
 
@@ -82,8 +97,8 @@ static void request(struct call *c) {
     e = grpc_server_request_call(srv->grpc, &c->call, &c->details, &c->md, c->w->cq, c->w->cq, c);
   } else {
     void *handle = srv->handles[c->method - ldr_methods];
-    e = grpc_server_request_registered_call(srv->grpc, handle, &c->call, &c->deadline, &c->md,
-                                            &c->payload, c->w->cq, c->w->cq, c);
+    e = grpc_server_request_registered_call(srv->grpc, handle, &c->call, &c->deadline, &c->md, NULL,
+                                            c->w->cq, c->w->cq, c);
   }
   if (e != GRPC_CALL_OK) {
     /* Only a programming error gets here; the slot stays idle. */
@@ -92,6 +107,21 @@ static void request(struct call *c) {
     return;
   }
   c->state = CALL_REQUESTED;
+}
+
+/* Starts reading the request message; returns -1 when no tag will come. */
+static int start_receive(struct call *c) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &c->payload;
+  c->state = CALL_RECEIVING;
+  grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, c, NULL);
+  if (e != GRPC_CALL_OK) {
+    ldr_log(LDR_LOG_ERROR, "reading a request failed: %s", grpc_call_error_to_string(e));
+    return -1;
+  }
+  return 0;
 }
 
 /* Converts the call deadline to CLOCK_MONOTONIC nanoseconds (0 = none). */
@@ -222,7 +252,14 @@ static void *worker_main(void *arg) {
         c->state = CALL_IDLE;
         continue;
       }
-      if (start_reply(c) == 0) continue;
+      /* Unknown methods are answered without reading their message. */
+      if (c->method == NULL ? start_reply(c) == 0 : start_receive(c) == 0) continue;
+    } else if (c->state == CALL_RECEIVING) {
+      /* ev.success = 0: the client cancelled or went away while sending. */
+      if (ev.success && start_reply(c) == 0) continue;
+      if (!ev.success)
+        ldr_log(LDR_LOG_DEBUG, "worker %d: %s: the client went away before its request arrived",
+                w->idx, c->method->name);
     }
     /* The reply batch is done (ev.success = 0: the client went away). */
     finish_call(c);
@@ -240,17 +277,22 @@ static int cpu_count(void) {
   return 1;
 }
 
+static void free_calls(struct call *calls, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    struct call *c = &calls[j];
+    if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
+    grpc_metadata_array_destroy(&c->md);
+    grpc_call_details_destroy(&c->details);
+    ldr_arena_destroy(&c->arena);
+  }
+  free(calls);
+}
+
 static void free_workers(struct server *srv) {
   for (int i = 0; i < srv->nworkers; i++) {
     struct worker *w = &srv->workers[i];
-    for (size_t j = 0; j < w->ncalls; j++) {
-      struct call *c = &w->calls[j];
-      if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
-      grpc_metadata_array_destroy(&c->md);
-      grpc_call_details_destroy(&c->details);
-      ldr_arena_destroy(&c->arena);
-    }
-    free(w->calls);
+    free_calls(w->calls, w->ncalls);
+    free_calls(w->extra, w->nextra);
     if (w->cq != NULL) grpc_completion_queue_destroy(w->cq);
     ldr_backend_free(w->backend);
   }
@@ -271,19 +313,23 @@ static int open_backends(struct server *srv) {
   return 0;
 }
 
-static void setup_calls(struct server *srv, struct worker *w) {
-  size_t per = (REQUESTED_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
-  if (per < MIN_PER_WORKER) per = MIN_PER_WORKER;
+/*
+ * Allocates `per` contexts for each method (and `generic` for unknown
+ * methods) on worker `w` and requests them all. Returns the array, or NULL
+ * with *n = 0 when memory is short.
+ */
+static struct call *add_calls(struct server *srv, struct worker *w, size_t per, size_t generic,
+                              size_t *n) {
   size_t arena_cap = (size_t)srv->cfg->max_message_bytes * 16;
   if (arena_cap < (16u << 20)) arena_cap = 16u << 20;
-  w->ncalls = per * ldr_n_methods + GENERIC_PER_WORKER;
-  w->calls = calloc(w->ncalls, sizeof *w->calls);
-  if (w->calls == NULL) {
-    w->ncalls = 0;
-    return;
+  *n = per * ldr_n_methods + generic;
+  struct call *calls = calloc(*n ? *n : 1, sizeof *calls);
+  if (calls == NULL) {
+    *n = 0;
+    return NULL;
   }
-  for (size_t j = 0; j < w->ncalls; j++) {
-    struct call *c = &w->calls[j];
+  for (size_t j = 0; j < *n; j++) {
+    struct call *c = &calls[j];
     c->w = w;
     c->method = j < per * ldr_n_methods ? &ldr_methods[j / per] : NULL;
     c->status_msg = grpc_empty_slice();
@@ -291,12 +337,30 @@ static void setup_calls(struct server *srv, struct worker *w) {
     grpc_call_details_init(&c->details);
     ldr_arena_init(&c->arena, FIRST_ARENA_BLOCK, arena_cap);
   }
+  for (size_t j = 0; j < *n; j++) request(&calls[j]);
+  return calls;
 }
 
 /* Waits for the calls in flight, for at most the grace period or until a second signal. */
 static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset_t *sigs) {
   static int shutdown_tag;
+  /*
+   * Only threads inside grpc_completion_queue_next read the sockets, and while
+   * every worker is busy in the database none does: calls a client sent just
+   * before the signal may still be unread. Once the shutdown starts, the core
+   * cancels (CANCELLED) every call it reads, so first let this thread poll
+   * for a moment; what it reads is matched and served normally.
+   */
+  gpr_timespec take_in_end = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                          gpr_time_from_millis(DRAIN_TAKE_IN_MS, GPR_TIMESPAN));
+  while (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), take_in_end) < 0)
+    grpc_completion_queue_next(shutdown_cq, take_in_end, NULL);
   atomic_store(&srv->draining, 1);
+  /* A call the core holds because every context was busy would be cancelled
+   * by the shutdown: give such calls contexts first. */
+  size_t extra = (DRAIN_EXTRA_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
+  for (int i = 0; i < srv->nworkers; i++)
+    srv->workers[i].extra = add_calls(srv, &srv->workers[i], extra, 0, &srv->workers[i].nextra);
   grpc_server_shutdown_and_notify(srv->grpc, shutdown_cq, &shutdown_tag);
   gpr_timespec grace_end = gpr_time_add(
       gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(srv->cfg->grace_period_s, GPR_TIMESPAN));
@@ -346,8 +410,8 @@ int ldr_server_run(const struct ldr_config *cfg) {
   grpc_channel_args chargs = {2, args};
   srv.grpc = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < ldr_n_methods; i++)
-    srv.handles[i] = grpc_server_register_method(srv.grpc, ldr_methods[i].path, NULL,
-                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    srv.handles[i] =
+        grpc_server_register_method(srv.grpc, ldr_methods[i].path, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
   for (int i = 0; i < srv.nworkers; i++) {
     srv.workers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv.grpc, srv.workers[i].cq, NULL);
@@ -366,8 +430,9 @@ int ldr_server_run(const struct ldr_config *cfg) {
   grpc_server_start(srv.grpc);
   for (int i = 0; i < srv.nworkers; i++) {
     struct worker *w = &srv.workers[i];
-    setup_calls(&srv, w);
-    for (size_t j = 0; j < w->ncalls; j++) request(&w->calls[j]);
+    size_t per = (REQUESTED_PER_METHOD + (size_t)srv.nworkers - 1) / (size_t)srv.nworkers;
+    w->calls = add_calls(&srv, w, per < MIN_PER_WORKER ? MIN_PER_WORKER : per, GENERIC_PER_WORKER,
+                         &w->ncalls);
     w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
   }
   ldr_log(LDR_LOG_INFO, "larder %s listening on %s (port %d), %d workers, %s store, project %s",
