@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang clang-format
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
   libprotobuf-dev protobuf-compiler-grpc
   libyaml-dev libsqlite3-dev libpq-dev default-libmysqlclient-dev
