@@ -377,6 +377,19 @@ struct got {
   struct ldr_ts ts;
 };
 
+/* Appends a slot to the growing array of rows; NULL when the arena is full. */
+static struct got *push_got(struct ldr_arena *a, struct got **got, size_t *ngot, size_t *capgot) {
+  if (*ngot == *capgot) {
+    size_t cap = *capgot ? *capgot * 2 : 64;
+    struct got *g = ldr_arena_alloc(a, cap * sizeof *g);
+    if (g == NULL) return NULL;
+    if (*ngot) memcpy(g, *got, *ngot * sizeof *g);
+    *got = g;
+    *capgot = cap;
+  }
+  return &(*got)[(*ngot)++];
+}
+
 static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, const struct key_ref *refs,
                               size_t nrefs, const struct key_ref *chunk, size_t nchunk,
                               const char *const *features, size_t n_features, struct ldr_arena *a,
@@ -393,34 +406,23 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, const st
   for (unsigned i = 0; i < fb; i++)
     sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
                       SQLITE_STATIC);
+  size_t cur = nrefs; /* the key_ref of the previous row; nrefs: none */
   int r;
-  size_t cur = nrefs;
-  const void *prev = NULL;
-  int prev_len = -1;
-  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-    const void *kp = sqlite3_column_blob(st, 0);
-    int kl = sqlite3_column_bytes(st, 0);
+  for (;;) {
+    r = sqlite3_step(st);
+    if (r != SQLITE_ROW) break;
     if (nchunk == 0) continue;
-    if (prev_len != kl || (kl > 0 && memcmp(prev, kp, (size_t)kl) != 0))
-      cur = find_ref(refs, nrefs, kp, (size_t)kl);
-    prev_len = kl;
-    prev = refs[cur < nrefs ? cur : 0].bytes;
-    if (cur == nrefs) {
-      prev_len = -1; /* a stored key no request key matches (cannot happen with IN) */
-      continue;
+    const void *kp = sqlite3_column_blob(st, 0);
+    size_t kl = (size_t)sqlite3_column_bytes(st, 0);
+    /* Rows of one key come together: look a key up only when it changes. */
+    if (cur == nrefs || blob_cmp(refs[cur].bytes, refs[cur].len, kp, kl) != 0)
+      cur = find_ref(refs, nrefs, kp, kl);
+    if (cur == nrefs) continue; /* cannot happen: the IN list holds request keys only */
+    struct got *g = push_got(a, got, ngot, capgot);
+    if (g == NULL) {
+      rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
+      break;
     }
-    if (*ngot == *capgot) {
-      size_t cap = *capgot ? *capgot * 2 : 64;
-      struct got *g = ldr_arena_alloc(a, cap * sizeof *g);
-      if (g == NULL) {
-        rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
-        break;
-      }
-      if (*ngot) memcpy(g, *got, *ngot * sizeof *g);
-      *got = g;
-      *capgot = cap;
-    }
-    struct got *g = &(*got)[(*ngot)++];
     g->ref = cur;
     const unsigned char *name = sqlite3_column_text(st, 1);
     g->f.name_len = (size_t)sqlite3_column_bytes(st, 1);

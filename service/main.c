@@ -73,7 +73,9 @@ int main(int argc, char **argv) {
   };
   const char *path = NULL, *listen = NULL;
   int opt;
-  while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+  for (;;) {
+    opt = getopt_long(argc, argv, "+c:hV", opts, NULL);
+    if (opt == -1) break;
     switch (opt) {
     case 'c':
       path = optarg;
@@ -95,7 +97,9 @@ int main(int argc, char **argv) {
   if (optind >= argc) return usage_error("%s", "a command is required");
   const char *cmd = argv[optind++];
   /* Options may also follow the command: "larder serve -c x.yaml". */
-  while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+  for (;;) {
+    opt = getopt_long(argc, argv, "+c:hV", opts, NULL);
+    if (opt == -1) break;
     if (opt == 'c')
       path = optarg;
     else if (opt == 'l')
