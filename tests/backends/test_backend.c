@@ -179,6 +179,28 @@ static void overwrite_last_write_wins(void **state) {
   assert_int_equal(r->event_ts.s, 1000);
 }
 
+/* A (key, feature) repeated within one batch: the last occurrence wins. */
+static void duplicates_in_one_batch(void **state) {
+  struct fixture *fx = *state;
+  struct ldr_write_feature a[2] = {int_feature("f", 1), int_feature("f", 2)};
+  struct ldr_write_feature b = int_feature("f", 3);
+  struct ldr_write_row rows[] = {
+      {.key = key_of(1), .features = a, .n_features = 2, .event_ts = {1000, 0}},
+      {.key = key_of(2), .features = &a[0], .n_features = 1, .event_ts = {1000, 0}},
+      {.key = key_of(1), .features = &b, .n_features = 1, .event_ts = {500, 0}},
+  };
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (backend->ops->write_batch(backend, fx->table, rows, 3, &err) != LDR_OK)
+    fail_msg("%s", err.msg);
+  int64_t ids[] = {1, 2};
+  struct ldr_read_row *r = read_keys(fx->table, ids, 2, NULL, 0);
+  assert_int_equal(r[0].n_features, 1);
+  assert_int_equal(int_value(&r[0].features[0]), 3);
+  assert_int_equal(r[0].event_ts.s, 500);
+  assert_int_equal(int_value(&r[1].features[0]), 1);
+}
+
 static void missing_keys_are_not_found(void **state) {
   struct fixture *fx = *state;
   must_write(fx->table, 1, "f", 10, 1000);
@@ -475,6 +497,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       CASE(round_trip_every_value_kind),
       CASE(overwrite_last_write_wins),
+      CASE(duplicates_in_one_batch),
       CASE(missing_keys_are_not_found),
       CASE(results_in_request_order_with_duplicates),
       CASE(requested_features_filter),
