@@ -79,10 +79,12 @@ struct ldr_backend_ops {
   /* Drops the tables; missing ones are fine. Never deletes the database itself. */
   enum ldr_rc (*teardown)(struct ldr_backend *b, const char *const *tables, size_t n,
                           struct ldr_err *err);
-  /* Upserts every feature of every row in one transaction: all or nothing.
-   * LDR_NOT_FOUND when the table does not exist. */
+  /* Upserts every feature of every row in one transaction: all or nothing;
+   * a (key, feature) repeated in the batch ends with its last value.
+   * LDR_NOT_FOUND when the table does not exist. Scratch memory comes from `arena`. */
   enum ldr_rc (*write_batch)(struct ldr_backend *b, const char *table,
-                             const struct ldr_write_row *rows, size_t n, struct ldr_err *err);
+                             const struct ldr_write_row *rows, size_t n, struct ldr_arena *arena,
+                             struct ldr_err *err);
   /* Fills out[0..n_keys) in request order, copying results into `arena`.
    * With n_features == 0 every stored feature is returned. LDR_NOT_FOUND when
    * the table does not exist, also for n_keys == 0. */

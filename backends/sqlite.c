@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/backend.h"
+#include "backends/backend_int.h"
 
 #define STMT_CACHE 48
 #define MAX_KEY_BUCKET 8192 /* most keys bound to one read statement */
@@ -245,12 +245,22 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
 
 static void call_start(struct ldr_backend *b) { impl(b)->deadline_hit = 0; }
 
+static enum ldr_rc sqlite_read(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
+                               size_t n_keys, const char *const *features, size_t n_features,
+                               struct ldr_arena *a, struct ldr_read_row *out, struct ldr_err *err);
+
 /* Feast stores int(datetime.timestamp()), which truncates toward zero. */
 static int64_t epoch_seconds(struct ldr_ts t) { return t.s < 0 && t.ns > 0 ? t.s + 1 : t.s; }
 
 static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
-                                const struct ldr_write_row *rows, size_t n, struct ldr_err *err) {
+                                const struct ldr_write_row *rows, size_t n, struct ldr_arena *a,
+                                struct ldr_err *err) {
   struct sqlite_impl *s = impl(b);
+  /* An empty batch writes nothing, but the table must exist: the read
+   * statement checks it even when a cached upsert outlived the table. */
+  if (n == 0) return sqlite_read(b, table, NULL, 0, NULL, 0, a, NULL, err);
+  /* Rows are bound as they are: the upserts run in batch order, so the last
+   * occurrence of a (key, feature) wins without flattening. */
   sqlite3_stmt *st = NULL;
   char text_buf[32];
   call_start(b);
@@ -286,39 +296,6 @@ static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
   return rc;
 }
 
-/* Request keys sorted by their bytes, so each stored row finds its keys by bisection. */
-struct key_ref {
-  const uint8_t *bytes;
-  size_t len;
-  size_t idx;
-};
-
-static int blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb) {
-  int c = la && lb ? memcmp(a, b, la < lb ? la : lb) : 0;
-  if (c != 0) return c;
-  return la < lb ? -1 : la > lb;
-}
-
-static int ref_cmp(const void *x, const void *y) {
-  const struct key_ref *a = x, *b = y;
-  int c = blob_cmp(a->bytes, a->len, b->bytes, b->len);
-  if (c != 0) return c;
-  return a->idx < b->idx ? -1 : a->idx > b->idx;
-}
-
-/* Index of the first ref equal to (p, n), or nrefs when there is none. */
-static size_t find_ref(const struct key_ref *refs, size_t nrefs, const uint8_t *p, size_t n) {
-  size_t lo = 0, hi = nrefs;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (blob_cmp(refs[mid].bytes, refs[mid].len, p, n) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < nrefs && blob_cmp(refs[lo].bytes, refs[lo].len, p, n) == 0 ? lo : nrefs;
-}
-
 static unsigned bucket(size_t n) {
   if (n <= 8) return n ? (unsigned)n : 1;
   unsigned b = 16;
@@ -348,6 +325,7 @@ static int parse_text_ts(const char *s, struct ldr_ts *out) {
   return 1;
 }
 
+/* Feast writes INTEGER seconds; older files may hold text or real values. */
 static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
   switch (sqlite3_column_type(st, col)) {
   case SQLITE_INTEGER:
@@ -365,78 +343,36 @@ static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
   }
 }
 
-static int ts_after(struct ldr_ts a, struct ldr_ts b) {
-  return a.s > b.s || (a.s == b.s && a.ns > b.ns);
-}
-
-/* One stored row while a read collects them. */
-struct got {
-  size_t ref; /* first key_ref of the key */
-  struct ldr_read_feature f;
-  int has_ts;
-  struct ldr_ts ts;
-};
-
-/* Appends a slot to the growing array of rows; NULL when the arena is full. */
-static struct got *push_got(struct ldr_arena *a, struct got **got, size_t *ngot, size_t *capgot) {
-  if (*ngot == *capgot) {
-    size_t cap = *capgot ? *capgot * 2 : 64;
-    struct got *g = ldr_arena_alloc(a, cap * sizeof *g);
-    if (g == NULL) return NULL;
-    if (*ngot) memcpy(g, *got, *ngot * sizeof *g);
-    *got = g;
-    *capgot = cap;
-  }
-  return &(*got)[(*ngot)++];
-}
-
-static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, const struct key_ref *refs,
-                              size_t nrefs, const struct key_ref *chunk, size_t nchunk,
-                              const char *const *features, size_t n_features, struct ldr_arena *a,
-                              struct got **got, size_t *ngot, size_t *capgot, struct ldr_err *err) {
+/* Runs the read statement for keys uniq[0..n) (n = 0 only checks the table exists). */
+static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct ldr_collector *c,
+                              const struct ldr_key_ref *uniq, size_t n, const char *const *features,
+                              size_t n_features, struct ldr_err *err) {
   sqlite3_stmt *st = NULL;
-  unsigned kb = bucket(nchunk), fb = n_features ? bucket(n_features) : 0;
+  unsigned kb = bucket(n), fb = n_features ? bucket(n_features) : 0;
   enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, fb, &st, err);
   if (rc != LDR_OK) return rc;
+  /* Unused placeholders repeat the last key or feature. */
   for (unsigned i = 0; i < kb; i++) {
-    const struct key_ref *k = nchunk ? &chunk[i < nchunk ? i : nchunk - 1] : NULL;
+    const struct ldr_key_ref *k = n ? &uniq[i < n ? i : n - 1] : NULL;
     sqlite3_bind_blob(st, (int)i + 1, k && k->len ? (const void *)k->bytes : "",
                       k ? (int)k->len : 0, SQLITE_STATIC);
   }
   for (unsigned i = 0; i < fb; i++)
     sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
                       SQLITE_STATIC);
-  size_t cur = nrefs; /* the key_ref of the previous row; nrefs: none */
   int r;
   for (;;) {
     r = sqlite3_step(st);
-    if (r != SQLITE_ROW) break;
-    if (nchunk == 0) continue;
-    const void *kp = sqlite3_column_blob(st, 0);
-    size_t kl = (size_t)sqlite3_column_bytes(st, 0);
-    /* Rows of one key come together: look a key up only when it changes. */
-    if (cur == nrefs || blob_cmp(refs[cur].bytes, refs[cur].len, kp, kl) != 0)
-      cur = find_ref(refs, nrefs, kp, kl);
-    if (cur == nrefs) continue; /* cannot happen: the IN list holds request keys only */
-    struct got *g = push_got(a, got, ngot, capgot);
-    if (g == NULL) {
-      rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
-      break;
-    }
-    g->ref = cur;
-    const unsigned char *name = sqlite3_column_text(st, 1);
-    g->f.name_len = (size_t)sqlite3_column_bytes(st, 1);
-    g->f.name = ldr_arena_memdup(a, name ? (const void *)name : "", g->f.name_len);
-    g->f.value_len = (size_t)sqlite3_column_bytes(st, 2);
-    const void *value = sqlite3_column_blob(st, 2);
-    g->f.value = ldr_arena_memdup(a, value ? value : "", g->f.value_len);
-    g->has_ts = column_ts(st, 3, &g->ts);
-    if (g->f.name == NULL || g->f.value == NULL) {
-      rc = ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than the call may hold");
-      break;
-    }
+    if (r != SQLITE_ROW || n == 0) break;
+    struct ldr_ts ts;
+    int has_ts = column_ts(st, 3, &ts);
+    rc = ldr_collect_row(c, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                         sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                         sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                         has_ts ? &ts : NULL, err);
+    if (rc != LDR_OK) break;
   }
-  if (rc == LDR_OK && r != SQLITE_DONE) rc = db_error(b, r, "read", table, err);
+  if (rc == LDR_OK && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_error(b, r, "read", table, err);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   return rc;
@@ -445,63 +381,23 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, const st
 static enum ldr_rc sqlite_read(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
                                size_t n_keys, const char *const *features, size_t n_features,
                                struct ldr_arena *a, struct ldr_read_row *out, struct ldr_err *err) {
+  struct ldr_collector c;
   call_start(b);
   if (n_features > MAX_KEY_BUCKET)
     return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
                        MAX_KEY_BUCKET);
-  struct key_ref *refs = ldr_arena_alloc(a, (n_keys ? n_keys : 1) * sizeof *refs);
-  if (refs == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: too many keys for the call");
-  for (size_t i = 0; i < n_keys; i++) {
-    refs[i].bytes = keys[i].bytes;
-    refs[i].len = keys[i].len;
-    refs[i].idx = i;
-    memset(&out[i], 0, sizeof out[i]);
-  }
-  qsort(refs, n_keys, sizeof *refs, ref_cmp);
-
-  /* Unique keys go to the database; duplicates share what it returns. */
-  struct key_ref *uniq = ldr_arena_alloc(a, (n_keys ? n_keys : 1) * sizeof *uniq);
-  if (uniq == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: too many keys for the call");
-  size_t nuniq = 0;
-  for (size_t i = 0; i < n_keys; i++)
-    if (i == 0 || blob_cmp(refs[i].bytes, refs[i].len, refs[i - 1].bytes, refs[i - 1].len) != 0)
-      uniq[nuniq++] = refs[i];
-
-  struct got *got = NULL;
-  size_t ngot = 0, capgot = 0;
-  enum ldr_rc rc = LDR_OK;
+  enum ldr_rc rc = ldr_collect_begin(&c, a, keys, n_keys, err);
+  /* One statement for up to MAX_KEY_BUCKET distinct keys (SQLite's limit on
+   * placeholders), so a read of 10,000 keys takes two. */
   size_t off = 0;
-  do {
-    size_t chunk = nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : nuniq - off;
-    rc = read_chunk(b, table, refs, n_keys, uniq + off, chunk, features, n_features, a, &got, &ngot,
-                    &capgot, err);
+  while (rc == LDR_OK) {
+    size_t chunk = c.nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : c.nuniq - off;
+    rc = read_chunk(b, table, &c, c.uniq + off, chunk, features, n_features, err);
     off += chunk;
-  } while (rc == LDR_OK && off < nuniq);
-  if (rc != LDR_OK) return rc;
-
-  /* Rows of one key arrive together (ORDER BY entity_key): give each key its run. */
-  for (size_t i = 0; i < ngot;) {
-    size_t j = i;
-    struct ldr_read_row row = {0};
-    while (j < ngot && got[j].ref == got[i].ref) j++;
-    row.found = 1;
-    row.n_features = j - i;
-    row.features = ldr_arena_alloc(a, row.n_features * sizeof *row.features);
-    if (row.features == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: result too large");
-    for (size_t k = i; k < j; k++) {
-      row.features[k - i] = got[k].f;
-      if (got[k].has_ts && (!row.has_event_ts || ts_after(got[k].ts, row.event_ts))) {
-        row.has_event_ts = 1;
-        row.event_ts = got[k].ts;
-      }
-    }
-    const struct key_ref *first = &refs[got[i].ref];
-    for (size_t r = got[i].ref;
-         r < n_keys && blob_cmp(refs[r].bytes, refs[r].len, first->bytes, first->len) == 0; r++)
-      out[refs[r].idx] = row;
-    i = j;
+    if (off >= c.nuniq) break;
   }
-  return LDR_OK;
+  if (rc == LDR_OK) rc = ldr_collect_end(&c, out, err);
+  return rc;
 }
 
 static int quote_ident(char *buf, size_t cap, const char *fmt, const char *table) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,7 @@ static int valid_project(const char *s) {
   return 1;
 }
 
-/* Feast's own store names; the three larder serves map to its backends. */
+/* Feast's own store names; the ones larder serves map to its backends. */
 static const struct {
   const char *name;
   enum ldr_store_type type;
@@ -170,13 +171,22 @@ static const struct {
 } store_types[] = {
     {"sqlite", LDR_STORE_SQLITE, "sqlite"},
     {"feast.infra.online_stores.sqlite.SqliteOnlineStore", LDR_STORE_SQLITE, "sqlite"},
+    {"postgres", LDR_STORE_POSTGRES, "postgres"},
+    {"feast.infra.online_stores.postgres_online_store.postgres.PostgreSQLOnlineStore",
+     LDR_STORE_POSTGRES, "postgres"},
+    {"feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore", LDR_STORE_POSTGRES,
+     "postgres"},
 };
 
-static const char *const other_feast_stores[] = {
-    "redis",   "dynamodb",    "datastore", "bigtable",         "snowflake.online",
-    "hbase",   "cassandra",   "scylladb",  "hazelcast",        "elasticsearch",
-    "remote",  "singlestore", "qdrant",    "couchbase.online", "milvus",
-    "mongodb", "hybrid",      "aerospike", "postgres",         "mysql"};
+#define SERVED "sqlite, postgres"
+
+static const char *const other_feast_stores[] = {"redis",         "dynamodb",         "datastore",
+                                                 "bigtable",      "snowflake.online", "hbase",
+                                                 "cassandra",     "scylladb",         "hazelcast",
+                                                 "elasticsearch", "remote",           "singlestore",
+                                                 "qdrant",        "couchbase.online", "milvus",
+                                                 "mongodb",       "hybrid",           "aerospike",
+                                                 "mysql"};
 
 static int resolve_store_type(struct loader *l, const yaml_node_t *n, const char *field) {
   if (n->type != YAML_SCALAR_NODE || is_null(n))
@@ -194,46 +204,175 @@ static int resolve_store_type(struct loader *l, const yaml_node_t *n, const char
   for (size_t i = 0; i < sizeof other_feast_stores / sizeof other_feast_stores[0]; i++)
     if (!strcmp(s, other_feast_stores[i]))
       return fail(l, n,
-                  "%s: the '%s' online store is not served by this larder (it serves: sqlite)",
+                  "%s: the '%s' online store is not served by this larder (it serves: " SERVED ")",
                   field, s);
-  return fail(l, n, "%s: unknown online store type '%s' (larder serves: sqlite)", field, s);
+  return fail(l, n, "%s: unknown online store type '%s' (larder serves: " SERVED ")", field, s);
 }
 
-/* Feast's optional store keys that larder accepts only at their defaults. */
-enum dflt_kind { DFLT_FALSE, DFLT_STRING };
-struct default_only {
+/*
+ * The keys of each store's online_store mapping. A key either fills a field of
+ * struct ldr_store_config (at `offset`), or is one of Feast's options larder
+ * accepts only at its default (`only`, with the reason in `why`), or is
+ * checked and otherwise ignored (NO_FIELD).
+ */
+enum field_kind { F_STRING, F_INT, F_FALSE_ONLY };
+#define NO_FIELD ((size_t)-1)
+#define STORE_FIELD(member) offsetof(struct ldr_store_config, member)
+
+struct store_field {
   const char *key;
-  enum dflt_kind kind;
-  const char *value;
-  const char *why;
+  enum field_kind kind;
+  size_t offset;
+  int required;
+  long min, max;              /* F_INT */
+  const char *const *choices; /* F_STRING: the allowed values, NULL-terminated; NULL = any */
+  const char *why;            /* a value outside `choices` (or true for F_FALSE_ONLY) is refused */
+  int null_clears;            /* null sets the field to NULL instead of keeping the default */
 };
 
-static const struct default_only sqlite_defaults[] = {
-    {"vector_enabled", DFLT_FALSE, NULL, "vector search is not implemented"},
-    {"similarity", DFLT_STRING, "cosine", "vector search is not implemented"},
-    {"text_search_enabled", DFLT_FALSE, NULL, "text search is not implemented"},
-    {"enable_openai_compatible_store", DFLT_FALSE, NULL, "the value_num column is not written"},
+static const char *const cosine_only[] = {"cosine", NULL};
+static const char *const sslmodes[] = {"disable",   "allow",       "prefer", "require",
+                                       "verify-ca", "verify-full", NULL};
+static const char *const conn_types[] = {"singleton", "pool", NULL};
+
+#define VECTOR_OPTIONS                                                                             \
+  {.key = "vector_enabled",                                                                        \
+   .kind = F_FALSE_ONLY,                                                                           \
+   .offset = NO_FIELD,                                                                             \
+   .why = "vector search is not implemented"},                                                     \
+      {.key = "similarity",                                                                        \
+       .kind = F_STRING,                                                                           \
+       .offset = NO_FIELD,                                                                         \
+       .choices = cosine_only,                                                                     \
+       .why = "vector search is not implemented"},                                                 \
+      {.key = "text_search_enabled",                                                               \
+       .kind = F_FALSE_ONLY,                                                                       \
+       .offset = NO_FIELD,                                                                         \
+       .why = "text search is not implemented"},                                                   \
+  {                                                                                                \
+    .key = "enable_openai_compatible_store", .kind = F_FALSE_ONLY, .offset = NO_FIELD,             \
+    .why = "the value_num column is not written"                                                   \
+  }
+
+#define STRING_KEY(k, member, req)                                                                 \
+  { .key = k, .kind = F_STRING, .offset = STORE_FIELD(member), .required = req }
+#define INT_KEY(k, member, lo, hi)                                                                 \
+  { .key = k, .kind = F_INT, .offset = STORE_FIELD(member), .min = lo, .max = hi }
+
+static const struct store_field sqlite_fields[] = {
+    STRING_KEY("path", sqlite.path, 0),
+    VECTOR_OPTIONS,
 };
 
-static int check_default_only(struct loader *l, const struct default_only *d, size_t nd,
-                              const char *key, const yaml_node_t *v, int *matched) {
-  char field[96];
-  for (size_t i = 0; i < nd; i++) {
-    if (strcmp(key, d[i].key)) continue;
-    *matched = 1;
-    snprintf(field, sizeof field, "online_store.%s", key);
-    if (is_null(v)) return 0;
-    if (d[i].kind == DFLT_FALSE) {
-      int b;
-      if (!parse_bool(v, &b)) return fail(l, v, "%s: expected true or false", field);
-      if (b) return fail(l, v, "%s: only false is accepted (%s in larder)", field, d[i].why);
-      return 0;
+static const struct store_field postgres_fields[] = {
+    STRING_KEY("host", postgres.host, 1),
+    INT_KEY("port", postgres.port, 1, 65535),
+    STRING_KEY("database", postgres.database, 1),
+    {.key = "db_schema",
+     .kind = F_STRING,
+     .offset = STORE_FIELD(postgres.db_schema),
+     .null_clears = 1},
+    STRING_KEY("user", postgres.user, 1),
+    STRING_KEY("password", postgres.password, 1),
+    {.key = "sslmode",
+     .kind = F_STRING,
+     .offset = STORE_FIELD(postgres.sslmode),
+     .choices = sslmodes,
+     .why = "libpq's sslmodes"},
+    STRING_KEY("sslkey_path", postgres.sslkey_path, 0),
+    STRING_KEY("sslcert_path", postgres.sslcert_path, 0),
+    STRING_KEY("sslrootcert_path", postgres.sslrootcert_path, 0),
+    INT_KEY("keepalives_idle", postgres.keepalives_idle, 1, 86400),
+    /* Feast's connection pool settings: larder opens one connection per worker. */
+    {.key = "min_conn", .kind = F_INT, .offset = NO_FIELD, .min = 0, .max = 100000},
+    {.key = "max_conn", .kind = F_INT, .offset = NO_FIELD, .min = 0, .max = 100000},
+    {.key = "conn_type",
+     .kind = F_STRING,
+     .offset = NO_FIELD,
+     .choices = conn_types,
+     .why = "Feast's connection types"},
+    VECTOR_OPTIONS,
+};
+
+static const struct {
+  enum ldr_store_type type;
+  const struct store_field *fields;
+  size_t n;
+} store_fields[] = {
+    {LDR_STORE_SQLITE, sqlite_fields, sizeof sqlite_fields / sizeof sqlite_fields[0]},
+    {LDR_STORE_POSTGRES, postgres_fields, sizeof postgres_fields / sizeof postgres_fields[0]},
+};
+
+static const struct store_field *fields_of(enum ldr_store_type type, size_t *n) {
+  for (size_t i = 0; i < sizeof store_fields / sizeof store_fields[0]; i++)
+    if (store_fields[i].type == type) {
+      *n = store_fields[i].n;
+      return store_fields[i].fields;
     }
-    if (v->type != YAML_SCALAR_NODE || strcmp(scalar(v), d[i].value))
-      return fail(l, v, "%s: only '%s' is accepted (%s in larder)", field, d[i].value, d[i].why);
+  *n = 0;
+  return NULL;
+}
+
+static int in_list(const char *s, const char *const *list) {
+  for (; *list; list++)
+    if (!strcmp(s, *list)) return 1;
+  return 0;
+}
+
+static int load_field(struct loader *l, const struct store_field *f, const yaml_node_t *v) {
+  char field[96];
+  snprintf(field, sizeof field, "online_store.%s", f->key);
+  void *slot = f->offset == NO_FIELD ? NULL : (char *)&l->cfg->store + f->offset;
+  /* Feast's optional fields accept null: the default stays (db_schema: null
+   * means the user's own schema, as in Feast). */
+  if (is_null(v) && !f->required) {
+    if (f->null_clears && slot) {
+      free(*(char **)slot);
+      *(char **)slot = NULL;
+    }
     return 0;
   }
-  return 0;
+  switch (f->kind) {
+  case F_FALSE_ONLY: {
+    int b;
+    if (get_bool(l, v, field, &b) != 0) return -1;
+    if (b) return fail(l, v, "%s: only false is accepted (%s in larder)", field, f->why);
+    return 0;
+  }
+  case F_INT: {
+    long x;
+    if (get_long(l, v, field, f->min, f->max, &x) != 0) return -1;
+    if (slot) *(int *)slot = (int)x;
+    return 0;
+  }
+  case F_STRING: {
+    char *s = NULL;
+    if (get_string(l, v, field, &s) != 0) return -1;
+    if (s[0] == '\0') {
+      free(s);
+      return fail(l, v, "%s: must not be empty", field);
+    }
+    if (f->choices && !in_list(s, f->choices)) {
+      char list[160] = "";
+      for (const char *const *c = f->choices; *c; c++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 c == f->choices ? "" : ", ", *c);
+      int rc = f->choices[1] == NULL
+                   ? fail(l, v, "%s: only '%s' is accepted (%s in larder)", field, list, f->why)
+                   : fail(l, v, "%s: '%s' is not one of: %s", field, s, list);
+      free(s);
+      return rc;
+    }
+    if (slot) {
+      free(*(char **)slot);
+      *(char **)slot = s;
+    } else {
+      free(s);
+    }
+    return 0;
+  }
+  }
+  return -1;
 }
 
 static int join_dir(struct loader *l, const char *path, char **out) {
@@ -249,64 +388,74 @@ static int join_dir(struct loader *l, const char *path, char **out) {
   return fail_at(l, start, "out of memory");
 }
 
-static int load_sqlite(struct loader *l, const yaml_node_t *const *keys,
-                       const yaml_node_t *const *values, int n) {
-  char *path = NULL;
-  int rc = -1;
-  for (int i = 0; i < n; i++) {
-    const char *k = scalar(keys[i]);
-    int matched = 0;
-    if (!strcmp(k, "type")) continue;
-    if (!strcmp(k, "path")) {
-      if (get_string(l, values[i], "online_store.path", &path) != 0) goto out;
-      if (path[0] == '\0') {
-        fail(l, values[i], "online_store.path: must not be empty");
-        goto out;
-      }
-      continue;
-    }
-    if (check_default_only(l, sqlite_defaults, sizeof sqlite_defaults / sizeof sqlite_defaults[0],
-                           k, values[i], &matched) != 0)
-      goto out;
-    if (!matched) {
-      fail(l, keys[i], "online_store: unknown key '%s' for the sqlite store", k);
-      goto out;
-    }
+static void store_defaults(struct ldr_store_config *s) {
+  s->postgres.port = 5432;
+  s->postgres.db_schema = strdup("public");
+  s->postgres.sslmode = strdup("require");
+}
+
+/* Checks required keys and resolves what depends on the others. `where` is the
+ * online_store node (missing keys point at it). */
+static int finish_store(struct loader *l, const yaml_node_t *where) {
+  struct ldr_store_config *s = &l->cfg->store;
+  size_t n;
+  const struct store_field *fields = fields_of(s->type, &n);
+  for (size_t i = 0; i < n; i++) {
+    const struct store_field *f = &fields[i];
+    if (f->required && f->kind == F_STRING && *(char **)((char *)s + f->offset) == NULL)
+      return fail(l, where, "online_store.%s: required for the %s store", f->key, s->type_name);
   }
-  rc = join_dir(l, path ? path : "data/online.db", &l->cfg->store.sqlite.path);
-out:
-  free(path);
-  return rc;
+  if (s->type == LDR_STORE_SQLITE) {
+    char *given = s->sqlite.path;
+    s->sqlite.path = NULL;
+    int rc = join_dir(l, given ? given : "data/online.db", &s->sqlite.path);
+    free(given);
+    return rc;
+  }
+  if (s->type == LDR_STORE_POSTGRES && s->postgres.db_schema != NULL) {
+    const char *p = s->postgres.db_schema;
+    for (; *p; p++)
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '_'))
+        return fail(l, where, "online_store.db_schema: letters, digits and '_' only");
+    if (strlen(s->postgres.db_schema) > 63)
+      return fail(l, where, "online_store.db_schema: longer than 63 characters");
+  }
+  return 0;
 }
 
 static int load_online_store(struct loader *l, const yaml_node_t *n) {
   const yaml_node_t **keys = NULL, **values = NULL;
   int rc = -1;
-  if (n == NULL || is_null(n)) {
-    l->cfg->store.type = LDR_STORE_SQLITE;
-    l->cfg->store.type_name = "sqlite";
-    return join_dir(l, "data/online.db", &l->cfg->store.sqlite.path);
-  }
+  const yaml_node_t *where = n ? n : yaml_document_get_root_node(&l->doc);
+  l->cfg->store.type = LDR_STORE_SQLITE;
+  l->cfg->store.type_name = "sqlite";
+  if (n == NULL || is_null(n)) return finish_store(l, where);
   if (n->type == YAML_SCALAR_NODE) {
     if (resolve_store_type(l, n, "online_store") != 0) return -1;
-    return load_sqlite(l, NULL, NULL, 0);
+    return finish_store(l, where);
   }
   int np = mapping_pairs(l, n, "online_store", &keys, &values);
   if (np < 0) goto out;
-  l->cfg->store.type = LDR_STORE_SQLITE;
-  l->cfg->store.type_name = "sqlite";
   for (int i = 0; i < np; i++)
     if (!strcmp(scalar(keys[i]), "type") &&
         resolve_store_type(l, values[i], "online_store.type") != 0)
       goto out;
-  switch (l->cfg->store.type) {
-  case LDR_STORE_SQLITE:
-    rc = load_sqlite(l, keys, values, np);
-    break;
-  default:
-    rc = fail(l, n, "online_store: store type not built in");
-    break;
+  size_t nf;
+  const struct store_field *fields = fields_of(l->cfg->store.type, &nf);
+  for (int i = 0; i < np; i++) {
+    const char *k = scalar(keys[i]);
+    if (!strcmp(k, "type")) continue;
+    size_t j = 0;
+    while (j < nf && strcmp(fields[j].key, k)) j++;
+    if (j == nf) {
+      fail(l, keys[i], "online_store: unknown key '%s' for the %s store", k,
+           l->cfg->store.type_name);
+      goto out;
+    }
+    if (load_field(l, &fields[j], values[i]) != 0) goto out;
   }
+  rc = finish_store(l, where);
 out:
   free(keys);
   free(values);
@@ -365,6 +514,8 @@ static int load_larder(struct loader *l, const yaml_node_t *n) {
       r = get_long(l, v, "larder.max_batch_rows", 1, 10000000, &c->max_batch_rows);
     } else if (!strcmp(k, "max_message_bytes")) {
       r = get_long(l, v, "larder.max_message_bytes", 1024, INT_MAX, &c->max_message_bytes);
+    } else if (!strcmp(k, "wait_for_backend_s")) {
+      r = get_int(l, v, "larder.wait_for_backend_s", 0, 3600, &c->store.wait_for_backend_s);
     } else if (!strcmp(k, "grace_period_s")) {
       r = get_int(l, v, "larder.grace_period_s", 0, 3600, &c->grace_period_s);
     } else if (!strcmp(k, "log_level")) {
@@ -401,6 +552,7 @@ static void set_defaults(struct ldr_config *c) {
   c->grace_period_s = 10;
   c->log_level = 1;
   c->listen = strdup("0.0.0.0:6566");
+  store_defaults(&c->store);
 }
 
 static int load_root(struct loader *l) {
@@ -564,7 +716,13 @@ void ldr_config_destroy(struct ldr_config *cfg) {
   free(cfg->dir);
   free(cfg->project);
   free(cfg->registry);
-  free(cfg->store.sqlite.path);
   free(cfg->listen);
+  /* Every string of a store's fields is heap-owned. */
+  for (size_t i = 0; i < sizeof store_fields / sizeof store_fields[0]; i++)
+    for (size_t j = 0; j < store_fields[i].n; j++) {
+      const struct store_field *f = &store_fields[i].fields[j];
+      if (f->kind == F_STRING && f->offset != NO_FIELD)
+        free(*(char **)((char *)&cfg->store + f->offset));
+    }
   memset(cfg, 0, sizeof *cfg);
 }

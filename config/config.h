@@ -13,12 +13,24 @@ enum ldr_store_type { LDR_STORE_SQLITE, LDR_STORE_POSTGRES, LDR_STORE_MYSQL };
  * ldr_config that holds this struct. */
 struct ldr_store_config {
   enum ldr_store_type type;
-  const char *type_name; /* "sqlite", "postgres" or "mysql" */
-  const char *project;   /* validated: [A-Za-z0-9_], not starting with '_' */
-  int key_version;       /* entity_key_serialization_version (default 3) */
+  const char *type_name;  /* "sqlite", "postgres" or "mysql" */
+  const char *project;    /* validated: [A-Za-z0-9_], not starting with '_' */
+  int key_version;        /* entity_key_serialization_version (default 3) */
+  int wait_for_backend_s; /* larder.wait_for_backend_s: retry an unreachable database */
   struct {
     char *path; /* absolute, or relative to the working directory */
   } sqlite;
+  struct {
+    char *host;
+    int port; /* 5432 */
+    char *database;
+    char *db_schema; /* "public"; NULL (db_schema: null) means the user's name */
+    char *user;
+    char *password;
+    char *sslmode; /* "require", as in Feast */
+    char *sslkey_path, *sslcert_path, *sslrootcert_path;
+    int keepalives_idle; /* 0: libpq's default */
+  } postgres;
 };
 
 struct ldr_config {

@@ -139,7 +139,7 @@ static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
     r->features = fs;
     r->n_features = in->n_features;
   }
-  rc = c->backend->ops->write_batch(c->backend, table, rows, req->n_rows, &c->err);
+  rc = c->backend->ops->write_batch(c->backend, table, rows, req->n_rows, c->arena, &c->err);
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineWriteBatchResponse resp = LARDER__V1__ONLINE_WRITE_BATCH_RESPONSE__INIT;
   resp.rows_written = req->n_rows;

@@ -89,7 +89,7 @@ static enum ldr_rc write_one(const char *table, int64_t id, const char *feature,
   struct ldr_write_feature f = int_feature(feature, x);
   struct ldr_write_row row = {
       .key = key_of(id), .features = &f, .n_features = 1, .event_ts = {ts, 0}};
-  return backend->ops->write_batch(backend, table, &row, 1, err);
+  return backend->ops->write_batch(backend, table, &row, 1, &arena, err);
 }
 
 static void must_write(const char *table, int64_t id, const char *feature, int64_t x, int64_t ts) {
@@ -148,7 +148,7 @@ static void round_trip_every_value_kind(void **state) {
       .key = key_of(7), .features = fs, .n_features = n, .event_ts = {1700000000, 0}};
   struct ldr_err err;
   ldr_err_clear(&err);
-  if (backend->ops->write_batch(backend, fx->table, &row, 1, &err) != LDR_OK)
+  if (backend->ops->write_batch(backend, fx->table, &row, 1, &arena, &err) != LDR_OK)
     fail_msg("%s", err.msg);
   int64_t id = 7;
   struct ldr_read_row *r = read_keys(fx->table, &id, 1, NULL, 0);
@@ -191,7 +191,7 @@ static void duplicates_in_one_batch(void **state) {
   };
   struct ldr_err err;
   ldr_err_clear(&err);
-  if (backend->ops->write_batch(backend, fx->table, rows, 3, &err) != LDR_OK)
+  if (backend->ops->write_batch(backend, fx->table, rows, 3, &arena, &err) != LDR_OK)
     fail_msg("%s", err.msg);
   int64_t ids[] = {1, 2};
   struct ldr_read_row *r = read_keys(fx->table, ids, 2, NULL, 0);
@@ -268,7 +268,7 @@ static void empty_requests_and_missing_tables(void **state) {
   struct ldr_err err;
   struct ldr_read_row row;
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, fx->table, NULL, 0, &err), LDR_OK);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, NULL, 0, &arena, &err), LDR_OK);
   assert_int_equal(backend->ops->read(backend, fx->table, NULL, 0, NULL, 0, &arena, &row, &err),
                    LDR_OK);
   const char *missing = "conf_no_such_view";
@@ -276,7 +276,7 @@ static void empty_requests_and_missing_tables(void **state) {
                    LDR_NOT_FOUND);
   assert_non_null(strstr(err.msg, missing));
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, missing, NULL, 0, &err), LDR_NOT_FOUND);
+  assert_int_equal(backend->ops->write_batch(backend, missing, NULL, 0, &arena, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
   assert_int_equal(write_one(missing, 1, "f", 1, 1, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
@@ -300,7 +300,7 @@ static void failing_batch_leaves_nothing(void **state) {
   };
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_not_equal(backend->ops->write_batch(backend, fx->table, rows, 3, &err), LDR_OK);
+  assert_int_not_equal(backend->ops->write_batch(backend, fx->table, rows, 3, &arena, &err), LDR_OK);
   int64_t ids[] = {1, 2, 3};
   struct ldr_read_row *r = read_keys(fx->table, ids, 3, NULL, 0);
   assert_false(r[0].found);
@@ -363,7 +363,7 @@ static void stored_layout(void **state) {
   };
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 2, &err), LDR_OK);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 2, &arena, &err), LDR_OK);
   struct raw_row raw;
   assert_int_equal(native->raw_row(fx->table, rows[0].key.bytes, rows[0].key.len, "trips", &raw),
                    0);
@@ -402,7 +402,7 @@ static void key_versions(void **state) {
     assert_int_equal(ldr_entity_key_serialize(ek, version, &arena, &k, &err), LDR_OK);
     struct ldr_write_feature f = int_feature("f", (int64_t)i);
     struct ldr_write_row row = {.key = k, .features = &f, .n_features = 1, .event_ts = {1, 0}};
-    assert_int_equal(backend->ops->write_batch(backend, fx->table, &row, 1, &err), LDR_OK);
+    assert_int_equal(backend->ops->write_batch(backend, fx->table, &row, 1, &arena, &err), LDR_OK);
     struct raw_row raw;
     assert_int_equal(native->raw_row(fx->table, k.bytes, k.len, "f", &raw), 0);
     assert_true(raw.found);
@@ -431,7 +431,7 @@ static void many_keys(void **state) {
   }
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, N, &err), LDR_OK);
+  assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, N, &arena, &err), LDR_OK);
   static const size_t counts[] = {1, 2, 7, 9, 17, 100, 1000, 8192, 8193, N};
   int64_t *ids = ldr_arena_alloc(&arena, (N + 1) * sizeof *ids);
   for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {

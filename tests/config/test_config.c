@@ -26,6 +26,7 @@ static const char *lookup(const char *name) {
       {"REF", "$A"},
       {"EMPTY", ""},
       {"A:-d", "colon"},
+      {"PGPASS", "s3cr:et$x"},
   };
   for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
     if (!strcmp(name, env[i][0])) return env[i][1];
@@ -92,7 +93,8 @@ static void errors(void **state) {
        "fs.yaml:2:15: online_store: unknown online store"},
       {"project: p\nonline_store:\n  type: sqlite\n  pathh: x.db\n",
        "fs.yaml:4:3: online_store: unknown key 'pathh' for the sqlite store"},
-      {"project: p\nonline_store:\n  path:\n", "fs.yaml:3:8: online_store.path: expected a string"},
+      {"project: p\nonline_store:\n  path: [a]\n",
+       "fs.yaml:3:9: online_store.path: expected a string"},
       {"project: p\nonline_store:\n  path: ''\n",
        "fs.yaml:3:9: online_store.path: must not be empty"},
       {"project: p\nonline_store:\n  vector_enabled: true\n",
@@ -135,6 +137,25 @@ static void errors(void **state) {
       {"project: pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\n",
        "fs.yaml:1:10: project: longer than 58 characters"},
       {"project: p\n  bad indent: x\n", "fs.yaml:2:13: mapping values are not allowed"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  user: u\n  password: p\n",
+       "fs.yaml:3:3: online_store.database: required for the postgres store"},
+      {"project: p\nonline_store: postgres\n",
+       "fs.yaml:2:15: online_store.host: required for the postgres store"},
+      {"project: p\nonline_store:\n  type: postgres\n  path: x.db\n",
+       "fs.yaml:4:3: online_store: unknown key 'path' for the postgres store"},
+      {"project: p\nonline_store:\n  type: postgres\n  sslmode: always\n",
+       "fs.yaml:4:12: online_store.sslmode: 'always' is not one of: disable, allow, prefer, "
+       "require"},
+      {"project: p\nonline_store:\n  type: postgres\n  conn_type: shared\n",
+       "fs.yaml:4:14: online_store.conn_type: 'shared' is not one of: singleton, pool"},
+      {"project: p\nonline_store:\n  type: postgres\n  port: 99999\n",
+       "fs.yaml:4:9: online_store.port: 99999 is out of range"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n  user: u\n  "
+       "password: p\n"
+       "  db_schema: my-schema\n",
+       "fs.yaml:3:3: online_store.db_schema: letters, digits and '_' only"},
+      {"project: p\nlarder:\n  wait_for_backend_s: forever\n",
+       "fs.yaml:3:23: larder.wait_for_backend_s: expected an integer"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ldr_config cfg;
@@ -220,6 +241,7 @@ static void store_forms(void **state) {
       "project: p\nonline_store:\n  type: feast.infra.online_stores.sqlite.SqliteOnlineStore\n",
       "project: p\nonline_store:\n  path: data/online.db\n", /* type defaults to sqlite */
       "project: p\nonline_store:\n",                         /* null: the default store */
+      "project: p\nonline_store:\n  path:\n",                /* null: the default path */
       "project: p\nregistry:\n  registry_type: file\n  path: data/registry.db\n  "
       "cache_ttl_seconds: 60\n",
   };
@@ -231,6 +253,54 @@ static void store_forms(void **state) {
     assert_string_equal(cfg.store.sqlite.path, "/repo/data/online.db");
     ldr_config_destroy(&cfg);
   }
+}
+
+static void postgres_store(void **state) {
+  (void)state;
+  static const char *const types[] = {
+      "postgres", "feast.infra.online_stores.postgres_online_store.postgres.PostgreSQLOnlineStore",
+      "feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore"};
+  for (size_t i = 0; i < 3; i++) {
+    char text[512];
+    snprintf(
+        text, sizeof text,
+        "project: p\nonline_store:\n  type: %s\n  host: db.internal\n  database: feast\n"
+        "  user: feast\n  password: ${PGPASS}\n  min_conn: 2\n  max_conn: 20\n  conn_type: pool\n"
+        "  vector_enabled: false\nlarder:\n  wait_for_backend_s: 30\n",
+        types[i]);
+    struct ldr_config cfg;
+    struct ldr_config_error err;
+    if (load(text, &cfg, &err) != 0) fail_msg("case %zu: %s", i, err.msg);
+    assert_int_equal(cfg.store.type, LDR_STORE_POSTGRES);
+    assert_string_equal(cfg.store.type_name, "postgres");
+    assert_string_equal(cfg.store.postgres.host, "db.internal");
+    assert_int_equal(cfg.store.postgres.port, 5432);
+    assert_string_equal(cfg.store.postgres.database, "feast");
+    assert_string_equal(cfg.store.postgres.user, "feast");
+    assert_string_equal(cfg.store.postgres.password, "s3cr:et$x"); /* from the environment */
+    assert_string_equal(cfg.store.postgres.db_schema, "public");
+    assert_string_equal(cfg.store.postgres.sslmode, "require"); /* Feast's default */
+    assert_null(cfg.store.postgres.sslrootcert_path);
+    assert_int_equal(cfg.store.postgres.keepalives_idle, 0);
+    assert_int_equal(cfg.store.wait_for_backend_s, 30);
+    ldr_config_destroy(&cfg);
+  }
+  static const char full[] =
+      "project: p\nonline_store:\n  type: postgres\n  host: h\n  port: 6543\n  database: d\n"
+      "  db_schema:\n  user: u\n  password: pw\n  sslmode: verify-full\n  sslrootcert_path: "
+      "/ca.pem\n"
+      "  sslcert_path: c.pem\n  sslkey_path: k.pem\n  keepalives_idle: 30\n";
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (load(full, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_int_equal(cfg.store.postgres.port, 6543);
+  assert_null(cfg.store.postgres.db_schema); /* null: the user's schema, as in Feast */
+  assert_string_equal(cfg.store.postgres.sslmode, "verify-full");
+  assert_string_equal(cfg.store.postgres.sslrootcert_path, "/ca.pem");
+  assert_string_equal(cfg.store.postgres.sslcert_path, "c.pem");
+  assert_string_equal(cfg.store.postgres.sslkey_path, "k.pem");
+  assert_int_equal(cfg.store.postgres.keepalives_idle, 30);
+  ldr_config_destroy(&cfg);
 }
 
 static void file_errors(void **state) {
@@ -266,13 +336,10 @@ static void relative_to_the_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(expand_vars),
-      cmocka_unit_test(errors),
-      cmocka_unit_test(defaults),
-      cmocka_unit_test(feast_file_with_substitution),
-      cmocka_unit_test(store_forms),
-      cmocka_unit_test(file_errors),
-      cmocka_unit_test(relative_to_the_file),
+      cmocka_unit_test(expand_vars), cmocka_unit_test(errors),
+      cmocka_unit_test(defaults),    cmocka_unit_test(feast_file_with_substitution),
+      cmocka_unit_test(store_forms), cmocka_unit_test(postgres_store),
+      cmocka_unit_test(file_errors), cmocka_unit_test(relative_to_the_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,67 @@
+/* What the backends share beside the public interface: collecting read rows
+ * per requested key, and flattening a write batch. */
+#ifndef LDR_BACKEND_INT_H
+#define LDR_BACKEND_INT_H
+
+#include "backends/backend.h"
+
+/* A request key and where it stands in the request. */
+struct ldr_key_ref {
+  const uint8_t *bytes;
+  size_t len;
+  size_t idx;
+};
+
+struct ldr_got;
+
+/*
+ * Gathers the rows a read returns, in any order, and lays them out as one
+ * ldr_read_row per requested key. The distinct keys (`uniq`, sorted by their
+ * bytes) are what a backend sends to the database; duplicates share results.
+ */
+struct ldr_collector {
+  struct ldr_arena *arena;
+  struct ldr_key_ref *refs; /* every request key, sorted by bytes */
+  size_t nrefs;
+  struct ldr_key_ref *uniq; /* one per distinct key */
+  size_t nuniq;
+  size_t *uniq_of_ref; /* refs[i] is uniq[uniq_of_ref[i]] */
+  struct ldr_got *got;
+  size_t ngot, capgot;
+  size_t last; /* the uniq index of the previous row, for runs of one key */
+};
+
+/* Sorts the request keys and finds the distinct ones. LDR_EXHAUSTED when the arena is full. */
+enum ldr_rc ldr_collect_begin(struct ldr_collector *c, struct ldr_arena *a,
+                              const struct ldr_key *keys, size_t n, struct ldr_err *err);
+
+/* Forgets the rows added so far (a retried statement adds them again). */
+void ldr_collect_reset(struct ldr_collector *c);
+
+/* Adds one stored row, copying name and value into the arena; `ts` NULL means
+ * the row has no event_ts. Rows of keys nobody asked for are ignored. */
+enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key_len,
+                            const void *name, size_t name_len, const void *value, size_t value_len,
+                            const struct ldr_ts *ts, struct ldr_err *err);
+
+/* Fills out[0..nrefs) in request order: found, features, latest event_ts. */
+enum ldr_rc ldr_collect_end(struct ldr_collector *c, struct ldr_read_row *out, struct ldr_err *err);
+
+/* One (row, feature) of a write batch. */
+struct ldr_flat {
+  const struct ldr_write_row *row;
+  const struct ldr_write_feature *feature;
+};
+
+/*
+ * Lists every (row, feature) of a batch once: where a (key, feature name)
+ * repeats, only its last occurrence is kept, as if the batch were applied in
+ * order. The list lives in `a`.
+ */
+enum ldr_rc ldr_flatten_last_wins(const struct ldr_write_row *rows, size_t n, struct ldr_arena *a,
+                                  struct ldr_flat **out, size_t *nout, struct ldr_err *err);
+
+/* Nonzero when `s` is a non-empty identifier of [A-Za-z0-9_] of at most `max` bytes. */
+int ldr_plain_identifier(const char *s, size_t max);
+
+#endif

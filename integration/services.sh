@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Throw-away PostgreSQL and MariaDB servers on 127.0.0.1 for the tests: no
+# systemd, no Docker; Debian's server binaries run from a private state folder
+# and are stopped by their own pid.
+#
+#   services.sh start         initialise and start the servers, create the test
+#                             database and user, write "$SVC_DIR/env"
+#   services.sh stop          stop the servers and delete SVC_DIR
+#   services.sh down NAME     stop one server, keeping its data (outage tests)
+#   services.sh up NAME       start it again on the same data
+#   services.sh kill NAME     SIGKILL it (keeps data; `up` restarts it)
+#   services.sh status        say what runs
+#   services.sh env           print the env file
+#
+# Env (defaults): SVC_DIR (${TMPDIR:-/tmp}/larder-services), SERVICES
+# ("postgres mariadb"), PG_PORT (15432), MYSQL_PORT (13306), DB_NAME, DB_USER,
+# DB_PASS (feast), START_TIMEOUT (60 s).
+set -euo pipefail
+
+SVC_DIR=${SVC_DIR:-${TMPDIR:-/tmp}/larder-services}
+SERVICES=${SERVICES:-"postgres mariadb"}
+MYSQL_PORT=${MYSQL_PORT:-13306}
+PG_PORT=${PG_PORT:-15432}
+DB_NAME=${DB_NAME:-feast}
+DB_USER=${DB_USER:-feast}
+DB_PASS=${DB_PASS:-feast}
+START_TIMEOUT=${START_TIMEOUT:-60}
+HOST=127.0.0.1
+MY_DIR=$SVC_DIR/mariadb
+PG_DIR=$SVC_DIR/postgres
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+has() { case " $SERVICES " in *" $1 "*) return 0 ;; esac; return 1; }
+IS_ROOT=0; [ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+as_user() {
+  local u=$1; shift
+  if [ "$u" = "$(id -un)" ]; then "$@"
+  elif [ "$IS_ROOT" = 1 ]; then runuser -u "$u" -- "$@"
+  else die "cannot switch to user $u without root"; fi
+}
+
+# The pid is alive, not a zombie, and its command line names our folder (no pid reuse).
+pid_ours() {
+  local pid=$1 line st
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  line=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  st=${line##*) }; st=${st%% *}
+  [ "$st" != Z ] && [ "$st" != X ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$SVC_DIR"
+}
+
+wait_gone() {  # pid seconds
+  local t=$(( $2 * 20 ))
+  while [ "$t" -gt 0 ] && pid_ours "$1"; do sleep 0.05; t=$((t - 1)); done
+  ! pid_ours "$1"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# ------------------------------------------------------------------ PostgreSQL
+pg_bin() {
+  local d; d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$d/initdb" ] || die "initdb not found (apt-get install postgresql)"
+  echo "$d"
+}
+pg_user() { if [ "$IS_ROOT" = 1 ]; then echo postgres; else id -un; fi; }
+pg_pid() { [ -s "$PG_DIR/data/postmaster.pid" ] && head -n 1 "$PG_DIR/data/postmaster.pid" || true; }
+
+pg_up() {
+  local bin u pid t=200; bin=$(pg_bin); u=$(pg_user)
+  # After a SIGKILL the old postmaster may linger as a zombie until it is
+  # reaped, and PostgreSQL refuses to start while its pid exists.
+  pid=$(pg_pid)
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$t" -gt 0 ]; do sleep 0.05; t=$((t - 1)); done
+  port_busy "$PG_PORT" && die "port $PG_PORT is in use"
+  as_user "$u" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t "$START_TIMEOUT" start \
+    > "$PG_DIR/pg_ctl.log" 2>&1 || { cat "$PG_DIR/pg_ctl.log" "$PG_DIR/server.log" >&2; die "postgres did not start"; }
+  log "postgres: up on $HOST:$PG_PORT (pid $(pg_pid))"
+}
+
+pg_start() {
+  local bin u; bin=$(pg_bin); u=$(pg_user)
+  id "$u" >/dev/null 2>&1 || die "user $u is missing (the postgresql package creates it)"
+  mkdir -p "$PG_DIR/sock"
+  [ "$IS_ROOT" = 1 ] && chown -R "$u" "$PG_DIR"
+  chmod 700 "$PG_DIR"
+  as_user "$u" "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    --encoding=UTF8 --locale=C.UTF-8 --no-sync > "$PG_DIR/initdb.log" 2>&1 \
+    || { tail -n 30 "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+  cat >> "$PG_DIR/data/postgresql.conf" <<CONF
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR/sock'
+timezone = 'UTC'
+log_timezone = 'UTC'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+CONF
+  pg_up
+  "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR/sock" -p "$PG_PORT" -U postgres -d postgres \
+    > "$PG_DIR/setup.log" 2>&1 <<SQL || { cat "$PG_DIR/setup.log" >&2; die "postgres setup failed"; }
+CREATE ROLE "$DB_USER" LOGIN CREATEDB PASSWORD '$DB_PASS';
+CREATE DATABASE "$DB_NAME" OWNER "$DB_USER" ENCODING 'UTF8' TEMPLATE template0;
+SQL
+  PGPASSWORD=$DB_PASS "$bin/psql" -X -q -h "$HOST" -p "$PG_PORT" -U "$DB_USER" -d "$DB_NAME" -tAc 'SELECT 1' \
+    >/dev/null || die "postgres: TCP login as $DB_USER failed"
+}
+
+pg_down() {  # signal: INT = fast shutdown, KILL = crash
+  local pid; pid=$(pg_pid)
+  pid_ours "$pid" || { log "postgres: not running"; return 0; }
+  kill "-${1:-INT}" "$pid" 2>/dev/null || true
+  wait_gone "$pid" 60 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || die "postgres would not stop"; }
+  # After SIGKILL the children go on briefly; wait until the port is free.
+  local t=200; while [ "$t" -gt 0 ] && port_busy "$PG_PORT"; do sleep 0.05; t=$((t - 1)); done
+  log "postgres: down"
+}
+
+# --------------------------------------------------------------------- MariaDB
+mysqld_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
+my_sql() { mariadb --no-defaults --protocol=socket --socket="$MY_DIR/mysqld.sock" -uroot "$@"; }
+my_user() { if [ "$IS_ROOT" = 1 ] && id mysql >/dev/null 2>&1; then echo mysql; else id -un; fi; }
+my_pid() { cat "$MY_DIR/mysqld.pid" 2>/dev/null || cat "$MY_DIR/launch.pid" 2>/dev/null || true; }
+
+my_up() {
+  local u; u=$(my_user)
+  local userarg=(); [ "$IS_ROOT" = 1 ] && userarg=(--user="$u")
+  port_busy "$MYSQL_PORT" && die "port $MYSQL_PORT is in use"
+  rm -f "$MY_DIR/mysqld.pid"
+  nohup "$(mysqld_bin)" --no-defaults "${userarg[@]}" --datadir="$MY_DIR/data" \
+    --bind-address="$HOST" --port="$MYSQL_PORT" --socket="$MY_DIR/mysqld.sock" \
+    --pid-file="$MY_DIR/mysqld.pid" --log-error="$MY_DIR/error.log" --skip-name-resolve --skip-log-bin \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --default-time-zone=+00:00 \
+    --innodb-buffer-pool-size=128M --innodb-log-file-size=48M --innodb-flush-log-at-trx-commit=0 \
+    --innodb-doublewrite=0 --innodb-buffer-pool-dump-at-shutdown=0 --innodb-buffer-pool-load-at-startup=0 \
+    --max-connections=200 < /dev/null > "$MY_DIR/stdout.log" 2>&1 &
+  echo $! > "$MY_DIR/launch.pid"
+  local t=$(( START_TIMEOUT * 10 ))
+  until mariadb-admin --no-defaults --protocol=socket --socket="$MY_DIR/mysqld.sock" -uroot \
+        --connect-timeout=1 ping >/dev/null 2>&1; do
+    pid_ours "$(cat "$MY_DIR/launch.pid")" || { tail -n 30 "$MY_DIR/error.log" >&2; die "mariadbd exited"; }
+    t=$((t - 1)); [ "$t" -gt 0 ] || die "mariadbd not ready after ${START_TIMEOUT}s"
+    sleep 0.1
+  done
+  log "mariadb: up on $HOST:$MYSQL_PORT (pid $(my_pid))"
+}
+
+my_start() {
+  local u; u=$(my_user)
+  local userarg=(); [ "$IS_ROOT" = 1 ] && userarg=(--user="$u")
+  mkdir -p "$MY_DIR"
+  [ "$IS_ROOT" = 1 ] && chown "$u" "$MY_DIR"
+  chmod 700 "$MY_DIR"
+  mariadb-install-db --no-defaults "${userarg[@]}" --datadir="$MY_DIR/data" \
+    --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+    > "$MY_DIR/install-db.log" 2>&1 || { tail -n 30 "$MY_DIR/install-db.log" >&2; die "mariadb-install-db failed"; }
+  my_up
+  # With --skip-name-resolve a TCP client from 127.0.0.1 matches host '%'.
+  my_sql > "$MY_DIR/setup.log" 2>&1 <<SQL || { cat "$MY_DIR/setup.log" >&2; die "mariadb setup failed"; }
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER IF NOT EXISTS '$DB_USER'@'%' IDENTIFIED BY '$DB_PASS';
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'%', '$DB_USER'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+  # mariadb-install-db also made password-less root accounts reachable over TCP: drop them.
+  my_sql -Nse "SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host), ';') FROM mysql.user WHERE User='root' AND Host<>'localhost'" \
+    | my_sql || die "mariadb: dropping TCP root accounts failed"
+  MYSQL_PWD=$DB_PASS mariadb --no-defaults --protocol=tcp -h "$HOST" -P "$MYSQL_PORT" -u "$DB_USER" "$DB_NAME" \
+    -Nse 'SELECT 1' >/dev/null || die "mariadb: TCP login as $DB_USER failed"
+}
+
+my_down() {
+  local pid; pid=$(my_pid)
+  pid_ours "$pid" || { log "mariadb: not running"; return 0; }
+  kill "-${1:-TERM}" "$pid" 2>/dev/null || true
+  wait_gone "$pid" 60 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || die "mariadb would not stop"; }
+  log "mariadb: down"
+}
+
+# ------------------------------------------------------------------------ main
+write_env() {
+  : > "$SVC_DIR/env"
+  if has postgres; then cat >> "$SVC_DIR/env" <<ENV
+export TEST_PG_HOST=$HOST TEST_PG_PORT=$PG_PORT TEST_PG_USER=$DB_USER TEST_PG_PASSWORD=$DB_PASS TEST_PG_DB=$DB_NAME
+export TEST_PG_SVC_DIR=$SVC_DIR
+ENV
+  fi
+  if has mariadb; then cat >> "$SVC_DIR/env" <<ENV
+export TEST_MYSQL_HOST=$HOST TEST_MYSQL_PORT=$MYSQL_PORT TEST_MYSQL_USER=$DB_USER TEST_MYSQL_PASSWORD=$DB_PASS TEST_MYSQL_DB=$DB_NAME
+export TEST_MYSQL_SVC_DIR=$SVC_DIR
+ENV
+  fi
+}
+
+cmd_stop() {
+  has postgres && pg_down INT
+  has mariadb && my_down TERM
+  rm -rf -- "$SVC_DIR"
+  log "stopped; removed $SVC_DIR"
+}
+
+cmd_start() {
+  [ -n "$(ls -A "$SVC_DIR" 2>/dev/null)" ] && { log "$SVC_DIR is not empty: stopping what ran there"; cmd_stop; }
+  mkdir -p "$SVC_DIR"
+  chmod 755 "$SVC_DIR"   # the server users must reach their folders
+  trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed: cleaning up"; cmd_stop || true; fi' EXIT
+  has postgres && pg_start
+  has mariadb && my_start
+  trap - EXIT
+  write_env
+  cat "$SVC_DIR/env"
+}
+
+one() { case "$1" in postgres | mariadb) ;; *) die "name postgres or mariadb, not '$1'" ;; esac; }
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  down) one "${2:-}"; if [ "$2" = postgres ]; then pg_down INT; else my_down TERM; fi ;;
+  kill) one "${2:-}"; if [ "$2" = postgres ]; then pg_down KILL; else my_down KILL; fi ;;
+  up) one "${2:-}"; if [ "$2" = postgres ]; then pg_up; else my_up; fi ;;
+  status)
+    has postgres && { pid_ours "$(pg_pid)" && echo "postgres: running, pid $(pg_pid)" || echo "postgres: stopped"; }
+    has mariadb && { pid_ours "$(my_pid)" && echo "mariadb: running, pid $(my_pid)" || echo "mariadb: stopped"; }
+    ;;
+  env) cat "$SVC_DIR/env" ;;
+  *) echo "usage: $0 start|stop|status|env|down NAME|up NAME|kill NAME" >&2; exit 2 ;;
+esac
