@@ -6,10 +6,14 @@
 #include <time.h>
 
 extern const struct ldr_backend_ops ldr_sqlite_ops;
+extern const struct ldr_backend_ops ldr_postgres_ops;
 
 static const struct ldr_backend_ops *const backends[] = {
 #ifdef LDR_WITH_SQLITE
     &ldr_sqlite_ops,
+#endif
+#ifdef LDR_WITH_POSTGRES
+    &ldr_postgres_ops,
 #endif
     NULL,
 };

@@ -20,7 +20,7 @@ struct ldr_store_config {
   struct {
     char *path; /* absolute, or relative to the working directory */
   } sqlite;
-  struct {
+  struct ldr_postgres_config {
     char *host;
     int port; /* 5432 */
     char *database;

@@ -22,6 +22,16 @@ LARDER_BIN = os.environ.get("LARDER_BIN", os.path.join(ROOT, "build", "larder"))
 PROTOS = os.environ.get("LARDER_PROTOS", os.path.join(ROOT, "protos"))
 TEST_DATA = os.environ.get("LARDER_TEST_DATA", os.path.join(ROOT, "tests", "data"))
 BACKEND = os.environ.get("LARDER_TEST_BACKEND", "sqlite")
+SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests
+
+# A test of a client-server backend needs the server of integration/services.sh.
+# Without one it is skipped, unless LARDER_REQUIRE_DB=1 (CI), where that is a failure.
+_NEEDS = {"postgres": "TEST_PG_HOST", "mysql": "TEST_MYSQL_HOST"}
+if BACKEND in _NEEDS and not os.environ.get(_NEEDS[BACKEND]):
+    if os.environ.get("LARDER_REQUIRE_DB") == "1":
+        sys.exit("no %s server: %s is not set (start integration/services.sh)" % (BACKEND, _NEEDS[BACKEND]))
+    print("skipped: no %s server (start integration/services.sh)" % BACKEND)
+    sys.exit(SKIP)
 
 
 def _generate_stubs():
@@ -50,38 +60,85 @@ def free_port():
         return s.getsockname()[1]
 
 
-def store_yaml(backend, tmpdir, schema=None):
-    """The online_store section for `backend`, pointing at the test databases."""
+def store_yaml(backend, tmpdir, env=None, schema=None):
+    """The online_store section for `backend`, pointing at the test databases
+    (the TEST_* variables of integration/services.sh, from `env` or the
+    environment). Passwords go through ${VAR} substitution, as users would."""
+    e = env or os.environ
     if backend == "sqlite":
         return "online_store:\n  type: sqlite\n  path: %s\n" % os.path.join(tmpdir, "online.db")
     if backend == "postgres":
-        e = os.environ
         return ("online_store:\n  type: postgres\n  host: %s\n  port: %s\n  database: %s\n"
                 "  user: %s\n  password: ${TEST_PG_PASSWORD}\n  sslmode: disable\n%s"
                 % (e["TEST_PG_HOST"], e["TEST_PG_PORT"], e["TEST_PG_DB"], e["TEST_PG_USER"],
                    "  db_schema: %s\n" % schema if schema else ""))
     if backend == "mysql":
-        e = os.environ
         return ("online_store:\n  type: mysql\n  host: %s\n  port: %s\n  database: %s\n"
                 "  user: %s\n  password: ${TEST_MYSQL_PASSWORD}\n"
                 % (e["TEST_MYSQL_HOST"], e["TEST_MYSQL_PORT"], e["TEST_MYSQL_DB"], e["TEST_MYSQL_USER"]))
     raise ValueError(backend)
 
 
+class PrivateDatabase:
+    """A throw-away database server of one test's own (integration/services.sh
+    with its own folder and port), which the test may stop and start."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="larder-db-")
+        os.chmod(self.dir, 0o755)  # the server runs as its own user, which must reach its folder
+        atexit.register(shutil.rmtree, self.dir, True)
+        self.script = os.path.join(HERE, "services.sh")
+        port = free_port()
+        self.env = dict(os.environ, SVC_DIR=os.path.join(self.dir, "svc"), SERVICES=name,
+                        PG_PORT=str(port), MYSQL_PORT=str(port))
+
+    def run(self, *args):
+        subprocess.run(["bash", self.script] + list(args), env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self):
+        self.run("start")
+        with open(os.path.join(self.env["SVC_DIR"], "env")) as f:
+            for line in f:
+                for word in line.replace("export ", "").split():
+                    k, _, v = word.partition("=")
+                    self.env[k] = v
+        return self
+
+    def down(self):
+        self.run("down", self.name)
+
+    def up(self):
+        self.run("up", self.name)
+
+    def stop(self):
+        self.run("stop")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 class Server:
     """A larder process serving a fresh project on a free port."""
 
-    def __init__(self, project="itest", larder=None, backend=None, extra_yaml=""):
+    def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None):
         self.backend = backend or BACKEND
+        self.env = env  # the database's TEST_* variables, when not the environment's
         self.tmpdir = tempfile.mkdtemp(prefix="larder-it-")
         atexit.register(shutil.rmtree, self.tmpdir, True)
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
-        self.project = project
+        # Client-server databases outlive a test run: each server gets its own
+        # project, so its tables never meet those of another run.
+        self.project = project if self.backend == "sqlite" else "%s_%s" % (project, os.urandom(4).hex())
         settings = {"listen": self.addr, "workers": 2}
         settings.update(larder or {})
-        lines = ["project: %s" % project, "registry: registry.db", "provider: local",
-                 store_yaml(self.backend, self.tmpdir).rstrip("\n"), "larder:"]
+        lines = ["project: %s" % self.project, "registry: registry.db", "provider: local",
+                 store_yaml(self.backend, self.tmpdir, env).rstrip("\n"), "larder:"]
         lines += ["  %s: %s" % (k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings.items()]
         self.config = os.path.join(self.tmpdir, "feature_store.yaml")
         with open(self.config, "w") as f:
@@ -93,7 +150,7 @@ class Server:
     def start(self):
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([LARDER_BIN, "serve", "-c", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=self.env)
         # Plain connects first: a gRPC channel that meets a closed port backs off for a second.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.proc.poll() is None:

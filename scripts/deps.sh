@@ -11,7 +11,7 @@ PKGS=(
   libyaml-dev libsqlite3-dev libpq-dev default-libmysqlclient-dev
   libcmocka-dev libjson-c-dev
   mariadb-server postgresql
-  python3 python3-grpcio python3-protobuf nghttp2-client sqlite3
+  python3 python3-grpcio python3-protobuf python3-psycopg python3-pymysql nghttp2-client sqlite3
 )
 
 SUDO=()

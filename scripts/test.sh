@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The second set-up command: installs what is missing, checks formatting,
+# starts throw-away database servers on loopback (stopped again on exit),
 # builds with warnings as errors, and runs every test twice: on the normal
 # build and on an AddressSanitizer + UndefinedBehaviorSanitizer build.
 set -euo pipefail
@@ -10,6 +11,16 @@ bash scripts/deps.sh
 echo "== clang-format"
 mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 clang-format --dry-run --Werror "${sources[@]}"
+
+echo "== databases: a throw-away PostgreSQL on 127.0.0.1"
+svc_root=$(mktemp -d)
+chmod 755 "$svc_root" # the database users must reach their folders
+export SVC_DIR=$svc_root/services SERVICES="postgres"
+trap 'bash integration/services.sh stop || true; rm -rf "$svc_root"' EXIT
+bash integration/services.sh start >/dev/null
+# shellcheck disable=SC1091
+source "$SVC_DIR/env"
+export LARDER_REQUIRE_DB=1 # a test that finds no database fails instead of skipping
 
 echo "== build (RelWithDebInfo, -Werror)"
 bash scripts/build.sh build -DLARDER_TESTS=ON

@@ -25,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,8 @@ struct worker {
   struct call *extra; /* requested at SIGTERM */
   size_t nextra;
   unsigned long long served;
+  int64_t last_failure_log_ns; /* server-side failures are logged at most once a second */
+  unsigned long long failures_not_logged;
 };
 
 struct server {
@@ -168,6 +171,24 @@ static enum ldr_rc handle(struct call *c, struct ldr_handler_ctx *ctx) {
   return rc;
 }
 
+/* Logs a failure of the server's side, at most once a second per worker so an
+ * outage under load does not flood the log; the lines say how many were not logged. */
+static void log_failure(struct worker *w, const char *method, enum ldr_rc rc, const char *msg) {
+  int64_t now = ldr_now_ns();
+  if (w->last_failure_log_ns != 0 && now - w->last_failure_log_ns < 1000000000) {
+    w->failures_not_logged++;
+    return;
+  }
+  char more[64] = "";
+  if (w->failures_not_logged)
+    snprintf(more, sizeof more, " (%llu more failures since the last line)",
+             w->failures_not_logged);
+  ldr_log(rc == LDR_UNAVAILABLE ? LDR_LOG_WARN : LDR_LOG_ERROR, "worker %d: %s: %s: %s%s", w->idx,
+          method, ldr_rc_str(rc), msg, more);
+  w->last_failure_log_ns = now;
+  w->failures_not_logged = 0;
+}
+
 /* Handles the call and starts its reply batch; returns -1 when no tag will come. */
 static int start_reply(struct call *c) {
   struct worker *w = c->w;
@@ -187,10 +208,14 @@ static int start_reply(struct call *c) {
     c->reply = grpc_raw_byte_buffer_create(&ctx.reply, 1);
     grpc_slice_unref(ctx.reply);
     c->status_msg = grpc_empty_slice();
-  } else if (rc == LDR_INTERNAL || rc == LDR_NOMEM) {
-    /* The driver's words stay in the log; the client learns only that it failed. */
-    ldr_log(LDR_LOG_ERROR, "%s: %s", c->method ? c->method->name : "call", ctx.err.msg);
-    c->status_msg = grpc_slice_from_static_string("internal error; the server log has the cause");
+  } else if (rc == LDR_INTERNAL || rc == LDR_NOMEM || rc == LDR_UNAVAILABLE) {
+    /* The driver's words (and the database's address) stay in the log; the
+     * client learns only what kind of failure it was. */
+    log_failure(w, c->method ? c->method->name : "call", rc, ctx.err.msg);
+    c->status_msg = grpc_slice_from_static_string(
+        rc == LDR_UNAVAILABLE
+            ? "the online store's database is unavailable; the server log has the cause"
+            : "internal error; the server log has the cause");
   } else {
     c->status_msg = grpc_slice_from_copied_string(ctx.err.msg);
   }

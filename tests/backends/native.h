@@ -29,6 +29,7 @@ struct raw_row {
 
 struct native {
   const char *name;
+  int keeps_micros; /* timestamps keep microseconds (else whole seconds, truncated toward zero) */
   /* Fills `cfg` (store part) for a fresh store; returns 0, or -1 to skip the suite. */
   int (*setup)(struct ldr_store_config *cfg);
   void (*cleanup)(void);
@@ -45,5 +46,6 @@ struct native {
 };
 
 extern const struct native native_sqlite;
+extern const struct native native_postgres;
 
 #endif

@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""The database goes away while larder runs (LARDER_TEST_BACKEND: postgres or
+mysql), on a server of the test's own: calls answer UNAVAILABLE within their
+deadline, and once the database is back calls succeed again without a restart
+of larder."""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Value_pb2, grpc, key, pb, row  # noqa: E402
+
+DB = {"postgres": "postgres", "mysql": "mariadb"}.get(harness.BACKEND)
+
+
+@unittest.skipUnless(DB, "only for client-server databases")
+class Outage(unittest.TestCase):
+    def test_database_down_then_back(self):
+        with harness.PrivateDatabase(DB) as db, harness.Server(env=db.env, larder={"workers": 2}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                feature_view="v", rows=[row(key(driver_id=1), {"f": Value_pb2.Value(int64_val=1)})]), timeout=10)
+            read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
+            self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
+
+            db.down()
+            # Enough calls that both workers meet the broken connection.
+            for i in range(6):
+                t0 = time.monotonic()
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.OnlineRead(read, timeout=3)
+                took = time.monotonic() - t0
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE, cm.exception.details())
+                self.assertLess(took, 3.0)
+                self.assertNotIn(db.env["PG_PORT"], cm.exception.details())  # the address stays in the log
+                print("call %d while down: %s in %.3f s: %s" % (i, cm.exception.code().name, took,
+                                                                 cm.exception.details()))
+            with self.assertRaises(grpc.RpcError) as cm:
+                stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                    feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=3)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+            db.up()
+            # Each worker reopens its connection within the next call: no failures now.
+            for i in range(6):
+                self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
+            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=10)
+            self.assertTrue(stub.OnlineRead(pb.OnlineReadRequest(
+                feature_view="v", entity_keys=[key(driver_id=2)]), timeout=10).results[0].found)
+            self.assertIsNone(server.proc.poll())
+        self.assertRegex(server.read_log(), r"warn worker \d: OnlineRead: unavailable: .*postgres")
+
+    def test_unreachable_at_start(self):
+        """Start-up names the host and port; with wait_for_backend_s larder waits for it."""
+        import subprocess
+        db = harness.PrivateDatabase(DB)
+        env = dict(db.env)
+        env.update({"TEST_PG_HOST": "127.0.0.1", "TEST_PG_PORT": db.env["PG_PORT"], "TEST_PG_DB": "feast",
+                    "TEST_PG_USER": "feast", "TEST_PG_PASSWORD": "feast",
+                    "TEST_MYSQL_HOST": "127.0.0.1", "TEST_MYSQL_PORT": db.env["MYSQL_PORT"], "TEST_MYSQL_DB": "feast",
+                    "TEST_MYSQL_USER": "feast", "TEST_MYSQL_PASSWORD": "feast"})
+        server = harness.Server(env=env)
+        out = subprocess.run([harness.LARDER_BIN, "serve", "-c", server.config], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("127.0.0.1:%s" % db.env["PG_PORT"], out.stderr)
+        # Now wait for it: start the database a moment after larder.
+        waiting = harness.Server(env=env, larder={"wait_for_backend_s": 60})
+        proc = subprocess.Popen([harness.LARDER_BIN, "serve", "-c", waiting.config], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        self.assertIsNone(proc.poll(), "larder gave up instead of waiting")
+        with db:
+            channel = grpc.insecure_channel(waiting.addr)
+            grpc.channel_ready_future(channel).result(timeout=60)
+            proc.terminate()
+            self.assertEqual(proc.wait(timeout=30), 0)
+            channel.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
