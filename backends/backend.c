@@ -7,6 +7,7 @@
 
 extern const struct ldr_backend_ops ldr_sqlite_ops;
 extern const struct ldr_backend_ops ldr_postgres_ops;
+extern const struct ldr_backend_ops ldr_mysql_ops;
 
 static const struct ldr_backend_ops *const backends[] = {
 #ifdef LDR_WITH_SQLITE
@@ -14,6 +15,9 @@ static const struct ldr_backend_ops *const backends[] = {
 #endif
 #ifdef LDR_WITH_POSTGRES
     &ldr_postgres_ops,
+#endif
+#ifdef LDR_WITH_MYSQL
+    &ldr_mysql_ops,
 #endif
     NULL,
 };

@@ -176,9 +176,14 @@ static const struct {
      LDR_STORE_POSTGRES, "postgres"},
     {"feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore", LDR_STORE_POSTGRES,
      "postgres"},
+    {"mysql", LDR_STORE_MYSQL, "mysql"},
+    {"feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore", LDR_STORE_MYSQL,
+     "mysql"},
+    {"feast.infra.online_stores.contrib.mysql_online_store.mysql.MySQLOnlineStore", LDR_STORE_MYSQL,
+     "mysql"},
 };
 
-#define SERVED "sqlite, postgres"
+#define SERVED "sqlite, postgres, mysql"
 
 static const char *const other_feast_stores[] = {"redis",         "dynamodb",         "datastore",
                                                  "bigtable",      "snowflake.online", "hbase",
@@ -215,7 +220,7 @@ static int resolve_store_type(struct loader *l, const yaml_node_t *n, const char
  * accepts only at its default (`only`, with the reason in `why`), or is
  * checked and otherwise ignored (NO_FIELD).
  */
-enum field_kind { F_STRING, F_INT, F_FALSE_ONLY };
+enum field_kind { F_STRING, F_INT, F_BOOL, F_FALSE_ONLY };
 #define NO_FIELD ((size_t)-1)
 #define STORE_FIELD(member) offsetof(struct ldr_store_config, member)
 
@@ -294,6 +299,20 @@ static const struct store_field postgres_fields[] = {
     VECTOR_OPTIONS,
 };
 
+static const struct store_field mysql_fields[] = {
+    STRING_KEY("host", mysql.host, 0),
+    INT_KEY("port", mysql.port, 1, 65535),
+    STRING_KEY("user", mysql.user, 0),
+    STRING_KEY("password", mysql.password, 0),
+    STRING_KEY("database", mysql.database, 0),
+    STRING_KEY("ssl_ca", mysql.ssl_ca, 0),
+    STRING_KEY("ssl_cert", mysql.ssl_cert, 0),
+    STRING_KEY("ssl_key", mysql.ssl_key, 0),
+    /* Feast's batching switch: larder always writes a batch with multi-row statements. */
+    {.key = "batch_write", .kind = F_BOOL, .offset = NO_FIELD},
+    {.key = "batch_size", .kind = F_INT, .offset = NO_FIELD, .min = 1, .max = 1000000000},
+};
+
 static const struct {
   enum ldr_store_type type;
   const struct store_field *fields;
@@ -301,6 +320,7 @@ static const struct {
 } store_fields[] = {
     {LDR_STORE_SQLITE, sqlite_fields, sizeof sqlite_fields / sizeof sqlite_fields[0]},
     {LDR_STORE_POSTGRES, postgres_fields, sizeof postgres_fields / sizeof postgres_fields[0]},
+    {LDR_STORE_MYSQL, mysql_fields, sizeof mysql_fields / sizeof mysql_fields[0]},
 };
 
 static const struct store_field *fields_of(enum ldr_store_type type, size_t *n) {
@@ -333,6 +353,10 @@ static int load_field(struct loader *l, const struct store_field *f, const yaml_
     return 0;
   }
   switch (f->kind) {
+  case F_BOOL: {
+    int b;
+    return get_bool(l, v, field, &b);
+  }
   case F_FALSE_ONLY: {
     int b;
     if (get_bool(l, v, field, &b) != 0) return -1;
@@ -392,6 +416,12 @@ static void store_defaults(struct ldr_store_config *s) {
   s->postgres.port = 5432;
   s->postgres.db_schema = strdup("public");
   s->postgres.sslmode = strdup("require");
+  /* What Feast's MySQL store ends up with when a key is not set (pymysql's defaults). */
+  s->mysql.host = strdup("127.0.0.1");
+  s->mysql.port = 3306;
+  s->mysql.user = strdup("test");
+  s->mysql.password = strdup("test");
+  s->mysql.database = strdup("feast");
 }
 
 /* Checks required keys and resolves what depends on the others. `where` is the

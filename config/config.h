@@ -31,6 +31,13 @@ struct ldr_store_config {
     char *sslkey_path, *sslcert_path, *sslrootcert_path;
     int keepalives_idle; /* 0: libpq's default */
   } postgres;
+  struct ldr_mysql_config {
+    char *host;                        /* "127.0.0.1"; always reached over TCP */
+    int port;                          /* 3306 */
+    char *user, *password;             /* "test", "test": pymysql's defaults in Feast */
+    char *database;                    /* "feast" */
+    char *ssl_ca, *ssl_cert, *ssl_key; /* any of them turns TLS on */
+  } mysql;
 };
 
 struct ldr_config {

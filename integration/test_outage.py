@@ -52,7 +52,7 @@ class Outage(unittest.TestCase):
             self.assertTrue(stub.OnlineRead(pb.OnlineReadRequest(
                 feature_view="v", entity_keys=[key(driver_id=2)]), timeout=10).results[0].found)
             self.assertIsNone(server.proc.poll())
-        self.assertRegex(server.read_log(), r"warn worker \d: OnlineRead: unavailable: .*postgres")
+        self.assertRegex(server.read_log(), r"warn worker \d: OnlineRead: unavailable: .*%s" % harness.BACKEND)
 
     def test_unreachable_at_start(self):
         """Start-up names the host and port; with wait_for_backend_s larder waits for it."""

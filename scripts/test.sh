@@ -12,10 +12,10 @@ echo "== clang-format"
 mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 clang-format --dry-run --Werror "${sources[@]}"
 
-echo "== databases: a throw-away PostgreSQL on 127.0.0.1"
+echo "== databases: throw-away PostgreSQL and MariaDB on 127.0.0.1"
 svc_root=$(mktemp -d)
 chmod 755 "$svc_root" # the database users must reach their folders
-export SVC_DIR=$svc_root/services SERVICES="postgres"
+export SVC_DIR=$svc_root/services SERVICES="postgres mariadb"
 trap 'bash integration/services.sh stop || true; rm -rf "$svc_root"' EXIT
 bash integration/services.sh start >/dev/null
 # shellcheck disable=SC1091

@@ -29,7 +29,10 @@ struct raw_row {
 
 struct native {
   const char *name;
-  int keeps_micros; /* timestamps keep microseconds (else whole seconds, truncated toward zero) */
+  int keeps_micros;   /* timestamps keep microseconds (else whole seconds, truncated toward zero) */
+  int no_value_text;  /* the table has no value_text column (MySQL) */
+  int narrow_columns; /* MySQL: keys of 256 bytes, names of 256 characters, 64 KiB values and
+                         timestamps in 1970-2038 at most; beyond them writes are refused */
   /* Fills `cfg` (store part) for a fresh store; returns 0, or -1 to skip the suite. */
   int (*setup)(struct ldr_store_config *cfg);
   void (*cleanup)(void);
@@ -47,5 +50,6 @@ struct native {
 
 extern const struct native native_sqlite;
 extern const struct native native_postgres;
+extern const struct native native_mysql;
 
 #endif

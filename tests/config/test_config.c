@@ -303,6 +303,40 @@ static void postgres_store(void **state) {
   ldr_config_destroy(&cfg);
 }
 
+static void mysql_store(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (load("project: p\nonline_store: mysql\n", &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_int_equal(cfg.store.type, LDR_STORE_MYSQL);
+  assert_string_equal(cfg.store.mysql.host, "127.0.0.1");
+  assert_int_equal(cfg.store.mysql.port, 3306);
+  assert_string_equal(cfg.store.mysql.user, "test");
+  assert_string_equal(cfg.store.mysql.password, "test");
+  assert_string_equal(cfg.store.mysql.database, "feast");
+  assert_null(cfg.store.mysql.ssl_ca);
+  ldr_config_destroy(&cfg);
+  static const char text[] =
+      "project: p\nonline_store:\n  type: "
+      "feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore\n"
+      "  host: db\n  port: 3307\n  user: u\n  password: ${PGPASS}\n  database: d\n  batch_write: "
+      "true\n"
+      "  batch_size: 100\n  ssl_ca: /ca.pem\n  ssl_cert: c.pem\n  ssl_key: k.pem\n";
+  if (load(text, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_string_equal(cfg.store.type_name, "mysql");
+  assert_string_equal(cfg.store.mysql.host, "db");
+  assert_int_equal(cfg.store.mysql.port, 3307);
+  assert_string_equal(cfg.store.mysql.password, "s3cr:et$x");
+  assert_string_equal(cfg.store.mysql.database, "d");
+  assert_string_equal(cfg.store.mysql.ssl_ca, "/ca.pem");
+  assert_string_equal(cfg.store.mysql.ssl_key, "k.pem");
+  ldr_config_destroy(&cfg);
+  assert_int_equal(
+      load("project: p\nonline_store:\n  type: mysql\n  batch_write: sometimes\n", &cfg, &err), -1);
+  assert_string_equal(err.msg, "fs.yaml:4:16: online_store.batch_write: expected true or false");
+  ldr_config_destroy(&cfg);
+}
+
 static void file_errors(void **state) {
   (void)state;
   struct ldr_config cfg;
@@ -336,10 +370,15 @@ static void relative_to_the_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(expand_vars), cmocka_unit_test(errors),
-      cmocka_unit_test(defaults),    cmocka_unit_test(feast_file_with_substitution),
-      cmocka_unit_test(store_forms), cmocka_unit_test(postgres_store),
-      cmocka_unit_test(file_errors), cmocka_unit_test(relative_to_the_file),
+      cmocka_unit_test(expand_vars),
+      cmocka_unit_test(errors),
+      cmocka_unit_test(defaults),
+      cmocka_unit_test(feast_file_with_substitution),
+      cmocka_unit_test(store_forms),
+      cmocka_unit_test(postgres_store),
+      cmocka_unit_test(mysql_store),
+      cmocka_unit_test(file_errors),
+      cmocka_unit_test(relative_to_the_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
