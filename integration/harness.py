@@ -18,7 +18,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-LARDER_BIN = os.environ.get("LARDER_BIN", os.path.join(ROOT, "build", "larder"))
+LARDER_BIN = os.path.abspath(os.environ.get("LARDER_BIN", os.path.join(ROOT, "build", "larder")))
 PROTOS = os.environ.get("LARDER_PROTOS", os.path.join(ROOT, "protos"))
 TEST_DATA = os.environ.get("LARDER_TEST_DATA", os.path.join(ROOT, "tests", "data"))
 BACKEND = os.environ.get("LARDER_TEST_BACKEND", "sqlite")

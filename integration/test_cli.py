@@ -93,6 +93,13 @@ class Cli(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn("error cannot open the sqlite store", out.stderr)
 
+    def test_second_larder_on_the_same_port_exits_1(self):
+        """gRPC's default SO_REUSEPORT is off: two servers never share a port unknowingly."""
+        with harness.Server() as first:
+            out = run("serve", "-c", self.yaml, "--listen", first.addr, timeout=30)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("cannot listen on " + first.addr, out.stderr)
+
     def test_port_in_use_exits_1_and_listen_overrides(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -425,14 +425,19 @@ int ldr_server_run(const struct ldr_config *cfg) {
   }
 
   grpc_init();
-  grpc_arg args[2];
+  grpc_arg args[3];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = (int)cfg->max_message_bytes;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = (int)cfg->max_message_bytes;
-  grpc_channel_args chargs = {2, args};
+  /* gRPC binds with SO_REUSEPORT by default, so a second larder on the same
+   * port would start and silently take half the connections. */
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
+  args[2].value.integer = 0;
+  grpc_channel_args chargs = {3, args};
   srv.grpc = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < ldr_n_methods; i++)
     srv.handles[i] =
