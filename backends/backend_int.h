@@ -44,6 +44,11 @@ enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key
                             const void *name, size_t name_len, const void *value, size_t value_len,
                             const struct ldr_ts *ts, struct ldr_err *err);
 
+/* As ldr_collect_row, for a row known to belong to uniq[u] (a read of one key). */
+enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
+                               const void *value, size_t value_len, const struct ldr_ts *ts,
+                               struct ldr_err *err);
+
 /* Fills out[0..nrefs) in request order: found, features, latest event_ts. */
 enum ldr_rc ldr_collect_end(struct ldr_collector *c, struct ldr_read_row *out, struct ldr_err *err);
 

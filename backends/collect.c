@@ -82,6 +82,12 @@ enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key
     u = find_uniq(c, key, key_len);
   c->last = u;
   if (u == c->nuniq) return LDR_OK;
+  return ldr_collect_row_of(c, u, name, name_len, value, value_len, ts, err);
+}
+
+enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
+                               const void *value, size_t value_len, const struct ldr_ts *ts,
+                               struct ldr_err *err) {
   if (c->ngot == c->capgot) {
     size_t cap = c->capgot ? c->capgot * 2 : 64;
     struct ldr_got *g = ldr_arena_alloc(c->arena, cap * sizeof *g);

@@ -146,20 +146,32 @@ static enum ldr_rc handle(struct call *c, struct ldr_handler_ctx *ctx) {
                        "%s: administrative calls are disabled (larder.admin_rpcs: false)", m->name);
   if (c->payload == NULL)
     return ldr_err_set(&ctx->err, LDR_INVALID, "request: no message was sent");
-  grpc_byte_buffer_reader reader;
-  if (!grpc_byte_buffer_reader_init(&reader, c->payload))
-    return ldr_err_set(&ctx->err, LDR_INVALID, "request: cannot decompress the message");
-  grpc_slice in = grpc_byte_buffer_reader_readall(&reader);
-  grpc_byte_buffer_reader_destroy(&reader);
-  /* The request bytes move into the arena so everything of the call goes in one step. */
-  size_t n = GRPC_SLICE_LENGTH(in);
-  uint8_t *bytes = ldr_arena_alloc(&c->arena, n);
-  if (bytes == NULL) {
+  const grpc_byte_buffer *bb = c->payload;
+  uint8_t *bytes;
+  size_t n;
+  if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+      bb->data.raw.slice_buffer.count == 1) {
+    /* The usual case: one uncompressed slice, read where it is (the payload
+     * lives until the call ends). */
+    grpc_slice only = bb->data.raw.slice_buffer.slices[0];
+    bytes = GRPC_SLICE_START_PTR(only);
+    n = GRPC_SLICE_LENGTH(only);
+  } else {
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, c->payload))
+      return ldr_err_set(&ctx->err, LDR_INVALID, "request: cannot decompress the message");
+    grpc_slice in = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    /* Several slices: join them in the arena, which goes when the call ends. */
+    n = GRPC_SLICE_LENGTH(in);
+    bytes = ldr_arena_alloc(&c->arena, n);
+    if (bytes == NULL) {
+      grpc_slice_unref(in);
+      return ldr_err_set(&ctx->err, LDR_EXHAUSTED, "request: too large for the call's memory");
+    }
+    if (n) memcpy(bytes, GRPC_SLICE_START_PTR(in), n);
     grpc_slice_unref(in);
-    return ldr_err_set(&ctx->err, LDR_EXHAUSTED, "request: too large for the call's memory");
   }
-  if (n) memcpy(bytes, GRPC_SLICE_START_PTR(in), n);
-  grpc_slice_unref(in);
   ctx->req = bytes;
   ctx->req_len = n;
   ctx->backend->deadline_ns = deadline_ns(c->deadline);
