@@ -53,6 +53,7 @@ struct my_impl {
   struct my_stmt stmts[STMT_CACHE];
   uint64_t tick;
   long timeout_ms; /* the session's statement time limit; -1: not known */
+  int conflict;    /* the last statement lost a deadlock: it may simply run again */
   /* Where read results land, row by row (bound once per statement). */
   char key[KEY_HEX_MAX + 1];
   char name[NAME_CHARS_MAX * 4 + 1];
@@ -154,8 +155,10 @@ static enum ldr_rc db_error(struct ldr_backend *b, unsigned no, const char *msg,
   case ER_CONNECTION_KILLED:
     drop_connection(impl(b));
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: lost the mysql connection: %s", what, msg);
-  case ER_LOCK_WAIT_TIMEOUT:
   case ER_LOCK_DEADLOCK:
+    impl(b)->conflict = 1;
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: mysql: %s", what, msg);
+  case ER_LOCK_WAIT_TIMEOUT:
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: mysql: %s", what, msg);
   default:
     break;
@@ -431,7 +434,7 @@ typedef enum ldr_rc (*my_op)(struct ldr_backend *b, void *arg, struct ldr_err *e
 static enum ldr_rc with_connection(struct ldr_backend *b, my_op op, void *arg,
                                    struct ldr_err *err) {
   struct my_impl *s = impl(b);
-  int reconnected = 0;
+  int reconnected = 0, conflicts = 0;
   for (;;) {
     struct ldr_err e;
     enum ldr_rc rc = LDR_OK;
@@ -443,8 +446,11 @@ static enum ldr_rc with_connection(struct ldr_backend *b, my_op op, void *arg,
       rc = connect_once(b, b->deadline_ns ? b->deadline_ns : ldr_now_ns() + CONNECT_TIMEOUT_NS, &e);
     }
     if (rc == LDR_OK) rc = set_timeout(b, &e);
+    s->conflict = 0;
     if (rc == LDR_OK) rc = op(b, arg, &e);
     if (rc == LDR_OK) return LDR_OK;
+    /* A transaction chosen as a deadlock's victim was rolled back whole: run it again. */
+    if (s->conflict && ++conflicts < 4 && !ldr_backend_past_deadline(b)) continue;
     if (rc == LDR_UNAVAILABLE && s->conn == NULL && !reconnected && !ldr_backend_past_deadline(b)) {
       reconnected = 1;
       if (connect_once(b, b->deadline_ns ? b->deadline_ns : ldr_now_ns() + CONNECT_TIMEOUT_NS,
@@ -610,15 +616,14 @@ static void to_mysql_time(struct ldr_ts t, MYSQL_TIME *out) {
   out->time_type = MYSQL_TIMESTAMP_DATETIME;
 }
 
+/* Binds rows items[off..off+n) to the statement for `rows` rows; `p` holds 5 * rows binds. */
 static enum ldr_rc write_chunk(struct ldr_backend *b, struct write_arg *a, size_t off, size_t n,
-                               struct ldr_err *err) {
+                               MYSQL_BIND *p, struct ldr_err *err) {
   unsigned rows = bucket(n);
   MYSQL_STMT *st = NULL;
   enum ldr_rc rc = get_stmt(b, ST_WRITE, a->table, rows, 0, &st, err);
   if (rc != LDR_OK) return rc;
-  MYSQL_BIND *p = ldr_arena_calloc(a->arena, (size_t)rows * 5, sizeof *p);
-  if (p == NULL)
-    return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
+  memset(p, 0, (size_t)rows * 5 * sizeof *p);
   /* Unused rows repeat the last one: the same upsert again changes nothing. */
   for (unsigned r = 0; r < rows; r++) {
     struct write_item *it = &a->items[off + (r < n ? r : n - 1)];
@@ -640,9 +645,14 @@ static enum ldr_rc op_write(struct ldr_backend *b, void *varg, struct ldr_err *e
   struct write_arg *a = varg;
   /* One statement is atomic by itself; several share a transaction. */
   int several = a->n > MAX_BUCKET;
+  /* One set of binds serves every statement of the batch. */
+  MYSQL_BIND *binds =
+      ldr_arena_alloc(a->arena, (size_t)bucket(several ? MAX_BUCKET : a->n) * 5 * sizeof *binds);
+  if (binds == NULL)
+    return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
   enum ldr_rc rc = several ? query(b, "START TRANSACTION", "write", a->table, NULL, err) : LDR_OK;
   for (size_t off = 0; rc == LDR_OK && off < a->n; off += MAX_BUCKET)
-    rc = write_chunk(b, a, off, a->n - off > MAX_BUCKET ? MAX_BUCKET : a->n - off, err);
+    rc = write_chunk(b, a, off, a->n - off > MAX_BUCKET ? MAX_BUCKET : a->n - off, binds, err);
   if (several && rc == LDR_OK) rc = query(b, "COMMIT", "write: commit", a->table, NULL, err);
   if (several && rc != LDR_OK && impl(b)->conn != NULL) {
     struct ldr_err ignored;
@@ -672,12 +682,6 @@ static enum ldr_rc my_write(struct ldr_backend *b, const char *table,
                             struct ldr_err *err) {
   /* An empty batch writes nothing, but the table must exist. */
   if (n == 0) return my_read(b, table, NULL, 0, NULL, 0, arena, NULL, err);
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) total += rows[i].n_features;
-  struct write_arg a = {table, ldr_arena_calloc(arena, total + 1, sizeof(struct write_item)), 0,
-                        arena};
-  if (a.items == NULL)
-    return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
   /* What the columns cannot hold is refused, never stored cut short. */
   for (size_t i = 0; i < n; i++) {
     const struct ldr_write_row *r = &rows[i];
@@ -687,32 +691,51 @@ static enum ldr_rc my_write(struct ldr_backend *b, const char *table,
           "rows[%zu].entity_key: the serialized key has %zu bytes; MySQL's entity_key "
           "column holds %d",
           i, r->key.len, KEY_HEX_MAX / 2);
-    const char *hex = hex_of(arena, r->key.bytes, r->key.len);
-    if (hex == NULL)
-      return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
     enum ldr_rc rc = check_ts(r->event_ts, i, "event_ts", err);
     if (rc == LDR_OK && r->has_created) rc = check_ts(r->created_ts, i, "created_ts", err);
     if (rc != LDR_OK) return rc;
     for (size_t j = 0; j < r->n_features; j++) {
       const struct ldr_write_feature *f = &r->features[j];
       if (utf8_chars(f->name) > NAME_CHARS_MAX)
-        return ldr_err_set(
-            err, LDR_INVALID,
-            "rows[%zu].features[%zu]: the feature name is longer than MySQL's %d characters", i, j,
-            NAME_CHARS_MAX);
+        return ldr_err_set(err, LDR_INVALID,
+                           "rows[%zu].features[%zu]: the feature name is longer than MySQL's %d "
+                           "characters",
+                           i, j, NAME_CHARS_MAX);
       if (f->len > VALUE_MAX)
         return ldr_err_set(
             err, LDR_INVALID,
-            "rows[%zu].features[%zu]: the value has %zu bytes; MySQL's BLOB column holds %d", i, j,
-            f->len, VALUE_MAX);
-      struct write_item *it = &a.items[a.n++];
-      it->hex = hex;
-      it->hex_len = r->key.len * 2;
-      it->f = f;
-      to_mysql_time(r->event_ts, &it->event);
-      it->created_null = !r->has_created;
-      if (r->has_created) to_mysql_time(r->created_ts, &it->created);
+            "rows[%zu].features[%zu]: the value has %zu bytes; MySQL's BLOB column holds "
+            "%d",
+            i, j, f->len, VALUE_MAX);
     }
+  }
+  /* Rows are written in key order, as any other writer that sorts does, so
+   * concurrent batches take their row locks in one order and rarely deadlock. */
+  struct ldr_flat *flat = NULL;
+  size_t nflat = 0;
+  enum ldr_rc rc = ldr_flatten_last_wins(rows, n, arena, &flat, &nflat, err);
+  if (rc != LDR_OK) return rc;
+  struct write_arg a = {table, ldr_arena_calloc(arena, nflat + 1, sizeof(struct write_item)), 0,
+                        arena};
+  if (a.items == NULL)
+    return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
+  const struct ldr_write_row *last_row = NULL;
+  const char *hex = NULL;
+  for (size_t i = 0; i < nflat; i++) {
+    const struct ldr_write_row *r = flat[i].row;
+    if (r != last_row) {
+      hex = hex_of(arena, r->key.bytes, r->key.len);
+      if (hex == NULL)
+        return ldr_err_set(err, LDR_EXHAUSTED, "write: the batch is larger than a call may hold");
+      last_row = r;
+    }
+    struct write_item *it = &a.items[a.n++];
+    it->hex = hex;
+    it->hex_len = r->key.len * 2;
+    it->f = flat[i].feature;
+    to_mysql_time(r->event_ts, &it->event);
+    it->created_null = !r->has_created;
+    if (r->has_created) to_mysql_time(r->created_ts, &it->created);
   }
   if (a.n == 0) return my_read(b, table, NULL, 0, NULL, 0, arena, NULL, err);
   return with_connection(b, op_write, &a, err);

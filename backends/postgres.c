@@ -51,6 +51,7 @@ struct pg_impl {
   struct pg_stmt stmts[STMT_CACHE];
   uint64_t tick, seq;
   long timeout_ms; /* the session's statement_timeout; -1: not known */
+  int conflict;    /* the last statement lost a deadlock or a serialization race */
 };
 
 static struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }
@@ -170,7 +171,11 @@ static enum ldr_rc result_error(struct ldr_backend *b, const PGresult *res, cons
     return ldr_err_set(err, LDR_DEADLINE, "%s: the statement ran past the call's deadline", what);
   if (state && !strcmp(state, "53100"))
     return ldr_err_set(err, LDR_EXHAUSTED, "%s: the database is full", what);
-  if (state && (!strncmp(state, "53", 2) || !strcmp(state, "40001") || !strcmp(state, "40P01")))
+  if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) {
+    s->conflict = 1;
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: postgres: %s", what, msg);
+  }
+  if (state && !strncmp(state, "53", 2))
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: postgres: %s", what, msg);
   return ldr_err_set(err, LDR_INTERNAL, "%s: postgres (%s): %s", what, state ? state : "-", msg);
 }

@@ -145,6 +145,44 @@ class EndToEnd(unittest.TestCase):
         empty = self.read("drivers", [])
         self.assertEqual(len(empty.results), 0)
 
+    def test_concurrent_reads_each_get_their_own_answer(self):
+        """Reads waiting together are served together (server.c run_batch): each still gets
+        exactly its keys, its features, and its own error."""
+        server = harness.Server(larder={"workers": 1, "log_level": "debug"}).start()
+        self.addCleanup(server.close)
+        stub = server.stub
+        stub.Update(pb.UpdateRequest(tables_to_keep=["conc_a", "conc_b"]))
+        for view in ("conc_a", "conc_b"):
+            rows = [row(key(driver_id=i), {"f%d" % j: Value_pb2.Value(int64_val=i * 100 + j) for j in range(4)},
+                        ts=1000 + i) for i in range(50)]
+            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view=view, rows=rows))
+        requests = []
+        for n in range(300):
+            view = ("conc_a", "conc_b", "conc_missing")[n % 3 if n % 10 else 2]
+            ids = [(n * 7 + k * 13) % 60 for k in range(1 + n % 5)]  # ids 50..59 do not exist
+            features = [] if n % 4 == 0 else ["f%d" % (n % 4), "f0"]
+            requests.append((view, ids, features, pb.OnlineReadRequest(
+                feature_view=view, entity_keys=[key(driver_id=i) for i in ids], requested_features=features)))
+        futures = [stub.OnlineRead.future(r, timeout=30) for _, _, _, r in requests]
+        for (view, ids, features, _), fut in zip(requests, futures):
+            if view == "conc_missing":
+                with self.assertRaises(grpc.RpcError) as cm:
+                    fut.result()
+                self.assertEqual(cm.exception.code(), Code.NOT_FOUND)
+                continue
+            results = fut.result().results
+            self.assertEqual(len(results), len(ids))
+            for i, res in zip(ids, results):
+                if i >= 50:
+                    self.assertFalse(res.found)
+                    continue
+                want = {"f%d" % j: Value_pb2.Value(int64_val=i * 100 + j) for j in range(4)
+                        if not features or "f%d" % j in features}
+                self.assertEqual(dict(res.features), want)
+                self.assertEqual(res.event_ts.seconds, 1000 + i)
+        self.assertRegex(server.read_log(), r"reads of \w+ served together",
+                         "no reads were served together: the test did not test that")
+
     def test_sql_looking_names_and_values_are_just_data(self):
         tricky = "x'); DROP TABLE itest_drivers; --"
         ek = key(**{"id": tricky})

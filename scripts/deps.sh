@@ -12,6 +12,7 @@ PKGS=(
   libcmocka-dev libjson-c-dev
   mariadb-server postgresql
   python3 python3-grpcio python3-protobuf python3-psycopg python3-pymysql nghttp2-client sqlite3
+  gnuplot-nox procps util-linux
 )
 
 SUDO=()

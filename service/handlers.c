@@ -208,35 +208,38 @@ static uint8_t *put_result(uint8_t *p, const struct ldr_read_row *r, size_t size
   return p;
 }
 
-static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
+enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job) {
   ProtobufCAllocator al = arena_allocator(c->arena);
-  char table[LDR_TABLE_NAME_MAX + 1];
   enum ldr_rc rc =
       precheck(c, &larder__v1__online_read_request__descriptor, 2, "entity_keys", "keys");
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineReadRequest *req =
       larder__v1__online_read_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return undecodable(c, "OnlineReadRequest");
-  rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", table, &c->err);
+  rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", job->table, &c->err);
   if (rc != LDR_OK) return rc;
   size_t n = req->n_entity_keys;
   struct ldr_key *keys = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *keys);
-  struct ldr_read_row *rows = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *rows);
-  if (keys == NULL || rows == NULL) return no_memory(c);
+  if (keys == NULL) return no_memory(c);
   for (size_t i = 0; i < n; i++) {
     rc = make_key(c, req->entity_keys[i], "entity_keys", i, "", &keys[i]);
     if (rc != LDR_OK) return rc;
   }
-  rc = c->backend->ops->read(c->backend, table, keys, n,
-                             (const char *const *)req->requested_features,
-                             req->n_requested_features, c->arena, rows, &c->err);
-  if (rc != LDR_OK) return rc;
+  job->keys = keys;
+  job->n_keys = n;
+  job->features = (const char *const *)req->requested_features;
+  job->n_features = req->n_requested_features;
+  job->rows = NULL;
+  return LDR_OK;
+}
 
+enum ldr_rc ldr_read_reply(struct ldr_handler_ctx *c, const struct ldr_read_job *job) {
+  size_t n = job->n_keys;
   size_t *sizes = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *sizes);
   if (sizes == NULL) return no_memory(c);
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
-    sizes[i] = result_size(&rows[i]);
+    sizes[i] = result_size(&job->rows[i]);
     total += 1 + ldr_pb_varint_size(sizes[i]) + sizes[i];
   }
   if (total > (size_t)c->cfg->max_message_bytes)
@@ -247,8 +250,22 @@ static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
         total, c->cfg->max_message_bytes);
   c->reply = total ? grpc_slice_malloc(total) : grpc_empty_slice();
   uint8_t *p = GRPC_SLICE_START_PTR(c->reply);
-  for (size_t i = 0; i < n; i++) p = put_result(p, &rows[i], sizes[i]);
+  for (size_t i = 0; i < n; i++) p = put_result(p, &job->rows[i], sizes[i]);
   return LDR_OK;
+}
+
+/* OnlineRead served alone; the server usually serves reads in batches (server.c). */
+static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
+  struct ldr_read_job job;
+  enum ldr_rc rc = ldr_read_prepare(c, &job);
+  if (rc != LDR_OK) return rc;
+  struct ldr_read_row *rows =
+      ldr_arena_alloc(c->arena, (job.n_keys ? job.n_keys : 1) * sizeof *rows);
+  if (rows == NULL) return no_memory(c);
+  job.rows = rows;
+  rc = c->backend->ops->read(c->backend, job.table, job.keys, job.n_keys, job.features,
+                             job.n_features, c->arena, rows, &c->err);
+  return rc == LDR_OK ? ldr_read_reply(c, &job) : rc;
 }
 
 /* Checks each view name of a list and turns it into its table name. */
@@ -304,9 +321,9 @@ static enum ldr_rc teardown(struct ldr_handler_ctx *c) {
 }
 
 const struct ldr_method ldr_methods[] = {
-    {"/larder.v1.OnlineStore/OnlineWriteBatch", "OnlineWriteBatch", online_write_batch, 0},
-    {"/larder.v1.OnlineStore/OnlineRead", "OnlineRead", online_read, 0},
-    {"/larder.v1.OnlineStore/Update", "Update", update, 1},
-    {"/larder.v1.OnlineStore/Teardown", "Teardown", teardown, 1},
+    {"/larder.v1.OnlineStore/OnlineWriteBatch", "OnlineWriteBatch", online_write_batch, 0, 0},
+    {"/larder.v1.OnlineStore/OnlineRead", "OnlineRead", online_read, 0, 1},
+    {"/larder.v1.OnlineStore/Update", "Update", update, 1, 0},
+    {"/larder.v1.OnlineStore/Teardown", "Teardown", teardown, 1, 0},
 };
 const size_t ldr_n_methods = sizeof ldr_methods / sizeof ldr_methods[0];

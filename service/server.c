@@ -38,6 +38,11 @@
 #define MIN_PER_WORKER 8
 #define GENERIC_PER_WORKER 2
 #define FIRST_ARENA_BLOCK 16384
+/* Events a worker takes from its queue without waiting, after one it waited
+ * for, so that the reads among them can be served together. */
+#define DRAIN_MAX 64
+/* Most keys served with one statement when reads are served together. */
+#define BATCH_KEYS_MAX 1024
 /* Contexts requested at SIGTERM, per method across workers, to take in calls
  * queued beyond the usual contexts before the shutdown would cancel them. */
 #define DRAIN_EXTRA_PER_METHOD 256
@@ -45,7 +50,7 @@
  * stops accepting (see drain()). */
 #define DRAIN_TAKE_IN_MS 200
 
-enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_RECEIVING, CALL_SENDING };
+enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_RECEIVING, CALL_BATCHED, CALL_SENDING };
 
 struct worker;
 
@@ -62,6 +67,9 @@ struct call {
   grpc_slice status_msg;
   int cancelled;
   int64_t started_ns;
+  int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
+  struct ldr_handler_ctx ctx;
+  struct ldr_read_job job; /* a read waiting in its worker's batch */
   struct ldr_arena arena;
 };
 
@@ -79,6 +87,9 @@ struct worker {
   unsigned long long served;
   int64_t last_failure_log_ns; /* server-side failures are logged at most once a second */
   unsigned long long failures_not_logged;
+  struct call *batch[DRAIN_MAX + 1]; /* reads to serve together */
+  size_t nbatch;
+  struct ldr_arena batch_arena; /* keys and results of reads served together */
 };
 
 struct server {
@@ -137,25 +148,23 @@ static int64_t deadline_ns(gpr_timespec deadline) {
   return at ? at : 1;
 }
 
-/* Runs the handler; returns its code and fills ctx->reply or ctx->err. */
-static enum ldr_rc handle(struct call *c, struct ldr_handler_ctx *ctx) {
-  struct server *srv = c->w->srv;
+/* Takes the request bytes of `c` and checks what comes before any handler. */
+static enum ldr_rc begin(struct call *c) {
+  struct ldr_handler_ctx *ctx = &c->ctx;
   const struct ldr_method *m = c->method;
-  if (m->admin && !srv->cfg->admin_rpcs)
+  if (m->admin && !c->w->srv->cfg->admin_rpcs)
     return ldr_err_set(&ctx->err, LDR_DENIED,
                        "%s: administrative calls are disabled (larder.admin_rpcs: false)", m->name);
   if (c->payload == NULL)
     return ldr_err_set(&ctx->err, LDR_INVALID, "request: no message was sent");
   const grpc_byte_buffer *bb = c->payload;
-  uint8_t *bytes;
-  size_t n;
   if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
       bb->data.raw.slice_buffer.count == 1) {
     /* The usual case: one uncompressed slice, read where it is (the payload
      * lives until the call ends). */
     grpc_slice only = bb->data.raw.slice_buffer.slices[0];
-    bytes = GRPC_SLICE_START_PTR(only);
-    n = GRPC_SLICE_LENGTH(only);
+    ctx->req = GRPC_SLICE_START_PTR(only);
+    ctx->req_len = GRPC_SLICE_LENGTH(only);
   } else {
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, c->payload))
@@ -163,24 +172,22 @@ static enum ldr_rc handle(struct call *c, struct ldr_handler_ctx *ctx) {
     grpc_slice in = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     /* Several slices: join them in the arena, which goes when the call ends. */
-    n = GRPC_SLICE_LENGTH(in);
-    bytes = ldr_arena_alloc(&c->arena, n);
+    size_t n = GRPC_SLICE_LENGTH(in);
+    uint8_t *bytes = ldr_arena_alloc(&c->arena, n);
     if (bytes == NULL) {
       grpc_slice_unref(in);
       return ldr_err_set(&ctx->err, LDR_EXHAUSTED, "request: too large for the call's memory");
     }
     if (n) memcpy(bytes, GRPC_SLICE_START_PTR(in), n);
     grpc_slice_unref(in);
+    ctx->req = bytes;
+    ctx->req_len = n;
   }
-  ctx->req = bytes;
-  ctx->req_len = n;
-  ctx->backend->deadline_ns = deadline_ns(c->deadline);
-  if (ldr_backend_past_deadline(ctx->backend))
+  c->deadline_ns = deadline_ns(c->deadline);
+  if (c->deadline_ns != 0 && ldr_now_ns() >= c->deadline_ns)
     return ldr_err_set(&ctx->err, LDR_DEADLINE, "%s: the deadline passed before the call started",
                        m->name);
-  enum ldr_rc rc = m->fn(ctx);
-  ctx->backend->deadline_ns = 0;
-  return rc;
+  return LDR_OK;
 }
 
 /* Logs a failure of the server's side, at most once a second per worker so an
@@ -201,35 +208,25 @@ static void log_failure(struct worker *w, const char *method, enum ldr_rc rc, co
   w->failures_not_logged = 0;
 }
 
-/* Handles the call and starts its reply batch; returns -1 when no tag will come. */
-static int start_reply(struct call *c) {
+/* Sends the reply (rc == LDR_OK) or the error of c->ctx with its status, in
+ * one batch; returns -1 when no tag will come. */
+static int send_reply(struct call *c, enum ldr_rc rc) {
   struct worker *w = c->w;
-  struct ldr_handler_ctx ctx = {.cfg = w->srv->cfg, .backend = w->backend, .arena = &c->arena};
-  enum ldr_rc rc;
-  ldr_err_clear(&ctx.err);
-  c->started_ns = ldr_now_ns();
   c->reply = NULL;
-  if (c->method == NULL) {
-    char *path = grpc_slice_to_c_string(c->details.method);
-    rc = ldr_err_set(&ctx.err, LDR_UNIMPLEMENTED, "method %s is not served here", path);
-    gpr_free(path);
-  } else {
-    rc = handle(c, &ctx);
-  }
   if (rc == LDR_OK) {
-    c->reply = grpc_raw_byte_buffer_create(&ctx.reply, 1);
-    grpc_slice_unref(ctx.reply);
+    c->reply = grpc_raw_byte_buffer_create(&c->ctx.reply, 1);
+    grpc_slice_unref(c->ctx.reply);
     c->status_msg = grpc_empty_slice();
   } else if (rc == LDR_INTERNAL || rc == LDR_NOMEM || rc == LDR_UNAVAILABLE) {
     /* The driver's words (and the database's address) stay in the log; the
      * client learns only what kind of failure it was. */
-    log_failure(w, c->method ? c->method->name : "call", rc, ctx.err.msg);
+    log_failure(w, c->method ? c->method->name : "call", rc, c->ctx.err.msg);
     c->status_msg = grpc_slice_from_static_string(
         rc == LDR_UNAVAILABLE
             ? "the online store's database is unavailable; the server log has the cause"
             : "internal error; the server log has the cause");
   } else {
-    c->status_msg = grpc_slice_from_copied_string(ctx.err.msg);
+    c->status_msg = grpc_slice_from_copied_string(c->ctx.err.msg);
   }
 
   grpc_op ops[4];
@@ -258,6 +255,155 @@ static int start_reply(struct call *c) {
   return 0;
 }
 
+/*
+ * Handles a call whose request has arrived: a read joins its worker's batch
+ * (served by run_batch), anything else runs now. Returns -1 when no tag will
+ * come for the call.
+ */
+static int on_received(struct call *c) {
+  struct worker *w = c->w;
+  struct ldr_handler_ctx *ctx = &c->ctx;
+  enum ldr_rc rc;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->cfg = w->srv->cfg;
+  ctx->backend = w->backend;
+  ctx->arena = &c->arena;
+  c->started_ns = ldr_now_ns();
+  if (c->method == NULL) {
+    char *path = grpc_slice_to_c_string(c->details.method);
+    rc = ldr_err_set(&ctx->err, LDR_UNIMPLEMENTED, "method %s is not served here", path);
+    gpr_free(path);
+    return send_reply(c, rc);
+  }
+  rc = begin(c);
+  if (rc == LDR_OK && c->method->read) {
+    rc = ldr_read_prepare(ctx, &c->job);
+    if (rc == LDR_OK) {
+      c->state = CALL_BATCHED;
+      w->batch[w->nbatch++] = c;
+      return 0;
+    }
+  } else if (rc == LDR_OK) {
+    w->backend->deadline_ns = c->deadline_ns;
+    rc = c->method->fn(ctx);
+    w->backend->deadline_ns = 0;
+  }
+  return send_reply(c, rc);
+}
+
+static void finish_call(struct call *c);
+
+/* Ends a call whose reply could not be sent, and makes its context available again. */
+static void recycle(struct call *c) {
+  finish_call(c);
+  if (atomic_load(&c->w->srv->draining))
+    c->state = CALL_IDLE;
+  else
+    request(c);
+}
+
+static int same_features(const struct ldr_read_job *a, const struct ldr_read_job *b) {
+  if (a->n_features != b->n_features) return 0;
+  for (size_t i = 0; i < a->n_features; i++)
+    if (strcmp(a->features[i], b->features[i])) return 0;
+  return 1;
+}
+
+/* Reads the keys of the batched calls `group` with one backend read. */
+static enum ldr_rc read_group(struct worker *w, struct call **group, size_t n, size_t nkeys,
+                              struct ldr_err *err) {
+  struct ldr_backend *b = w->backend;
+  struct ldr_arena *a = &w->batch_arena;
+  struct ldr_key *keys = ldr_arena_alloc(a, (nkeys ? nkeys : 1) * sizeof *keys);
+  struct ldr_read_row *rows = ldr_arena_alloc(a, (nkeys ? nkeys : 1) * sizeof *rows);
+  if (keys == NULL || rows == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: out of memory");
+  /* The backend waits for the latest deadline among the calls (none if one has none). */
+  int64_t deadline = group[0]->deadline_ns;
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct ldr_read_job *job = &group[i]->job;
+    if (job->n_keys) memcpy(keys + off, job->keys, job->n_keys * sizeof *keys);
+    job->rows = rows + off;
+    off += job->n_keys;
+    if (deadline != 0 && (group[i]->deadline_ns == 0 || group[i]->deadline_ns > deadline))
+      deadline = group[i]->deadline_ns;
+  }
+  b->deadline_ns = deadline;
+  enum ldr_rc rc = b->ops->read(b, group[0]->job.table, keys, nkeys, group[0]->job.features,
+                                group[0]->job.n_features, a, rows, err);
+  b->deadline_ns = 0;
+  return rc;
+}
+
+/*
+ * Serves the reads a worker has gathered. Reads of the same view asking for
+ * the same features share one backend read (one statement, one round trip to
+ * a database server): under load many small reads cost about what one larger
+ * one does. A shared read that fails is done again call by call, so one bad
+ * call (a key a store cannot hold, say) never fails the others.
+ */
+static void run_batch(struct worker *w) {
+  size_t n = w->nbatch;
+  struct call *group[DRAIN_MAX + 1];
+  w->nbatch = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct call *first = w->batch[i];
+    if (first == NULL) continue;
+    size_t ng = 0, nkeys = 0;
+    for (size_t j = i; j < n; j++) {
+      struct call *c = w->batch[j];
+      if (c == NULL || strcmp(c->job.table, first->job.table) ||
+          !same_features(&c->job, &first->job))
+        continue;
+      if (ng > 0 && nkeys + c->job.n_keys > BATCH_KEYS_MAX) continue;
+      group[ng++] = c;
+      nkeys += c->job.n_keys;
+      w->batch[j] = NULL;
+    }
+    struct ldr_err err;
+    ldr_err_clear(&err);
+    enum ldr_rc rc = read_group(w, group, ng, nkeys, &err);
+    if (ng > 1 && ldr_log_enabled(LDR_LOG_DEBUG))
+      ldr_log(LDR_LOG_DEBUG, "worker %d: %zu reads of %s served together (%zu keys): %s", w->idx,
+              ng, first->job.table, nkeys, ldr_rc_str(rc));
+    for (size_t k = 0; k < ng; k++) {
+      struct call *c = group[k];
+      enum ldr_rc crc = rc;
+      if (rc != LDR_OK && ng > 1) {
+        ldr_err_clear(&err);
+        crc = read_group(w, &c, 1, c->job.n_keys, &err);
+      }
+      if (crc == LDR_OK)
+        crc = ldr_read_reply(&c->ctx, &c->job);
+      else
+        c->ctx.err = err;
+      if (send_reply(c, crc) != 0) recycle(c);
+    }
+    ldr_arena_reset(&w->batch_arena);
+  }
+}
+
+/* Moves a call one step on for a completion-queue event. */
+static void dispatch(struct worker *w, grpc_event ev) {
+  struct call *c = ev.tag;
+  if (c->state == CALL_REQUESTED) {
+    if (!ev.success) { /* the server is shutting down: no call came */
+      c->state = CALL_IDLE;
+      return;
+    }
+    /* Unknown methods are answered without reading their message. */
+    if (c->method == NULL ? on_received(c) == 0 : start_receive(c) == 0) return;
+  } else if (c->state == CALL_RECEIVING) {
+    /* ev.success = 0: the client cancelled or went away while sending. */
+    if (ev.success && on_received(c) == 0) return;
+    if (!ev.success)
+      ldr_log(LDR_LOG_DEBUG, "worker %d: %s: the client went away before its request arrived",
+              w->idx, c->method->name);
+  }
+  /* The reply batch is done (ev.success = 0: the client went away). */
+  recycle(c);
+}
+
 static void finish_call(struct call *c) {
   if (c->reply != NULL) grpc_byte_buffer_destroy(c->reply);
   if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
@@ -279,31 +425,23 @@ static void finish_call(struct call *c) {
 
 static void *worker_main(void *arg) {
   struct worker *w = arg;
-  for (;;) {
+  int stop = 0;
+  while (!stop) {
     grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-    if (ev.type != GRPC_OP_COMPLETE) continue;
-    struct call *c = ev.tag;
-    if (c->state == CALL_REQUESTED) {
-      if (!ev.success) { /* the server is shutting down: no call came */
-        c->state = CALL_IDLE;
-        continue;
+    if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
+    /* Take what else the queue already holds, without waiting, so that the
+     * reads among it are served together; an idle server adds no delay. */
+    for (int k = 0; w->nbatch > 0 && k < DRAIN_MAX; k++) {
+      ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+      if (ev.type == GRPC_QUEUE_TIMEOUT) break;
+      if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+        stop = 1;
+        break;
       }
-      /* Unknown methods are answered without reading their message. */
-      if (c->method == NULL ? start_reply(c) == 0 : start_receive(c) == 0) continue;
-    } else if (c->state == CALL_RECEIVING) {
-      /* ev.success = 0: the client cancelled or went away while sending. */
-      if (ev.success && start_reply(c) == 0) continue;
-      if (!ev.success)
-        ldr_log(LDR_LOG_DEBUG, "worker %d: %s: the client went away before its request arrived",
-                w->idx, c->method->name);
+      if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     }
-    /* The reply batch is done (ev.success = 0: the client went away). */
-    finish_call(c);
-    if (atomic_load(&w->srv->draining))
-      c->state = CALL_IDLE;
-    else
-      request(c);
+    if (w->nbatch) run_batch(w);
   }
   return NULL;
 }
@@ -330,6 +468,7 @@ static void free_workers(struct server *srv) {
     struct worker *w = &srv->workers[i];
     free_calls(w->calls, w->ncalls);
     free_calls(w->extra, w->nextra);
+    ldr_arena_destroy(&w->batch_arena);
     if (w->cq != NULL) grpc_completion_queue_destroy(w->cq);
     ldr_backend_free(w->backend);
   }
@@ -340,6 +479,9 @@ static int open_backends(struct server *srv) {
   for (int i = 0; i < srv->nworkers; i++) {
     struct ldr_err err;
     ldr_err_clear(&err);
+    size_t cap = (size_t)srv->cfg->max_message_bytes * 16;
+    ldr_arena_init(&srv->workers[i].batch_arena, FIRST_ARENA_BLOCK,
+                   cap < (64u << 20) ? 64u << 20 : cap);
     srv->workers[i].srv = srv;
     srv->workers[i].idx = i;
     if (ldr_backend_new(&srv->cfg->store, &srv->workers[i].backend, &err) != LDR_OK) {

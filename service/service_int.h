@@ -30,7 +30,26 @@ struct ldr_method {
   const char *name; /* for messages: "OnlineRead" */
   ldr_handler_fn fn;
   int admin; /* refused when larder.admin_rpcs is false */
+  int read;  /* an OnlineRead: may be served together with others (ldr_read_prepare) */
 };
+
+/* A decoded, checked read, between ldr_read_prepare and ldr_read_reply. */
+struct ldr_read_job {
+  char table[LDR_TABLE_NAME_MAX + 1];
+  const struct ldr_key *keys; /* in the call's arena */
+  size_t n_keys;
+  const char *const *features;
+  size_t n_features;
+  const struct ldr_read_row *rows; /* n_keys results, set before ldr_read_reply */
+};
+
+/* Decodes and checks an OnlineRead request of `c` into `job`; its memory is
+ * the call's arena. On an error, c->err says what is wrong. */
+enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job);
+
+/* Encodes job->rows as the reply of `c` (c->reply), or fails with
+ * RESOURCE_EXHAUSTED when it would pass larder.max_message_bytes. */
+enum ldr_rc ldr_read_reply(struct ldr_handler_ctx *c, const struct ldr_read_job *job);
 
 /* The methods served, in registration order, and how many there are. */
 extern const struct ldr_method ldr_methods[];

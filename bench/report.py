@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Turns the raw results of bench/run.sh into bench/RESULTS.md and PNG plots
+(gnuplot): the targets of the benchmark as ratios from one run, every
+measurement in tables, the machine, and the hand-written analysis in
+bench/analysis.md."""
+import argparse
+import json
+import os
+import platform
+import subprocess
+from collections import defaultdict
+
+SERVERS = ["larder-sqlite", "echo", "python-peer", "larder-postgres", "postgres-c", "larder-mysql", "mysql-c"]
+TITLES = {
+    "larder-sqlite": "larder (SQLite)", "echo": "echo ceiling (gRPC C core)", "python-peer": "Python peer (grpcio + sqlite3)",
+    "larder-postgres": "larder (PostgreSQL)", "postgres-c": "plain C client (PostgreSQL)",
+    "larder-mysql": "larder (MariaDB)", "mysql-c": "plain C client (MariaDB)",
+}
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    cpu = sh("awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo")
+    return [
+        ("CPU", "%s, %s cores" % (cpu or platform.processor(), os.cpu_count())),
+        ("memory", sh("awk '/MemTotal/{printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")),
+        ("system", "%s, kernel %s" % (sh(". /etc/os-release && echo $PRETTY_NAME"), platform.release())),
+        ("gRPC core", sh("pkg-config --modversion grpc") + " (libgrpc %s)" % sh("dpkg-query -W -f='${Version}' libgrpc29 2>/dev/null || dpkg-query -W -f='${Version}' libgrpc-dev")),
+        ("SQLite", sh("pkg-config --modversion sqlite3")),
+        ("PostgreSQL", sh("ls /usr/lib/postgresql | sort -V | tail -1") + " (libpq %s)" % sh("pkg-config --modversion libpq")),
+        ("MariaDB", sh("mariadbd --version 2>/dev/null | awk '{print $3}'") + " (Connector/C %s)" % sh("pkg-config --modversion libmariadb")),
+        ("Python", sh("/usr/bin/python3 -c 'import sys, grpc; print(sys.version.split()[0], \"grpcio\", grpc.__version__)'")),
+        ("h2load", sh("h2load --version | head -1")),
+    ]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def shape_of(r):
+    return "write" if r["method"] == "write" else "%dx%d" % (r["keys"], r.get("features") or 0)
+
+
+def fmt_int(x):
+    return "{:,}".format(int(round(x)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--memory", required=True)
+    ap.add_argument("--h2load", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--smoke", type=int, default=0)
+    ap.add_argument("--duration", default="3")
+    ap.add_argument("--warmup", default="1")
+    ap.add_argument("--db-workers", default="8")
+    a = ap.parse_args()
+    rows = load(a.results)
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    table = {(r["label"], shape_of(r), r["concurrency"]): r for r in rows}
+
+    shapes = [s for s in ["1x10", "1x50", "10x50", "100x50"] if any(k[1] == s for k in table)]
+    concs = sorted({k[2] for k in table if k[1] != "write"})
+    writes = sorted({k[2] for k in table if k[1] == "write"})
+    mem = []
+    if os.path.exists(a.memory):
+        with open(a.memory) as f:
+            mem = [l.split() for l in f if l.strip()]
+    h2 = []
+    if os.path.exists(a.h2load):
+        with open(a.h2load) as f:
+            h2 = [l.split() for l in f if l.strip()]
+
+    def get(label, shape, c, key="qps"):
+        r = table.get((label, shape, c))
+        return r[key] if r else None
+
+    def ratio(x, y):
+        return x / y if x and y else None
+
+    # ---- targets ---------------------------------------------------------------
+    targets = []
+    hi = max(concs) if concs else 64
+    mid = 16 if 16 in concs else (concs[0] if concs else 16)
+    r = ratio(get("larder-sqlite", "1x10", hi), get("echo", "1x10", hi))
+    targets.append(("SQLite read 1x10 at concurrency %d: at least 0.6 x the echo ceiling's QPS" % hi,
+                    r is not None and r >= 0.6, "%.2f x (%s vs %s QPS)" % (r or 0, fmt_int(get("larder-sqlite", "1x10", hi) or 0),
+                                                                       fmt_int(get("echo", "1x10", hi) or 0))))
+    r = ratio(get("larder-sqlite", "1x10", mid, "p99_us"), get("echo", "1x10", mid, "p99_us"))
+    targets.append(("p99 of larder within 2 x the echo ceiling's p99 at concurrency %d, 1x10" % mid,
+                    r is not None and r <= 2.0, "%.2f x (%s vs %s us)" % (r or 0, get("larder-sqlite", "1x10", mid, "p99_us"),
+                                                                      get("echo", "1x10", mid, "p99_us"))))
+    for shape in ("1x10", "100x50"):
+        if shape not in shapes:
+            continue
+        q = ratio(get("larder-sqlite", shape, hi), get("python-peer", shape, hi))
+        p99_ok = all((get("larder-sqlite", shape, c, "p99_us") or 1e12) < (get("python-peer", shape, c, "p99_us") or 0)
+                     for c in concs)
+        targets.append(("%s: at least 5 x the Python peer's QPS (concurrency %d), and lower p99 at every concurrency" % (shape, hi),
+                        q is not None and q >= 5 and p99_ok,
+                        "%.1f x QPS; p99 lower at %s" % (q or 0, "all" if p99_ok else "not all")))
+    for db, label in (("postgres", "PostgreSQL"), ("mysql", "MariaDB")):
+        worst = None
+        for shape in shapes:
+            for c in concs:
+                if c < mid:
+                    continue
+                r = ratio(get("larder-" + db, shape, c), get(db + "-c", shape, c))
+                if r is not None and (worst is None or r < worst[0]):
+                    worst = (r, shape, c)
+        if worst:
+            targets.append(("%s reads: at least 0.7 x the plain C client's QPS (every shape, concurrency >= %d)" % (label, mid),
+                            worst[0] >= 0.7, "lowest %.2f x (%s, concurrency %d)" % worst))
+    best_w = max([get("larder-sqlite", "write", c) or 0 for c in writes] or [0])
+    targets.append(("SQLite writes: at least 50,000 feature values/s (100 rows x 10 features)", best_w * 1000 >= 50000,
+                    "%s values/s" % fmt_int(best_w * 1000)))
+    if mem:
+        peak = max(int(m[2]) for m in mem) / 1024
+        anon = max(int(m[3]) for m in mem) / 1024
+        targets.append(("resident memory under load at concurrency %d: at most 64 MiB" % hi, peak <= 64,
+                        "peak VmRSS %.1f MiB (of it anonymous memory %.1f MiB)" % (peak, anon)))
+
+    # ---- plots -----------------------------------------------------------------------
+    plots = os.path.join(a.out, "plots")
+    os.makedirs(plots, exist_ok=True)
+    data = os.path.join(plots, "data")
+    os.makedirs(data, exist_ok=True)
+    images = []
+    for shape in shapes:
+        lines = []
+        for label in SERVERS:
+            pts = [(c, get(label, shape, c)) for c in concs if get(label, shape, c)]
+            if not pts:
+                continue
+            fn = os.path.join(data, "qps_%s_%s.dat" % (shape, label))
+            with open(fn, "w") as f:
+                f.writelines("%d %f\n" % p for p in pts)
+            lines.append("'%s' using 1:2 with linespoints lw 2 title '%s'" % (fn, TITLES[label]))
+        png = "qps_%s.png" % shape
+        gp = ("set terminal png size 900,520 font ',10'; set output '%s'; set title 'Reads of %s (keys x features): QPS by concurrency';"
+              "set xlabel 'concurrent calls'; set ylabel 'calls per second'; set logscale x 2; set logscale y 10;"
+              "set key outside right; set grid; plot %s" % (os.path.join(plots, png), shape, ", ".join(lines)))
+        subprocess.run(["gnuplot", "-e", gp], check=True)
+        images.append(("QPS, %s" % shape, "plots/" + png))
+        # latency percentiles at the middle concurrency
+        fn = os.path.join(data, "lat_%s.dat" % shape)
+        labels = [l for l in SERVERS if get(l, shape, mid)]
+        with open(fn, "w") as f:
+            for l in labels:
+                t = table[(l, shape, mid)]
+                f.write('"%s" %d %d %d %d\n' % (TITLES[l], t["p50_us"], t["p90_us"], t["p99_us"], t["p999_us"]))
+        png = "latency_%s.png" % shape
+        gp = ("set terminal png size 900,520 font ',10'; set output '%s'; set title 'Reads of %s: latency percentiles at concurrency %d';"
+              "set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;"
+              "set ylabel 'microseconds'; set logscale y 10; set xtics rotate by -25; set key top left; set grid y;"
+              "plot '%s' using 2:xtic(1) title 'p50', '' using 3 title 'p90', '' using 4 title 'p99', '' using 5 title 'p99.9'"
+              % (os.path.join(plots, png), shape, mid, fn))
+        subprocess.run(["gnuplot", "-e", gp], check=True)
+        images.append(("latency, %s" % shape, "plots/" + png))
+
+    # ---- RESULTS.md ---------------------------------------------------------------------
+    out = []
+    w = out.append
+    w("# larder benchmark results\n")
+    if a.smoke:
+        w("**Smoke run: one second per measurement, for checking the script only. These numbers mean nothing.**\n")
+    w("Produced by `bench/run.sh` (which wrote this file). Every figure below comes from one run on one "
+      "machine; the targets are ratios between servers measured back to back in that run.\n")
+    w("## Targets\n")
+    w("| target | met | measured |")
+    w("|---|---|---|")
+    for name, ok, what in targets:
+        w("| %s | %s | %s |" % (name, "yes" if ok else "**no**", what))
+    w("")
+    if os.path.exists(os.path.join(here, "analysis.md")):
+        with open(os.path.join(here, "analysis.md")) as f:
+            w(f.read().strip() + "\n")
+    w("## How it was measured\n")
+    w("- Each server runs pinned to CPU 0 and each load generator to CPU 1 (`taskset`); every server "
+      "compared is started once and they are measured back to back, shape by shape.")
+    w("- Load: `build/larder-bench`, a closed-loop client on the gRPC C core, %s s warm-up then %s s measured, "
+      "up to 4 channels (TCP connections), requests encoded before the run. A read of KxF asks for K random "
+      "keys (of 10,000 entities) of a view whose entities have F features, all features returned." % (a.warmup, a.duration))
+    w("- `larder (SQLite)`: `build/larder serve`, default settings (one worker, as the process is pinned to one "
+      "CPU). `larder (PostgreSQL)` and `larder (MariaDB)`: `workers: %s`, since a worker waits for its database "
+      "round trip." % a.db_workers)
+    w("- `echo ceiling`: `build/larder-echo`, larder's threading and call sequence on the same gRPC core, "
+      "answering with larder's own reply bytes for the shape, doing nothing else.")
+    w("- `Python peer`: `bench/py_peer.py`, Python grpcio (asyncio) over sqlite3 with Feast's SQLite read code, on the same database file.")
+    w("- `plain C client`: `build/db-ceiling`, one thread and connection per concurrent call, the identical "
+      "prepared SELECT with the same binary parameters, no gRPC.")
+    w("- Commands, as run by `bench/run.sh` (ports vary):\n")
+    w("```sh")
+    w("taskset -c 0 build/larder serve -c feature_store.yaml")
+    w("taskset -c 1 build/larder-bench --target 127.0.0.1:PORT --view f10 --features 10 --keys 1 --concurrency 64 --warmup %s --duration %s" % (a.warmup, a.duration))
+    w("taskset -c 0 build/larder-echo --listen 127.0.0.1:PORT --reply reply_1x10.bin")
+    w("taskset -c 0 /usr/bin/python3 bench/py_peer.py --db online.db --project bench --listen 127.0.0.1:PORT --stubs STUBS")
+    w("taskset -c 1 build/db-ceiling --backend postgres --table bench_f10 --keys 1 --concurrency 64 --warmup %s --duration %s" % (a.warmup, a.duration))
+    w("taskset -c 1 h2load -n 200000 -c 4 -m 16 -d request_1x10.grpc -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/larder.v1.OnlineStore/OnlineRead")
+    w("```\n")
+    w("## Machine\n")
+    w("| | |")
+    w("|---|---|")
+    for k, v in machine():
+        w("| %s | %s |" % (k, v))
+    w("")
+    w("## Reads\n")
+    for shape in shapes:
+        w("### %s (keys x features)\n" % shape)
+        w("| server | concurrency | QPS | p50 us | p90 us | p99 us | p99.9 us | max us | errors |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for label in SERVERS:
+            for c in concs:
+                t = table.get((label, shape, c))
+                if not t:
+                    continue
+                errs = sum(t["errors"].values()) if t.get("errors") else 0
+                w("| %s | %d | %s | %d | %d | %d | %d | %d | %d |" % (TITLES[label], c, fmt_int(t["qps"]), t["p50_us"], t["p90_us"],
+                                                                  t["p99_us"], t["p999_us"], t["max_us"], errs))
+        w("")
+        w("| ratio | " + " | ".join("c=%d" % c for c in concs) + " |")
+        w("|---|" + "---|" * len(concs))
+        for num, den, name in (("larder-sqlite", "echo", "larder (SQLite) / echo ceiling, QPS"),
+                               ("larder-sqlite", "python-peer", "larder (SQLite) / Python peer, QPS"),
+                               ("larder-postgres", "postgres-c", "larder / plain C client, PostgreSQL, QPS"),
+                               ("larder-mysql", "mysql-c", "larder / plain C client, MariaDB, QPS")):
+            vals = [ratio(get(num, shape, c), get(den, shape, c)) for c in concs]
+            w("| %s | %s |" % (name, " | ".join("%.2f" % v if v else "-" for v in vals)))
+        w("")
+    for title, png in images:
+        w("![%s](%s)\n" % (title, png))
+    w("## Writes: 100 rows x 10 features\n")
+    w("| server | concurrency | calls/s | feature values/s | p50 us | p99 us | errors |")
+    w("|---|---|---|---|---|---|---|")
+    for label in ("larder-sqlite", "larder-postgres", "larder-mysql", "echo"):
+        for c in writes:
+            t = table.get((label, "write", c))
+            if t:
+                w("| %s | %d | %s | %s | %d | %d | %d |" % (TITLES[label], c, fmt_int(t["qps"]), fmt_int(t["qps"] * 1000),
+                                                            t["p50_us"], t["p99_us"], sum(t["errors"].values())))
+    w("")
+    if h2:
+        w("## h2load, a second and independent client\n")
+        w("Pre-encoded request frames, `-c 4 -m 16` (64 streams). h2load counts HTTP answers; the script checks "
+          "with nghttp that the gRPC status of these frames is 0.\n")
+        w("| server | shape | requests/s | mean latency |")
+        w("|---|---|---|---|")
+        for label, shape, _, rps, mean in h2:
+            w("| %s | %s | %s | %s |" % (TITLES.get("larder-sqlite" if label == "larder-sqlite" else label, label), shape, rps, mean))
+        w("")
+    if mem:
+        w("## Memory under load (concurrency %d)\n" % hi)
+        w("Sampled every 0.2 s from `/proc/PID/status` while the run lasted. VmRSS includes the SQLite file pages "
+          "larder maps (the kernel's page cache, shared); RssAnon is what larder itself allocated.\n")
+        w("| larder on | shape | peak VmRSS MiB | peak RssAnon MiB |")
+        w("|---|---|---|---|")
+        for backend, shape, rss, anon in mem:
+            w("| %s | %s | %.1f | %.1f |" % (backend, shape, int(rss) / 1024, int(anon) / 1024))
+        w("")
+    with open(os.path.join(a.out, "RESULTS.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
