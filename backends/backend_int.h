@@ -44,6 +44,12 @@ enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key
                             const void *name, size_t name_len, const void *value, size_t value_len,
                             const struct ldr_ts *ts, struct ldr_err *err);
 
+/* As ldr_collect_row, but the name and value are not copied: they must live
+ * as long as the arena (see ldr_arena_on_reset). */
+enum ldr_rc ldr_collect_row_ref(struct ldr_collector *c, const void *key, size_t key_len,
+                                const void *name, size_t name_len, const void *value,
+                                size_t value_len, const struct ldr_ts *ts, struct ldr_err *err);
+
 /* As ldr_collect_row, for a row known to belong to uniq[u] (a read of one key). */
 enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
                                const void *value, size_t value_len, const struct ldr_ts *ts,

@@ -73,6 +73,10 @@ static size_t find_uniq(const struct ldr_collector *c, const uint8_t *p, size_t 
   return c->nuniq;
 }
 
+static enum ldr_rc add_row(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
+                           const void *value, size_t value_len, const struct ldr_ts *ts, int copy,
+                           struct ldr_err *err);
+
 enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key_len,
                             const void *name, size_t name_len, const void *value, size_t value_len,
                             const struct ldr_ts *ts, struct ldr_err *err) {
@@ -82,12 +86,30 @@ enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key
     u = find_uniq(c, key, key_len);
   c->last = u;
   if (u == c->nuniq) return LDR_OK;
-  return ldr_collect_row_of(c, u, name, name_len, value, value_len, ts, err);
+  return add_row(c, u, name, name_len, value, value_len, ts, 1, err);
+}
+
+enum ldr_rc ldr_collect_row_ref(struct ldr_collector *c, const void *key, size_t key_len,
+                                const void *name, size_t name_len, const void *value,
+                                size_t value_len, const struct ldr_ts *ts, struct ldr_err *err) {
+  size_t u = c->last;
+  if (u == c->nuniq || blob_cmp(c->uniq[u].bytes, c->uniq[u].len, key, key_len) != 0)
+    u = find_uniq(c, key, key_len);
+  c->last = u;
+  if (u == c->nuniq) return LDR_OK;
+  return add_row(c, u, name, name_len, value, value_len, ts, 0, err);
 }
 
 enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
                                const void *value, size_t value_len, const struct ldr_ts *ts,
                                struct ldr_err *err) {
+  return add_row(c, u, name, name_len, value, value_len, ts, 1, err);
+}
+
+/* Appends a row for uniq[u]; `copy` says whether name and value move into the arena. */
+static enum ldr_rc add_row(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
+                           const void *value, size_t value_len, const struct ldr_ts *ts, int copy,
+                           struct ldr_err *err) {
   if (c->ngot == c->capgot) {
     size_t cap = c->capgot ? c->capgot * 2 : 64;
     struct ldr_got *g = ldr_arena_alloc(c->arena, cap * sizeof *g);
@@ -98,9 +120,9 @@ enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *na
   }
   struct ldr_got *g = &c->got[c->ngot];
   g->uniq = u;
-  g->f.name = ldr_arena_memdup(c->arena, name_len ? name : "", name_len);
+  g->f.name = copy ? ldr_arena_memdup(c->arena, name_len ? name : "", name_len) : name;
   g->f.name_len = name_len;
-  g->f.value = ldr_arena_memdup(c->arena, value_len ? value : "", value_len);
+  g->f.value = copy ? ldr_arena_memdup(c->arena, value_len ? value : "", value_len) : value;
   g->f.value_len = value_len;
   g->has_ts = ts != NULL;
   if (ts != NULL) g->ts = *ts;

@@ -498,18 +498,23 @@ static enum ldr_rc op_read(struct ldr_backend *b, void *varg, struct ldr_err *er
   PGresult *res = NULL;
   rc = finish_command(b, PGRES_TUPLES_OK, "read", a->table, &res, err);
   if (rc != LDR_OK) return rc;
+  /* The rows point into the result, which the arena releases when the call
+   * is over: names and values are not copied a second time. */
+  if (ldr_arena_on_reset(a->arena, (void (*)(void *))PQclear, res) != 0) {
+    PQclear(res);
+    return ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than a call may hold");
+  }
   ldr_collect_reset(c);
   int rows = PQntuples(res);
   for (int r = 0; r < rows && rc == LDR_OK; r++) {
     struct ldr_ts ts;
     int has_ts = !PQgetisnull(res, r, 3) && PQgetlength(res, r, 3) == 8;
     if (has_ts) ts = from_pg_micros((int64_t)get_be64((const uint8_t *)PQgetvalue(res, r, 3)));
-    rc = ldr_collect_row(c, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0),
-                         PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
-                         PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2), has_ts ? &ts : NULL,
-                         err);
+    rc = ldr_collect_row_ref(c, PQgetvalue(res, r, 0), (size_t)PQgetlength(res, r, 0),
+                             PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
+                             PQgetvalue(res, r, 2), (size_t)PQgetlength(res, r, 2),
+                             has_ts ? &ts : NULL, err);
   }
-  PQclear(res);
   return rc;
 }
 

@@ -13,6 +13,30 @@ struct ldr_arena_block {
   _Alignas(16) unsigned char data[];
 };
 
+struct ldr_arena_cleanup {
+  struct ldr_arena_cleanup *next;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static void run_cleanups(struct ldr_arena *a) {
+  while (a->cleanups != NULL) {
+    struct ldr_arena_cleanup *c = a->cleanups;
+    a->cleanups = c->next;
+    c->fn(c->arg);
+  }
+}
+
+int ldr_arena_on_reset(struct ldr_arena *a, void (*fn)(void *), void *arg) {
+  struct ldr_arena_cleanup *c = ldr_arena_alloc(a, sizeof *c);
+  if (c == NULL) return -1;
+  c->fn = fn;
+  c->arg = arg;
+  c->next = a->cleanups;
+  a->cleanups = c;
+  return 0;
+}
+
 void ldr_arena_init(struct ldr_arena *a, size_t first_size, size_t cap) {
   memset(a, 0, sizeof *a);
   a->first_size = first_size ? first_size : 4096;
@@ -28,6 +52,7 @@ static void free_chain(struct ldr_arena_block *b) {
 }
 
 void ldr_arena_destroy(struct ldr_arena *a) {
+  run_cleanups(a);
   free_chain(a->first);
   a->first = a->cur = NULL;
   a->held = 0;
@@ -35,6 +60,8 @@ void ldr_arena_destroy(struct ldr_arena *a) {
 }
 
 void ldr_arena_reset(struct ldr_arena *a) {
+  /* The cleanup records live in the blocks: run them before freeing those. */
+  run_cleanups(a);
   if (a->first != NULL) {
     free_chain(a->first->next);
     a->first->next = NULL;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 struct ldr_arena_block;
+struct ldr_arena_cleanup;
 
 /*
  * Allocations come from a chain of blocks. ldr_arena_reset frees every block
@@ -14,12 +15,13 @@ struct ldr_arena_block;
  * report as RESOURCE_EXHAUSTED instead of aborting.
  */
 struct ldr_arena {
-  struct ldr_arena_block *first; /* kept across resets */
-  struct ldr_arena_block *cur;   /* allocations come from here */
-  size_t first_size;             /* size of the first block, allocated lazily */
-  size_t held;                   /* bytes held in blocks */
-  size_t cap;                    /* most bytes that may be held */
-  int exhausted;                 /* an allocation failed since the last reset */
+  struct ldr_arena_block *first;      /* kept across resets */
+  struct ldr_arena_block *cur;        /* allocations come from here */
+  size_t first_size;                  /* size of the first block, allocated lazily */
+  size_t held;                        /* bytes held in blocks */
+  size_t cap;                         /* most bytes that may be held */
+  int exhausted;                      /* an allocation failed since the last reset */
+  struct ldr_arena_cleanup *cleanups; /* run at reset and destroy, newest first */
 };
 
 /* Prepares `a`; no memory is taken until the first allocation. */
@@ -40,6 +42,14 @@ void *ldr_arena_calloc(struct ldr_arena *a, size_t n, size_t size);
 
 /* Returns a copy of `n` bytes of `p` in the arena (plus a terminating NUL), or NULL. */
 void *ldr_arena_memdup(struct ldr_arena *a, const void *p, size_t n);
+
+/*
+ * Registers fn(arg) to run when the arena is next reset or destroyed, newest
+ * first, for what the arena's memory points into but does not own (a
+ * database driver's result, say). Returns 0, or -1 (nothing registered, the
+ * caller must release `arg` itself) when the arena is full.
+ */
+int ldr_arena_on_reset(struct ldr_arena *a, void (*fn)(void *), void *arg);
 
 /* Adaptors with protobuf-c's ProtobufCAllocator signatures; `data` is the arena.
  * Freeing is a no-op: the memory goes when the arena is reset. */

@@ -20,6 +20,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <sched.h>
@@ -446,6 +447,14 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+/* gRPC's own messages go through larder's log, one line each, with its level. */
+static void grpc_log_line(gpr_log_func_args *args) {
+  enum ldr_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LDR_LOG_WARN
+                             : args->severity == GPR_LOG_SEVERITY_INFO ? LDR_LOG_DEBUG
+                                                                       : LDR_LOG_DEBUG;
+  if (ldr_log_enabled(level)) ldr_log(level, "grpc: %s", args->message);
+}
+
 static int cpu_count(void) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
@@ -578,6 +587,9 @@ int ldr_server_run(const struct ldr_config *cfg) {
     return 1;
   }
 
+  gpr_set_log_function(grpc_log_line);
+  gpr_set_log_verbosity(ldr_log_enabled(LDR_LOG_DEBUG) ? GPR_LOG_SEVERITY_DEBUG
+                                                       : GPR_LOG_SEVERITY_ERROR);
   grpc_init();
   grpc_arg args[3];
   args[0].type = GRPC_ARG_INTEGER;

@@ -92,6 +92,26 @@ static void arena_reset_keeps_first_block(void **state) {
   assert_int_equal(a.held, 0);
 }
 
+static int cleaned[3];
+static void note(void *arg) { cleaned[(int *)arg - cleaned] += 1; }
+
+static void arena_cleanups_run_once_newest_first(void **state) {
+  (void)state;
+  struct ldr_arena a;
+  ldr_arena_init(&a, 64, 0);
+  assert_int_equal(ldr_arena_on_reset(&a, note, &cleaned[0]), 0);
+  assert_int_equal(ldr_arena_on_reset(&a, note, &cleaned[1]), 0);
+  assert_int_equal(cleaned[0] + cleaned[1], 0);
+  ldr_arena_reset(&a);
+  assert_int_equal(cleaned[0], 1);
+  assert_int_equal(cleaned[1], 1);
+  ldr_arena_reset(&a); /* a reset forgets them: they run once */
+  assert_int_equal(cleaned[0], 1);
+  assert_int_equal(ldr_arena_on_reset(&a, note, &cleaned[2]), 0);
+  ldr_arena_destroy(&a);
+  assert_int_equal(cleaned[2], 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(first_error_wins),
@@ -100,6 +120,7 @@ int main(void) {
       cmocka_unit_test(arena_alignment_and_growth),
       cmocka_unit_test(arena_cap_is_an_error_not_an_abort),
       cmocka_unit_test(arena_reset_keeps_first_block),
+      cmocka_unit_test(arena_cleanups_run_once_newest_first),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
