@@ -34,8 +34,18 @@ PIDS=()
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
+# only PID...: every server of ours but these is paused (SIGSTOP), so that
+# idle servers on CPU 0 (gRPC timers, Python's event loop) do not steal from
+# the one being measured.
+only() {
+  local q
+  for q in "${PIDS[@]}"; do kill -STOP "$q" 2>/dev/null || true; done
+  for q in "$@"; do kill -CONT "$q" 2>/dev/null || true; done
+}
+
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  local q
+  for q in "${PIDS[@]}"; do kill -CONT "$q" 2>/dev/null || true; kill "$q" 2>/dev/null || true; done
   wait 2>/dev/null || true
   SVC_DIR=$WORK/services bash integration/services.sh stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -148,23 +158,25 @@ for shape in $READ_SHAPES write; do
   p=$((++port))
   taskset -c "$SERVER_CPU" build/larder-echo --listen "127.0.0.1:$p" --reply "$WORK/reply_$shape.bin" 2>/dev/null &
   PIDS+=($!)
-  eval "ECHO_${shape}_PORT=$p"
+  eval "ECHO_${shape}_PORT=$p ECHO_${shape}_PID=$!"
   wait_port "$p" "$!"
 done
 PY_PORT=$((++port))
 taskset -c "$SERVER_CPU" /usr/bin/python3 bench/py_peer.py --db "$WORK/sqlite/online.db" --project bench \
   --listen "127.0.0.1:$PY_PORT" --stubs "$WORK/stubs" 2>/dev/null &
-PIDS+=($!)
-wait_port "$PY_PORT" "$!"
+PY_PID=$!
+PIDS+=($PY_PID)
+wait_port "$PY_PORT" "$PY_PID"
 
 MEM=$WORK/memory.txt
 : > "$MEM"
 for shape in $READ_SHAPES; do
   keys=${shape%x*} feats=${shape#*x}
   read_args=(--view "f$feats" --features "$feats" --keys "$keys")
-  eval "echo_port=\$ECHO_${shape}_PORT"
+  eval "echo_port=\$ECHO_${shape}_PORT echo_pid=\$ECHO_${shape}_PID"
   for c in $CONCURRENCY; do
     log "read $shape, concurrency $c"
+    only "$LARDER_sqlite_PID"
     if [ "$c" = 64 ]; then
       read -r rss anon < <(rss_during "$LARDER_sqlite_PID" bench larder-sqlite --target "127.0.0.1:$LARDER_sqlite_PORT" \
         "${read_args[@]}" --concurrency "$c")
@@ -172,16 +184,20 @@ for shape in $READ_SHAPES; do
     else
       bench larder-sqlite --target "127.0.0.1:$LARDER_sqlite_PORT" "${read_args[@]}" --concurrency "$c"
     fi
+    only "$echo_pid"
     bench echo --target "127.0.0.1:$echo_port" "${read_args[@]}" --concurrency "$c"
+    only "$PY_PID"
     bench python-peer --target "127.0.0.1:$PY_PORT" "${read_args[@]}" --concurrency "$c"
     for db in postgres mysql; do
       eval "p=\$LARDER_${db}_PORT pid=\$LARDER_${db}_PID"
+      only "$pid"
       if [ "$c" = 64 ]; then
         read -r rss anon < <(rss_during "$pid" bench "larder-$db" --target "127.0.0.1:$p" "${read_args[@]}" --concurrency "$c")
         echo "$db $shape $rss $anon" >> "$MEM"
       else
         bench "larder-$db" --target "127.0.0.1:$p" "${read_args[@]}" --concurrency "$c"
       fi
+      only
       out=$(taskset -c "$LOAD_CPU" build/db-ceiling --backend "$db" --label "$db-c" --table "bench_f$feats" \
         --keys "$keys" --features "$feats" --key-space "$KEY_SPACE" --concurrency "$c" --warmup "$WARMUP" \
         --duration "$DURATION")
@@ -194,9 +210,11 @@ done
 for c in $WRITE_CONC; do
   log "write 100x10, concurrency $c"
   for b in sqlite postgres mysql; do
-    eval "p=\$LARDER_${b}_PORT"
+    eval "p=\$LARDER_${b}_PORT pid=\$LARDER_${b}_PID"
+    only "$pid"
     bench "larder-$b" --target "127.0.0.1:$p" --method write --view w10 --features 10 --rows 100 --concurrency "$c"
   done
+  only "$ECHO_write_PID"
   bench echo --target "127.0.0.1:$ECHO_write_PORT" --method write --view w10 --features 10 --rows 100 --concurrency "$c"
 done
 
@@ -205,8 +223,10 @@ H2=$WORK/h2load.txt
 : > "$H2"
 for shape in $READ_SHAPES; do
   [ "$shape" = 1x10 ] || [ "$shape" = 100x50 ] || continue
-  eval "echo_port=\$ECHO_${shape}_PORT"
-  for target in "larder-sqlite:$LARDER_sqlite_PORT" "echo:$echo_port"; do
+  eval "echo_port=\$ECHO_${shape}_PORT echo_pid=\$ECHO_${shape}_PID"
+  for target in "larder-sqlite:$LARDER_sqlite_PORT:$LARDER_sqlite_PID" "echo:$echo_port:$echo_pid"; do
+    only "${target##*:}"
+    target=${target%:*}
     n=$([ "$SMOKE" = 1 ] && echo 2000 || echo 200000)
     [ "$shape" = 100x50 ] && [ "$SMOKE" = 0 ] && n=20000
     out=$(taskset -c "$LOAD_CPU" h2load -n "$n" -c 4 -m 16 -d "$WORK/request_$shape.grpc" \
@@ -218,6 +238,7 @@ for shape in $READ_SHAPES; do
     log "h2load ${target%%:*} $shape: $rps req/s, mean $mean"
   done
 done
+only "$LARDER_sqlite_PID"
 # h2load counts HTTP answers: check once that gRPC said OK.
 nghttp -v -d "$WORK/request_1x10.grpc" -H 'content-type: application/grpc' -H 'te: trailers' \
   "http://127.0.0.1:$LARDER_sqlite_PORT/larder.v1.OnlineStore/OnlineRead" 2>&1 | grep -aq 'grpc-status: 0' ||

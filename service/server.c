@@ -43,7 +43,7 @@
  * for, so that the reads among them can be served together. */
 #define DRAIN_MAX 64
 /* Most keys served with one statement when reads are served together. */
-#define BATCH_KEYS_MAX 1024
+#define BATCH_KEYS_MAX 256
 /* Contexts requested at SIGTERM, per method across workers, to take in calls
  * queued beyond the usual contexts before the shutdown would cancel them. */
 #define DRAIN_EXTRA_PER_METHOD 256
