@@ -4,6 +4,7 @@
  * readers never wait for a writer; statements are prepared once and cached.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct cached_stmt {
   sqlite3_stmt *st;
   enum stmt_kind kind;
   unsigned kb, fb; /* key and feature placeholders of a read */
+  unsigned width;  /* most rows per key a read by key only has returned */
   uint64_t used;
   char table[LDR_TABLE_NAME_MAX + 1];
 };
@@ -211,7 +213,8 @@ static size_t placeholders(char *p, unsigned n) {
 
 /* Returns the cached statement for (kind, table, kb, fb), preparing it on a miss. */
 static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const char *table,
-                            unsigned kb, unsigned fb, sqlite3_stmt **out, struct ldr_err *err) {
+                            unsigned kb, unsigned fb, struct cached_stmt **out,
+                            struct ldr_err *err) {
   struct sqlite_impl *s = impl(b);
   struct cached_stmt *victim = &s->cache[0];
   for (size_t i = 0; i < STMT_CACHE; i++) {
@@ -219,7 +222,7 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
     if (c->st != NULL && c->kind == kind && c->kb == kb && c->fb == fb &&
         !strcmp(c->table, table)) {
       c->used = ++s->tick;
-      *out = c->st;
+      *out = c;
       return LDR_OK;
     }
     if (c->st == NULL || (victim->st != NULL && c->used < victim->used)) victim = c;
@@ -250,9 +253,10 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
   victim->kind = kind;
   victim->kb = kb;
   victim->fb = fb;
+  victim->width = 0;
   victim->used = ++s->tick;
   snprintf(victim->table, sizeof victim->table, "%s", table);
-  *out = st;
+  *out = victim;
   return LDR_OK;
 }
 
@@ -274,11 +278,12 @@ static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
   if (n == 0) return sqlite_read(b, table, NULL, 0, NULL, 0, a, NULL, err);
   /* Rows are bound as they are: the upserts run in batch order, so the last
    * occurrence of a (key, feature) wins without flattening. */
-  sqlite3_stmt *st = NULL;
+  struct cached_stmt *ce = NULL;
   char text_buf[32];
   call_start(b);
-  enum ldr_rc rc = get_stmt(b, ST_WRITE, table, 0, 0, &st, err);
+  enum ldr_rc rc = get_stmt(b, ST_WRITE, table, 0, 0, &ce, err);
   if (rc != LDR_OK) return rc;
+  sqlite3_stmt *st = ce->st;
   rc = step_done(b, s->begin, "write", table, err);
   if (rc != LDR_OK) return rc;
   for (size_t i = 0; i < n && rc == LDR_OK; i++) {
@@ -356,14 +361,46 @@ static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
   }
 }
 
-/* Runs the read statement for keys uniq[0..n) (n = 0 only checks the table exists). */
+/* The requested feature names, for keeping only their rows. */
+struct wanted {
+  const char *const *names;
+  size_t n;
+  size_t next; /* where the previous match was, plus one: rows tend to come in request order */
+};
+
+static int is_wanted(struct wanted *w, const char *name, size_t len) {
+  for (size_t k = 0; k < w->n; k++) {
+    size_t i = w->next + k < w->n ? w->next + k : w->next + k - w->n;
+    if (!strncmp(w->names[i], name, len) && w->names[i][len] == '\0') {
+      w->next = i + 1 < w->n ? i + 1 : 0;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * Runs the read statement for keys uniq[0..n) (n = 0 only checks the table
+ * exists). The statement selects by key only and the rows of other features
+ * are skipped here: SQLite answers `feature_name IN (...)` with one primary-key
+ * lookup per (key, feature) after sorting the list, about twice the work of
+ * walking the key's entries in the `_ek` index. Where a table has turned out to
+ * hold many more features per key than are asked for, the statement filters.
+ */
 static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct ldr_collector *c,
                               const struct ldr_key_ref *uniq, size_t n, const char *const *features,
                               size_t n_features, struct ldr_err *err) {
-  sqlite3_stmt *st = NULL;
-  unsigned kb = bucket(n), fb = n_features ? bucket(n_features) : 0;
-  enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, fb, &st, err);
+  struct cached_stmt *ce = NULL;
+  unsigned kb = bucket(n), fb = 0;
+  enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, 0, &ce, err);
   if (rc != LDR_OK) return rc;
+  struct cached_stmt *by_key = ce;
+  if (n_features > 0 && ce->width > 2 * n_features) {
+    fb = bucket(n_features);
+    rc = get_stmt(b, ST_READ, table, kb, fb, &ce, err);
+    if (rc != LDR_OK) return rc;
+  }
+  sqlite3_stmt *st = ce->st;
   /* Unused placeholders repeat the last key or feature. */
   for (unsigned i = 0; i < kb; i++) {
     const struct ldr_key_ref *k = n ? &uniq[i < n ? i : n - 1] : NULL;
@@ -373,15 +410,20 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   for (unsigned i = 0; i < fb; i++)
     sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
                       SQLITE_STATIC);
+  struct wanted w = {features, n_features, 0};
+  size_t fetched = 0;
   int r;
   for (;;) {
     r = sqlite3_step(st);
     if (r != SQLITE_ROW || n == 0) break;
+    fetched++;
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    size_t name_len = (size_t)sqlite3_column_bytes(st, 1);
+    if (fb == 0 && n_features > 0 && (name == NULL || !is_wanted(&w, name, name_len))) continue;
     struct ldr_ts ts;
     int has_ts = column_ts(st, 3, &ts);
-    const void *name = sqlite3_column_text(st, 1), *value = sqlite3_column_blob(st, 2);
-    size_t name_len = (size_t)sqlite3_column_bytes(st, 1),
-           value_len = (size_t)sqlite3_column_bytes(st, 2);
+    const void *value = sqlite3_column_blob(st, 2);
+    size_t value_len = (size_t)sqlite3_column_bytes(st, 2);
     /* With one key asked for, every row is that key's: no need to read it back. */
     if (n == 1)
       rc = ldr_collect_row_of(c, (size_t)(uniq - c->uniq), name, name_len, value, value_len,
@@ -394,6 +436,10 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   if (rc == LDR_OK && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_error(b, r, "read", table, err);
   /* Every placeholder is bound again by the next call: no need to clear them. */
   sqlite3_reset(st);
+  if (rc == LDR_OK && fb == 0 && n > 0) {
+    size_t per_key = (fetched + n - 1) / n;
+    if (per_key > by_key->width) by_key->width = per_key > UINT_MAX ? UINT_MAX : (unsigned)per_key;
+  }
   return rc;
 }
 

@@ -27,6 +27,9 @@ bash scripts/build.sh build -DLARDER_TESTS=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
 
+echo "== benchmarks: bench/run.sh --smoke (every server and baseline for a second; no timing checked)"
+bash bench/run.sh --smoke
+
 echo "== build (ASan + UBSan)"
 BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_SANITIZE=address,undefined
 echo "== tests under ASan + UBSan"

@@ -252,6 +252,43 @@ static void requested_features_filter(void **state) {
   assert_int_equal(r->n_features, 3);
 }
 
+/* A table with many more features per key than a read asks for, read again
+ * and again (SQLite changes its statement once it has seen the table's width). */
+static void few_features_of_a_wide_table(void **state) {
+  struct fixture *fx = *state;
+  char names[40][8];
+  for (int64_t id = 1; id <= 2; id++)
+    for (int i = 0; i < 40; i++) {
+      snprintf(names[i], sizeof names[i], "f%02d", i);
+      must_write(fx->table, id, names[i], id * 100 + i, 1000 + i);
+    }
+  int64_t ids[] = {2, 1, 3};
+  const char *want[] = {"f31", "f0", "f07"}; /* "f0" is a prefix of stored names, not one */
+  for (int pass = 0; pass < 3; pass++) {
+    struct ldr_read_row *r = read_keys(fx->table, ids, 3, want, 3);
+    for (int k = 0; k < 2; k++) {
+      assert_true(r[k].found);
+      assert_int_equal(r[k].n_features, 2);
+      assert_int_equal(int_value(feature_in(&r[k], "f31")), ids[k] * 100 + 31);
+      assert_int_equal(int_value(feature_in(&r[k], "f07")), ids[k] * 100 + 7);
+      assert_int_equal(r[k].event_ts.s, 1031);
+    }
+    assert_false(r[2].found);
+    r = read_keys(fx->table, &ids[1], 1, &want[2], 1);
+    assert_int_equal(r->n_features, 1);
+    assert_int_equal(r->event_ts.s, 1007);
+  }
+  /* Then every feature, in the reverse of the order they were written. */
+  const char *all[40];
+  for (int i = 0; i < 40; i++) all[i] = names[39 - i];
+  struct ldr_read_row *r = read_keys(fx->table, ids, 2, all, 40);
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(r[k].n_features, 40);
+    for (int i = 0; i < 40; i++)
+      assert_int_equal(int_value(feature_in(&r[k], names[i])), ids[k] * 100 + i);
+  }
+}
+
 static void event_ts_is_the_latest(void **state) {
   struct fixture *fx = *state;
   must_write(fx->table, 1, "a", 1, 3000);
@@ -579,6 +616,7 @@ int main(int argc, char **argv) {
       CASE(missing_keys_are_not_found),
       CASE(results_in_request_order_with_duplicates),
       CASE(requested_features_filter),
+      CASE(few_features_of_a_wide_table),
       CASE(event_ts_is_the_latest),
       CASE(empty_requests_and_missing_tables),
       CASE(failing_batch_leaves_nothing),
