@@ -21,7 +21,8 @@
   X(DEADLINE, 4, "deadline exceeded")                                                              \
   X(UNIMPLEMENTED, 12, "unimplemented")                                                            \
   X(INTERNAL, 13, "internal error")                                                                \
-  X(NOMEM, 8, "out of memory")
+  X(NOMEM, 8, "out of memory")                                                                     \
+  X(FAILED_PRECONDITION, 9, "failed precondition")
 
 enum ldr_rc {
 #define LDR_RC_ENUM(name, status, text) LDR_##name,

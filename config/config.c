@@ -492,6 +492,25 @@ out:
   return rc;
 }
 
+/* Notes why larder cannot read the registry; the first reason is kept. */
+static int registry_unsupported(struct loader *l, const char *fmt, const char *what) {
+  if (l->cfg->registry_unsupported != NULL) return 0;
+  size_t len = strlen(fmt) + strlen(what) + 1;
+  l->cfg->registry_unsupported = malloc(len);
+  if (l->cfg->registry_unsupported == NULL) {
+    yaml_mark_t start = {0, 0, 0};
+    return fail_at(l, start, "out of memory");
+  }
+  snprintf(l->cfg->registry_unsupported, len, fmt, what);
+  return 0;
+}
+
+/*
+ * `registry:` is a path or a mapping of Feast's RegistryConfig. larder reads
+ * file registries only; any other kind is accepted (the OnlineStore service
+ * does not need it) and noted, so ServingService can say why it cannot serve.
+ * Feast's other registry keys are Feast's business and are not checked.
+ */
 static int load_registry(struct loader *l, const yaml_node_t *n) {
   if (is_null(n)) return 0;
   if (n->type == YAML_SCALAR_NODE) return get_string(l, n, "registry", &l->cfg->registry);
@@ -500,12 +519,37 @@ static int load_registry(struct loader *l, const yaml_node_t *n) {
   int rc = 0;
   int np = mapping_pairs(l, n, "registry", &keys, &values);
   if (np < 0) rc = -1;
-  for (int i = 0; rc == 0 && i < np; i++)
-    if (!strcmp(scalar(keys[i]), "path"))
+  for (int i = 0; rc == 0 && i < np; i++) {
+    const char *k = scalar(keys[i]);
+    if (!strcmp(k, "path")) {
       rc = get_string(l, values[i], "registry.path", &l->cfg->registry);
+    } else if (!strcmp(k, "cache_ttl_seconds")) {
+      rc = get_int(l, values[i], "registry.cache_ttl_seconds", 0, INT_MAX,
+                   &l->cfg->registry_cache_ttl_s);
+    } else if (!strcmp(k, "registry_type") && !is_null(values[i])) {
+      char *type = NULL;
+      rc = get_string(l, values[i], "registry.registry_type", &type);
+      if (rc == 0 && strcmp(type, "file"))
+        rc = registry_unsupported(
+            l, "registry_type '%s': larder reads file registries only (registry_type: file)", type);
+      free(type);
+    }
+  }
   free(keys);
   free(values);
   return rc;
+}
+
+/* Resolves the registry path once the whole file is read. */
+static int resolve_registry(struct loader *l) {
+  struct ldr_config *c = l->cfg;
+  if (c->registry == NULL || c->registry_unsupported != NULL) return 0;
+  const char *path = c->registry;
+  if (!strncmp(path, "file://", 7)) path += 7;
+  const char *scheme = strstr(path, "://");
+  if (scheme != NULL)
+    return registry_unsupported(l, "'%s': larder reads local registry files only", path);
+  return join_dir(l, path, &c->registry_path);
 }
 
 int ldr_config_valid_listen(const char *s) {
@@ -548,6 +592,8 @@ static int load_larder(struct loader *l, const yaml_node_t *n) {
       r = get_int(l, v, "larder.wait_for_backend_s", 0, 3600, &c->store.wait_for_backend_s);
     } else if (!strcmp(k, "grace_period_s")) {
       r = get_int(l, v, "larder.grace_period_s", 0, 3600, &c->grace_period_s);
+    } else if (!strcmp(k, "enforce_ttl")) {
+      r = get_bool(l, v, "larder.enforce_ttl", &c->enforce_ttl);
     } else if (!strcmp(k, "log_level")) {
       static const char *const levels[] = {"debug", "info", "warn", "error"};
       r = v->type == YAML_SCALAR_NODE ? -1 : fail(l, v, "larder.log_level: expected a level");
@@ -581,6 +627,8 @@ static void set_defaults(struct ldr_config *c) {
   c->max_message_bytes = 4194304;
   c->grace_period_s = 10;
   c->log_level = 1;
+  c->enforce_ttl = 1;
+  c->registry_cache_ttl_s = 600;
   c->listen = strdup("0.0.0.0:6566");
   store_defaults(&c->store);
 }
@@ -631,7 +679,7 @@ static int load_root(struct loader *l) {
     fail(l, root, "project: required");
     goto out;
   }
-  if (load_online_store(l, online) != 0) goto out;
+  if (load_online_store(l, online) != 0 || resolve_registry(l) != 0) goto out;
   l->cfg->store.project = l->cfg->project;
   rc = 0;
 out:
@@ -746,6 +794,8 @@ void ldr_config_destroy(struct ldr_config *cfg) {
   free(cfg->dir);
   free(cfg->project);
   free(cfg->registry);
+  free(cfg->registry_path);
+  free(cfg->registry_unsupported);
   free(cfg->listen);
   /* Every string of a store's fields is heap-owned. */
   for (size_t i = 0; i < sizeof store_fields / sizeof store_fields[0]; i++)

@@ -45,6 +45,12 @@ struct ldr_config {
   char *dir;  /* the folder of that file: relative paths start here */
   char *project;
   char *registry; /* registry path as given (not resolved), or NULL */
+  /* The registry file to read, relative paths joined to `dir`; NULL when no
+   * registry is configured or it is not a file (then registry_unsupported
+   * says why, for ServingService's answers and the log). */
+  char *registry_path;
+  char *registry_unsupported;
+  int registry_cache_ttl_s; /* registry.cache_ttl_seconds: 600; 0 = read once */
   struct ldr_store_config store;
   /* larder: */
   char *listen;
@@ -53,7 +59,8 @@ struct ldr_config {
   long max_batch_rows;
   long max_message_bytes;
   int grace_period_s;
-  int log_level; /* 0 debug, 1 info, 2 warn, 3 error */
+  int log_level;   /* 0 debug, 1 info, 2 warn, 3 error */
+  int enforce_ttl; /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
 };
 
 /* The error a load returns: `msg` is "file:line:column: what is wrong"

@@ -156,6 +156,10 @@ static void errors(void **state) {
        "fs.yaml:3:3: online_store.db_schema: letters, digits and '_' only"},
       {"project: p\nlarder:\n  wait_for_backend_s: forever\n",
        "fs.yaml:3:23: larder.wait_for_backend_s: expected an integer"},
+      {"project: p\nregistry:\n  path: r.db\n  cache_ttl_seconds: -1\n",
+       "fs.yaml:4:22: registry.cache_ttl_seconds: -1 is out of range"},
+      {"project: p\nlarder:\n  enforce_ttl: sometimes\n",
+       "fs.yaml:3:16: larder.enforce_ttl: expected true or false"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ldr_config cfg;
@@ -187,6 +191,49 @@ static void defaults(void **state) {
   assert_int_equal(cfg.max_message_bytes, 4194304);
   assert_int_equal(cfg.grace_period_s, 10);
   assert_int_equal(cfg.log_level, 1);
+  assert_int_equal(cfg.enforce_ttl, 1);
+  assert_null(cfg.registry_path);
+  assert_null(cfg.registry_unsupported);
+  ldr_config_destroy(&cfg);
+}
+
+/* Where ServingService finds the registry, and the registries it cannot read. */
+static void registries(void **state) {
+  (void)state;
+  static const struct {
+    const char *text, *path, *unsupported;
+    int ttl;
+  } cases[] = {
+      {"project: p\nregistry: data/registry.db\n", "/repo/data/registry.db", NULL, 600},
+      {"project: p\nregistry: /abs/r.db\n", "/abs/r.db", NULL, 600},
+      {"project: p\nregistry: file:///abs/r.db\n", "/abs/r.db", NULL, 600},
+      {"project: p\nregistry:\n  path: r.db\n  cache_ttl_seconds: 5\n  cache_mode: sync\n",
+       "/repo/r.db", NULL, 5},
+      {"project: p\nregistry:\n  registry_type: file\n  path: r.db\n  cache_ttl_seconds: 0\n",
+       "/repo/r.db", NULL, 0},
+      {"project: p\nregistry: s3://bucket/registry.pb\n", NULL, "'s3://bucket/registry.pb'", 600},
+      {"project: p\nregistry:\n  registry_type: sql\n  path: postgresql://u:p@h/db\n", NULL,
+       "registry_type 'sql'", 600},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ldr_config cfg;
+    struct ldr_config_error err;
+    if (load(cases[i].text, &cfg, &err) != 0) fail_msg("case %zu: %s", i, err.msg);
+    if (cases[i].path)
+      assert_string_equal(cfg.registry_path, cases[i].path);
+    else
+      assert_null(cfg.registry_path);
+    if (cases[i].unsupported)
+      assert_non_null(strstr(cfg.registry_unsupported, cases[i].unsupported));
+    else
+      assert_null(cfg.registry_unsupported);
+    assert_int_equal(cfg.registry_cache_ttl_s, cases[i].ttl);
+    ldr_config_destroy(&cfg);
+  }
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  assert_int_equal(load("project: p\nlarder:\n  enforce_ttl: false\n", &cfg, &err), 0);
+  assert_int_equal(cfg.enforce_ttl, 0);
   ldr_config_destroy(&cfg);
 }
 
@@ -373,6 +420,7 @@ int main(void) {
       cmocka_unit_test(expand_vars),
       cmocka_unit_test(errors),
       cmocka_unit_test(defaults),
+      cmocka_unit_test(registries),
       cmocka_unit_test(feast_file_with_substitution),
       cmocka_unit_test(store_forms),
       cmocka_unit_test(postgres_store),
