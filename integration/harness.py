@@ -125,7 +125,8 @@ class PrivateDatabase:
 class Server:
     """A larder process serving a fresh project on a free port."""
 
-    def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None):
+    def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None,
+                 registry="registry.db"):
         self.backend = backend or BACKEND
         self.env = env  # the database's TEST_* variables, when not the environment's
         self.tmpdir = tempfile.mkdtemp(prefix="larder-it-")
@@ -137,7 +138,7 @@ class Server:
         self.project = project if self.backend == "sqlite" else "%s_%s" % (project, os.urandom(4).hex())
         settings = {"listen": self.addr, "workers": 2}
         settings.update(larder or {})
-        lines = ["project: %s" % self.project, "registry: registry.db", "provider: local",
+        lines = ["project: %s" % self.project, "registry: %s" % registry, "provider: local",
                  store_yaml(self.backend, self.tmpdir, env).rstrip("\n"), "larder:"]
         lines += ["  %s: %s" % (k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings.items()]
         self.config = os.path.join(self.tmpdir, "feature_store.yaml")

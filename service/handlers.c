@@ -325,5 +325,12 @@ const struct ldr_method ldr_methods[] = {
     {"/larder.v1.OnlineStore/OnlineRead", "OnlineRead", online_read, 0, 1},
     {"/larder.v1.OnlineStore/Update", "Update", update, 1, 0},
     {"/larder.v1.OnlineStore/Teardown", "Teardown", teardown, 1, 0},
+    {"/feast.serving.ServingService/GetFeastServingInfo", "GetFeastServingInfo",
+     ldr_get_feast_serving_info, 0, 0},
+    {"/feast.serving.ServingService/GetOnlineFeatures", "GetOnlineFeatures",
+     ldr_get_online_features, 0, 0},
+    /* Feast's Python gRPC server: GrpcServer.proto has no package. */
+    {"/GrpcFeatureServer/GetOnlineFeatures", "GrpcFeatureServer/GetOnlineFeatures",
+     ldr_get_online_features, 0, 0},
 };
 const size_t ldr_n_methods = sizeof ldr_methods / sizeof ldr_methods[0];

@@ -96,7 +96,8 @@ struct worker {
 struct server {
   const struct ldr_config *cfg;
   grpc_server *grpc;
-  void *handles[8]; /* registered method handles, as ldr_methods */
+  void *handles[16];                    /* registered method handles, as ldr_methods */
+  struct ldr_registry_source *registry; /* NULL: no file registry configured */
   struct worker *workers;
   int nworkers;
   atomic_int draining;
@@ -269,6 +270,8 @@ static int on_received(struct call *c) {
   ctx->cfg = w->srv->cfg;
   ctx->backend = w->backend;
   ctx->arena = &c->arena;
+  ctx->registry = w->srv->registry;
+  ctx->reader = (size_t)w->idx;
   c->started_ns = ldr_now_ns();
   if (c->method == NULL) {
     char *path = grpc_slice_to_c_string(c->details.method);
@@ -587,6 +590,23 @@ int ldr_server_run(const struct ldr_config *cfg) {
     return 1;
   }
 
+  if (cfg->registry_path != NULL) {
+    struct ldr_err err;
+    ldr_err_clear(&err);
+    if (ldr_registry_source_new(cfg->registry_path, cfg->registry_cache_ttl_s, cfg->project,
+                                (size_t)srv.nworkers, &srv.registry, &err) != LDR_OK ||
+        ldr_registry_source_start(srv.registry) != 0) {
+      ldr_log(LDR_LOG_ERROR, "registry %s: %s", cfg->registry_path,
+              err.rc ? err.msg : "cannot start the thread that reloads it");
+      ldr_registry_source_free(srv.registry);
+      free_workers(&srv);
+      return 1;
+    }
+  } else if (cfg->registry_unsupported != NULL) {
+    ldr_log(LDR_LOG_WARN, "registry %s; ServingService will refuse calls",
+            cfg->registry_unsupported);
+  }
+
   gpr_set_log_function(grpc_log_line);
   gpr_set_log_verbosity(ldr_log_enabled(LDR_LOG_DEBUG) ? GPR_LOG_SEVERITY_DEBUG
                                                        : GPR_LOG_SEVERITY_ERROR);
@@ -660,6 +680,7 @@ out:
     served += w->served;
   }
   free_workers(&srv);
+  ldr_registry_source_free(srv.registry);
   grpc_shutdown();
   if (status == 0) ldr_log(LDR_LOG_INFO, "stopped after %llu calls", served);
   return status;
