@@ -1,4 +1,4 @@
-/* One line per event on stderr, with a UTC time stamp and a level. */
+/* One line per event on stderr, with a UTC time stamp and a level, as text or JSON. */
 #ifndef LDR_LOG_H
 #define LDR_LOG_H
 
@@ -6,6 +6,10 @@ enum ldr_log_level { LDR_LOG_DEBUG, LDR_LOG_INFO, LDR_LOG_WARN, LDR_LOG_ERROR };
 
 /* Sets the lowest level that is written; call before threads start. */
 void ldr_log_set_level(enum ldr_log_level level);
+
+/* Writes each line as a JSON object {"time", "level", "msg"} instead of text;
+ * call before threads start. */
+void ldr_log_set_json(int on);
 
 /* Returns nonzero when a message at `level` would be written. */
 int ldr_log_enabled(enum ldr_log_level level);

@@ -565,6 +565,69 @@ int ldr_config_valid_listen(const char *s) {
   return 1;
 }
 
+/* larder.tls: {cert, key, client_ca}; cert and key go together. */
+static int load_tls(struct loader *l, const yaml_node_t *n) {
+  const yaml_node_t **keys = NULL, **values = NULL;
+  struct ldr_config *c = l->cfg;
+  int rc = 0;
+  if (is_null(n)) return 0;
+  int np = mapping_pairs(l, n, "larder.tls", &keys, &values);
+  if (np < 0) rc = -1;
+  for (int i = 0; rc == 0 && i < np; i++) {
+    const char *k = scalar(keys[i]);
+    char *given = NULL, **out = !strcmp(k, "cert")        ? &c->tls_cert
+                                : !strcmp(k, "key")       ? &c->tls_key
+                                : !strcmp(k, "client_ca") ? &c->tls_client_ca
+                                                          : NULL;
+    if (out == NULL) {
+      rc = fail(l, keys[i], "larder.tls: unknown key '%s' (cert, key, client_ca)", k);
+    } else if (*out != NULL) {
+      rc = fail(l, keys[i], "larder.tls.%s: given twice", k);
+    } else {
+      char field[32];
+      snprintf(field, sizeof field, "larder.tls.%s", k);
+      rc = get_string(l, values[i], field, &given);
+      if (rc == 0) rc = join_dir(l, given, out);
+      free(given);
+    }
+  }
+  if (rc == 0 && (c->tls_cert == NULL) != (c->tls_key == NULL))
+    rc = fail(l, n, "larder.tls: cert and key are both required");
+  if (rc == 0 && c->tls_client_ca != NULL && c->tls_cert == NULL)
+    rc = fail(l, n, "larder.tls: client_ca needs cert and key");
+  free(keys);
+  free(values);
+  return rc;
+}
+
+/* larder.auth: {tokens_file, tokens_env}. */
+static int load_auth(struct loader *l, const yaml_node_t *n) {
+  const yaml_node_t **keys = NULL, **values = NULL;
+  struct ldr_config *c = l->cfg;
+  int rc = 0;
+  if (is_null(n)) return 0;
+  int np = mapping_pairs(l, n, "larder.auth", &keys, &values);
+  if (np < 0) rc = -1;
+  for (int i = 0; rc == 0 && i < np; i++) {
+    const char *k = scalar(keys[i]);
+    if (!strcmp(k, "tokens_file")) {
+      char *given = NULL;
+      rc = get_string(l, values[i], "larder.auth.tokens_file", &given);
+      if (rc == 0) rc = join_dir(l, given, &c->auth_tokens_file);
+      free(given);
+    } else if (!strcmp(k, "tokens_env")) {
+      rc = get_string(l, values[i], "larder.auth.tokens_env", &c->auth_tokens_env);
+    } else {
+      rc = fail(l, keys[i], "larder.auth: unknown key '%s' (tokens_file, tokens_env)", k);
+    }
+  }
+  if (rc == 0 && c->auth_tokens_file == NULL && c->auth_tokens_env == NULL)
+    rc = fail(l, n, "larder.auth: tokens_file or tokens_env is required");
+  free(keys);
+  free(values);
+  return rc;
+}
+
 static int load_larder(struct loader *l, const yaml_node_t *n) {
   const yaml_node_t **keys = NULL, **values = NULL;
   struct ldr_config *c = l->cfg;
@@ -592,6 +655,35 @@ static int load_larder(struct loader *l, const yaml_node_t *n) {
       r = get_int(l, v, "larder.wait_for_backend_s", 0, 3600, &c->store.wait_for_backend_s);
     } else if (!strcmp(k, "grace_period_s")) {
       r = get_int(l, v, "larder.grace_period_s", 0, 3600, &c->grace_period_s);
+    } else if (!strcmp(k, "metrics_listen")) {
+      r = get_string(l, v, "larder.metrics_listen", &c->metrics_listen);
+      if (r == 0 && !ldr_config_valid_listen(c->metrics_listen))
+        r = fail(l, v, "larder.metrics_listen: expected host:port, such as 0.0.0.0:9090");
+    } else if (!strcmp(k, "log_format")) {
+      if (v->type != YAML_SCALAR_NODE)
+        r = fail(l, v, "larder.log_format: expected text or json");
+      else if (!strcmp(scalar(v), "json") || !strcmp(scalar(v), "text"))
+        c->log_json = !strcmp(scalar(v), "json");
+      else
+        r = fail(l, v, "larder.log_format: expected text or json, not '%s'", scalar(v));
+    } else if (!strcmp(k, "tls")) {
+      r = load_tls(l, v);
+    } else if (!strcmp(k, "auth")) {
+      r = load_auth(l, v);
+    } else if (!strcmp(k, "keepalive_time_s")) {
+      r = get_int(l, v, "larder.keepalive_time_s", 1, INT_MAX / 1000, &c->keepalive_time_s);
+    } else if (!strcmp(k, "keepalive_timeout_s")) {
+      r = get_int(l, v, "larder.keepalive_timeout_s", 1, INT_MAX / 1000, &c->keepalive_timeout_s);
+    } else if (!strcmp(k, "max_connection_idle_s")) {
+      r = get_int(l, v, "larder.max_connection_idle_s", 1, INT_MAX / 1000,
+                  &c->max_connection_idle_s);
+    } else if (!strcmp(k, "max_connection_age_s")) {
+      r = get_int(l, v, "larder.max_connection_age_s", 1, INT_MAX / 1000, &c->max_connection_age_s);
+    } else if (!strcmp(k, "max_connection_age_grace_s")) {
+      r = get_int(l, v, "larder.max_connection_age_grace_s", 0, INT_MAX / 1000,
+                  &c->max_connection_age_grace_s);
+    } else if (!strcmp(k, "max_concurrent_streams")) {
+      r = get_int(l, v, "larder.max_concurrent_streams", 1, INT_MAX, &c->max_concurrent_streams);
     } else if (!strcmp(k, "enforce_ttl")) {
       r = get_bool(l, v, "larder.enforce_ttl", &c->enforce_ttl);
     } else if (!strcmp(k, "log_level")) {
@@ -628,6 +720,8 @@ static void set_defaults(struct ldr_config *c) {
   c->grace_period_s = 10;
   c->log_level = 1;
   c->enforce_ttl = 1;
+  c->keepalive_time_s = c->keepalive_timeout_s = c->max_connection_idle_s = -1;
+  c->max_connection_age_s = c->max_connection_age_grace_s = c->max_concurrent_streams = -1;
   c->registry_cache_ttl_s = 600;
   c->listen = strdup("0.0.0.0:6566");
   store_defaults(&c->store);
@@ -795,6 +889,12 @@ void ldr_config_destroy(struct ldr_config *cfg) {
   free(cfg->project);
   free(cfg->registry);
   free(cfg->registry_path);
+  free(cfg->metrics_listen);
+  free(cfg->tls_cert);
+  free(cfg->tls_key);
+  free(cfg->tls_client_ca);
+  free(cfg->auth_tokens_file);
+  free(cfg->auth_tokens_env);
   free(cfg->registry_unsupported);
   free(cfg->listen);
   /* Every string of a store's fields is heap-owned. */

@@ -59,8 +59,19 @@ struct ldr_config {
   long max_batch_rows;
   long max_message_bytes;
   int grace_period_s;
-  int log_level;   /* 0 debug, 1 info, 2 warn, 3 error */
-  int enforce_ttl; /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
+  int log_level;        /* 0 debug, 1 info, 2 warn, 3 error */
+  int log_json;         /* larder.log_format: json */
+  int enforce_ttl;      /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
+  char *metrics_listen; /* host:port of the Prometheus endpoint, or NULL */
+  /* larder.tls: PEM files, joined to `dir`; NULL when TLS is off. client_ca
+   * turns on mutual TLS. */
+  char *tls_cert, *tls_key, *tls_client_ca;
+  /* larder.auth: bearer tokens, one per line in a file and/or separated by
+   * commas or white space in an environment variable. Both NULL: no auth. */
+  char *auth_tokens_file, *auth_tokens_env;
+  /* HTTP/2 connection settings; -1 = gRPC's default. */
+  int keepalive_time_s, keepalive_timeout_s, max_connection_idle_s, max_connection_age_s,
+      max_connection_age_grace_s, max_concurrent_streams;
 };
 
 /* The error a load returns: `msg` is "file:line:column: what is wrong"

@@ -237,6 +237,66 @@ static void registries(void **state) {
   ldr_config_destroy(&cfg);
 }
 
+/* The service-mesh settings of the larder section: paths, tokens, HTTP/2. */
+static void mesh_settings(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  assert_int_equal(load("project: p\n", &cfg, &err), 0);
+  assert_null(cfg.metrics_listen);
+  assert_null(cfg.tls_cert);
+  assert_null(cfg.auth_tokens_file);
+  assert_int_equal(cfg.log_json, 0);
+  assert_int_equal(cfg.keepalive_time_s, -1);
+  assert_int_equal(cfg.max_connection_idle_s, -1);
+  assert_int_equal(cfg.max_concurrent_streams, -1);
+  ldr_config_destroy(&cfg);
+
+  assert_int_equal(load("project: p\nlarder:\n  metrics_listen: 127.0.0.1:9090\n"
+                        "  log_format: json\n"
+                        "  tls: {cert: tls/server.pem, key: /etc/k.pem, client_ca: ca.pem}\n"
+                        "  auth: {tokens_file: tokens.txt, tokens_env: LARDER_TOKENS}\n"
+                        "  keepalive_time_s: 30\n  keepalive_timeout_s: 5\n"
+                        "  max_connection_idle_s: 300\n  max_connection_age_s: 3600\n"
+                        "  max_connection_age_grace_s: 0\n  max_concurrent_streams: 64\n",
+                        &cfg, &err),
+                   0);
+  assert_string_equal(cfg.metrics_listen, "127.0.0.1:9090");
+  assert_int_equal(cfg.log_json, 1);
+  assert_string_equal(cfg.tls_cert, "/repo/tls/server.pem");
+  assert_string_equal(cfg.tls_key, "/etc/k.pem");
+  assert_string_equal(cfg.tls_client_ca, "/repo/ca.pem");
+  assert_string_equal(cfg.auth_tokens_file, "/repo/tokens.txt");
+  assert_string_equal(cfg.auth_tokens_env, "LARDER_TOKENS");
+  assert_int_equal(cfg.keepalive_time_s, 30);
+  assert_int_equal(cfg.keepalive_timeout_s, 5);
+  assert_int_equal(cfg.max_connection_idle_s, 300);
+  assert_int_equal(cfg.max_connection_age_s, 3600);
+  assert_int_equal(cfg.max_connection_age_grace_s, 0);
+  assert_int_equal(cfg.max_concurrent_streams, 64);
+  ldr_config_destroy(&cfg);
+
+  static const struct {
+    const char *text, *msg;
+  } bad[] = {
+      {"larder:\n  metrics_listen: 9090\n", "3:19: larder.metrics_listen: expected host:port"},
+      {"larder:\n  log_format: xml\n", "3:15: larder.log_format: expected text or json, not 'xml'"},
+      {"larder:\n  tls: {cert: a.pem}\n", "3:8: larder.tls: cert and key are both required"},
+      {"larder:\n  tls: {key: k.pem, client_ca: c.pem}\n", "larder.tls: cert and key"},
+      {"larder:\n  tls: {cert: a, key: b, ca: c}\n", "larder.tls: unknown key 'ca'"},
+      {"larder:\n  auth: {}\n", "larder.auth: tokens_file or tokens_env is required"},
+      {"larder:\n  auth: {tokens: x}\n", "larder.auth: unknown key 'tokens'"},
+      {"larder:\n  keepalive_time_s: 0\n", "larder.keepalive_time_s"},
+      {"larder:\n  max_concurrent_streams: -3\n", "larder.max_concurrent_streams"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "project: p\n%s", bad[i].text);
+    if (load(text, &cfg, &err) == 0) fail_msg("case %zu loaded", i);
+    if (strstr(err.msg, bad[i].msg) == NULL) fail_msg("case %zu: %s", i, err.msg);
+  }
+}
+
 static void feast_file_with_substitution(void **state) {
   (void)state;
   static const char text[] = "project: ${PROJ}\n"
@@ -421,6 +481,7 @@ int main(void) {
       cmocka_unit_test(errors),
       cmocka_unit_test(defaults),
       cmocka_unit_test(registries),
+      cmocka_unit_test(mesh_settings),
       cmocka_unit_test(feast_file_with_substitution),
       cmocka_unit_test(store_forms),
       cmocka_unit_test(postgres_store),
