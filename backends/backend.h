@@ -93,6 +93,8 @@ struct ldr_backend_ops {
                       struct ldr_arena *arena, struct ldr_read_row *out, struct ldr_err *err);
   /* Checks the store answers. */
   enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
+  /* Nonzero while the connection to the store is open (for metrics). */
+  int (*connected)(struct ldr_backend *b);
 };
 
 /* One open store connection. Used by one thread at a time. */

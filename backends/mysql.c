@@ -825,6 +825,8 @@ static enum ldr_rc my_open(struct ldr_backend *b, struct ldr_err *err) {
 
 static void my_close(struct ldr_backend *b) { drop_connection(impl(b)); }
 
+static int my_connected(struct ldr_backend *b) { return impl(b)->conn != NULL; }
+
 const struct ldr_backend_ops ldr_mysql_ops = {
     .name = "mysql",
     .impl_size = sizeof(struct my_impl),
@@ -835,4 +837,5 @@ const struct ldr_backend_ops ldr_mysql_ops = {
     .write_batch = my_write,
     .read = my_read,
     .ping = my_ping,
+    .connected = my_connected,
 };

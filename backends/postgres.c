@@ -744,6 +744,11 @@ static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
 
 static void pg_close(struct ldr_backend *b) { drop_connection(impl(b)); }
 
+static int pg_connected(struct ldr_backend *b) {
+  struct pg_impl *s = impl(b);
+  return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK;
+}
+
 const struct ldr_backend_ops ldr_postgres_ops = {
     .name = "postgres",
     .impl_size = sizeof(struct pg_impl),
@@ -754,4 +759,5 @@ const struct ldr_backend_ops ldr_postgres_ops = {
     .write_batch = pg_write,
     .read = pg_read,
     .ping = pg_ping,
+    .connected = pg_connected,
 };

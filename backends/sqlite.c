@@ -517,6 +517,8 @@ static enum ldr_rc sqlite_ping(struct ldr_backend *b, struct ldr_err *err) {
   return exec(b, "SELECT 1", "ping", err);
 }
 
+static int sqlite_connected(struct ldr_backend *b) { return impl(b)->db != NULL; }
+
 const struct ldr_backend_ops ldr_sqlite_ops = {
     .name = "sqlite",
     .impl_size = sizeof(struct sqlite_impl),
@@ -527,4 +529,5 @@ const struct ldr_backend_ops ldr_sqlite_ops = {
     .write_batch = sqlite_write,
     .read = sqlite_read,
     .ping = sqlite_ping,
+    .connected = sqlite_connected,
 };

@@ -53,7 +53,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "build"
-bash scripts/deps.sh >/dev/null
+bash scripts/deps.sh --test >/dev/null
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLARDER_TESTS=ON >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 BENCH=$ROOT/build/larder-bench

@@ -7,6 +7,7 @@ postgres or mysql; default sqlite) and, for the client-server databases, the
 TEST_PG_* / TEST_MYSQL_* variables written by integration/services.sh.
 """
 import atexit
+import importlib.util
 import os
 import shutil
 import signal
@@ -34,24 +35,44 @@ if BACKEND in _NEEDS and not os.environ.get(_NEEDS[BACKEND]):
     sys.exit(SKIP)
 
 
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _generate_stubs():
     out = tempfile.mkdtemp(prefix="larder-stubs-")
     atexit.register(shutil.rmtree, out, True)
-    protos = []
+    protos, grpc_protos = [], []
     for dirpath, _, files in os.walk(PROTOS):
-        protos += [os.path.relpath(os.path.join(dirpath, f), PROTOS) for f in files if f.endswith(".proto")]
+        for f in files:
+            if f.endswith(".proto"):
+                rel = os.path.relpath(os.path.join(dirpath, f), PROTOS)
+                (grpc_protos if rel.startswith("grpc/") else protos).append(rel)
     plugin = shutil.which("grpc_python_plugin") or "/usr/bin/grpc_python_plugin"
     subprocess.run(["protoc", "-I" + PROTOS, "--python_out=" + out, "--grpc_out=" + out,
                     "--plugin=protoc-gen-grpc=" + plugin] + sorted(protos), check=True)
     sys.path.insert(0, out)
+    # grpc/health and grpc/reflection would shadow grpcio's own `grpc` package
+    # on sys.path: their messages are generated elsewhere and loaded by path.
+    other = os.path.join(out, "_grpc_protos")
+    os.mkdir(other)
+    subprocess.run(["protoc", "-I" + PROTOS, "--python_out=" + other] + sorted(grpc_protos), check=True)
+    return {rel: os.path.join(other, rel[:-len(".proto")] + "_pb2.py") for rel in grpc_protos}
 
 
-_generate_stubs()
+_GRPC_PROTOS = _generate_stubs()
 
 import grpc  # noqa: E402
 from feast.types import EntityKey_pb2, Value_pb2  # noqa: E402
 from larder.v1 import online_store_pb2 as pb  # noqa: E402
 from larder.v1 import online_store_pb2_grpc as rpc  # noqa: E402
+
+health_pb2 = _load("health_pb2", _GRPC_PROTOS["grpc/health/v1/health.proto"])
+reflection_pb2 = _load("reflection_pb2", _GRPC_PROTOS["grpc/reflection/v1/reflection.proto"])
+reflection_v1alpha_pb2 = _load("reflection_v1alpha_pb2", _GRPC_PROTOS["grpc/reflection/v1alpha/reflection.proto"])
 
 
 def free_port():

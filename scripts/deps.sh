@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Installs what larder needs to build, test and benchmark on Debian 12, without
-# starting any distribution-managed database service. Safe to run again: apt
-# skips what is already there. Runs apt through sudo when not root.
+# Installs what larder needs on Debian 12: to build and serve (no argument),
+# or also to test and benchmark (--test), without starting any
+# distribution-managed database service. Safe to run again: apt skips what is
+# already there. Runs apt through sudo when not root.
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang clang-format
+  build-essential cmake pkg-config
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
   libprotobuf-dev protobuf-compiler-grpc
-  libyaml-dev libsqlite3-dev libpq-dev default-libmysqlclient-dev
-  libcmocka-dev libjson-c-dev
-  mariadb-server postgresql
-  python3 python3-grpcio python3-protobuf python3-psycopg python3-pymysql nghttp2-client sqlite3
-  gnuplot-nox procps util-linux
+  libyaml-dev libsqlite3-dev libpq-dev default-libmysqlclient-dev libmicrohttpd-dev
+  python3 python3-grpcio python3-protobuf
 )
+if [ "${1:-}" = "--test" ]; then
+  PKGS+=(
+    clang clang-format libcmocka-dev libjson-c-dev
+    mariadb-server postgresql
+    python3-psycopg python3-pymysql nghttp2-client sqlite3 openssl curl
+    gnuplot-nox procps util-linux docker-compose
+  )
+  # The Node client test needs node and npm; a node from elsewhere (with its
+  # own npm) is kept.
+  command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
+  command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+fi
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

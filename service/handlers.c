@@ -139,7 +139,9 @@ static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
     r->features = fs;
     r->n_features = in->n_features;
   }
+  int64_t t0 = ldr_now_ns();
   rc = c->backend->ops->write_batch(c->backend, table, rows, req->n_rows, c->arena, &c->err);
+  ldr_count_backend(c, t0, 0, rc == LDR_OK ? req->n_rows : 0);
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineWriteBatchResponse resp = LARDER__V1__ONLINE_WRITE_BATCH_RESPONSE__INIT;
   resp.rows_written = req->n_rows;
@@ -263,8 +265,10 @@ static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
       ldr_arena_alloc(c->arena, (job.n_keys ? job.n_keys : 1) * sizeof *rows);
   if (rows == NULL) return no_memory(c);
   job.rows = rows;
+  int64_t t0 = ldr_now_ns();
   rc = c->backend->ops->read(c->backend, job.table, job.keys, job.n_keys, job.features,
                              job.n_features, c->arena, rows, &c->err);
+  ldr_count_backend(c, t0, rc == LDR_OK ? job.n_keys : 0, 0);
   return rc == LDR_OK ? ldr_read_reply(c, &job) : rc;
 }
 
@@ -298,9 +302,12 @@ static enum ldr_rc update(struct ldr_handler_ctx *c) {
   rc = table_list(c, req->tables_to_keep, req->n_tables_to_keep, "tables_to_keep", &keep);
   if (rc == LDR_OK)
     rc = table_list(c, req->tables_to_delete, req->n_tables_to_delete, "tables_to_delete", &drop);
-  if (rc == LDR_OK)
+  if (rc == LDR_OK) {
+    int64_t t0 = ldr_now_ns();
     rc = c->backend->ops->update(c->backend, keep, req->n_tables_to_keep, drop,
                                  req->n_tables_to_delete, &c->err);
+    ldr_count_backend(c, t0, 0, 0);
+  }
   if (rc != LDR_OK) return rc;
   Larder__V1__UpdateResponse resp = LARDER__V1__UPDATE_RESPONSE__INIT;
   return reply_packed(c, &resp.base);
@@ -314,23 +321,51 @@ static enum ldr_rc teardown(struct ldr_handler_ctx *c) {
   Larder__V1__TeardownRequest *req = larder__v1__teardown_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return undecodable(c, "TeardownRequest");
   rc = table_list(c, req->tables, req->n_tables, "tables", &tables);
-  if (rc == LDR_OK) rc = c->backend->ops->teardown(c->backend, tables, req->n_tables, &c->err);
+  if (rc == LDR_OK) {
+    int64_t t0 = ldr_now_ns();
+    rc = c->backend->ops->teardown(c->backend, tables, req->n_tables, &c->err);
+    ldr_count_backend(c, t0, 0, 0);
+  }
   if (rc != LDR_OK) return rc;
   Larder__V1__TeardownResponse resp = LARDER__V1__TEARDOWN_RESPONSE__INIT;
   return reply_packed(c, &resp.base);
 }
 
 const struct ldr_method ldr_methods[] = {
-    {"/larder.v1.OnlineStore/OnlineWriteBatch", "OnlineWriteBatch", online_write_batch, 0, 0},
-    {"/larder.v1.OnlineStore/OnlineRead", "OnlineRead", online_read, 0, 1},
-    {"/larder.v1.OnlineStore/Update", "Update", update, 1, 0},
-    {"/larder.v1.OnlineStore/Teardown", "Teardown", teardown, 1, 0},
-    {"/feast.serving.ServingService/GetFeastServingInfo", "GetFeastServingInfo",
-     ldr_get_feast_serving_info, 0, 0},
-    {"/feast.serving.ServingService/GetOnlineFeatures", "GetOnlineFeatures",
-     ldr_get_online_features, 0, 0},
+    {.path = "/larder.v1.OnlineStore/OnlineWriteBatch",
+     .name = "OnlineWriteBatch",
+     .fn = online_write_batch},
+    {.path = "/larder.v1.OnlineStore/OnlineRead",
+     .name = "OnlineRead",
+     .fn = online_read,
+     .read = 1},
+    {.path = "/larder.v1.OnlineStore/Update", .name = "Update", .fn = update, .admin = 1},
+    {.path = "/larder.v1.OnlineStore/Teardown", .name = "Teardown", .fn = teardown, .admin = 1},
+    {.path = "/feast.serving.ServingService/GetFeastServingInfo",
+     .name = "GetFeastServingInfo",
+     .fn = ldr_get_feast_serving_info},
+    {.path = "/feast.serving.ServingService/GetOnlineFeatures",
+     .name = "GetOnlineFeatures",
+     .fn = ldr_get_online_features},
     /* Feast's Python gRPC server: GrpcServer.proto has no package. */
-    {"/GrpcFeatureServer/GetOnlineFeatures", "GrpcFeatureServer/GetOnlineFeatures",
-     ldr_get_online_features, 0, 0},
+    {.path = "/GrpcFeatureServer/GetOnlineFeatures",
+     .name = "GrpcFeatureServer/GetOnlineFeatures",
+     .fn = ldr_get_online_features},
+    {.path = "/grpc.health.v1.Health/Check",
+     .name = "Health/Check",
+     .fn = ldr_health_check,
+     .open = 1},
+    {.path = "/grpc.health.v1.Health/Watch",
+     .name = "Health/Watch",
+     .stream = LDR_STREAM_WATCH,
+     .open = 1},
+    {.path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     .name = "ServerReflectionInfo",
+     .fn = ldr_reflection_answer,
+     .stream = LDR_STREAM_BIDI},
+    {.path = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     .name = "v1alpha/ServerReflectionInfo",
+     .fn = ldr_reflection_answer,
+     .stream = LDR_STREAM_BIDI},
 };
 const size_t ldr_n_methods = sizeof ldr_methods / sizeof ldr_methods[0];

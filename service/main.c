@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
     cfg.listen = strdup(listen);
   }
   ldr_log_set_level((enum ldr_log_level)cfg.log_level);
+  ldr_log_set_json(cfg.log_json);
 
   int status;
   if (serve) {

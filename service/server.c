@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "service/service_int.h"
 
 /* Calls kept requested per method across all workers (DESIGN §9), and slots
@@ -51,7 +52,23 @@
  * stops accepting (see drain()). */
 #define DRAIN_TAKE_IN_MS 200
 
-enum call_state { CALL_IDLE, CALL_REQUESTED, CALL_RECEIVING, CALL_BATCHED, CALL_SENDING };
+/* How often a worker looks at its health Watch streams, at the most. */
+#define TICK_NS 200000000
+/* Contexts per worker for each streaming method (health Watch, reflection). */
+#define STREAMS_PER_WORKER 8
+
+enum call_state {
+  CALL_IDLE,
+  CALL_REQUESTED,
+  CALL_RECEIVING,
+  CALL_BATCHED,
+  CALL_SENDING,
+  CALL_STREAM
+};
+
+/* A streaming call has one completion-queue tag per kind of batch: the
+ * context's address with the kind in its low bits (contexts are aligned). */
+enum { TAG_CALL = 0, TAG_CLOSE = 1, TAG_RECV = 2, TAG_SEND = 3 };
 
 struct worker;
 
@@ -72,6 +89,12 @@ struct call {
   struct ldr_handler_ctx ctx;
   struct ldr_read_job job; /* a read waiting in its worker's batch */
   struct ldr_arena arena;
+  /* Streaming calls: the batches outstanding, and where the stream stands. */
+  int close_pending, recv_pending, send_pending;
+  int md_sent, status_sent;
+  int hold;                  /* a Watch waiting for its status to change */
+  int watch_status;          /* the status a Watch sent last */
+  const char *watch_service; /* in the arena */
 };
 
 struct worker {
@@ -88,6 +111,9 @@ struct worker {
   unsigned long long served;
   int64_t last_failure_log_ns; /* server-side failures are logged at most once a second */
   unsigned long long failures_not_logged;
+  struct ldr_worker_state ws;
+  int streams; /* streaming calls in progress on this worker */
+  int64_t last_tick_ns;
   struct call *batch[DRAIN_MAX + 1]; /* reads to serve together */
   size_t nbatch;
   struct ldr_arena batch_arena; /* keys and results of reads served together */
@@ -100,7 +126,10 @@ struct server {
   struct ldr_registry_source *registry; /* NULL: no file registry configured */
   struct worker *workers;
   int nworkers;
-  atomic_int draining;
+  struct ldr_auth *auth;       /* NULL: no bearer tokens needed */
+  struct ldr_metrics *metrics; /* counters, always kept; served when metrics_listen is set */
+  atomic_int draining;         /* the server no longer accepts calls */
+  atomic_int stopping;         /* a signal came: health says NOT_SERVING */
 };
 
 static void request(struct call *c) {
@@ -150,6 +179,8 @@ static int64_t deadline_ns(gpr_timespec deadline) {
   return at ? at : 1;
 }
 
+static enum ldr_rc take_payload(struct call *c);
+
 /* Takes the request bytes of `c` and checks what comes before any handler. */
 static enum ldr_rc begin(struct call *c) {
   struct ldr_handler_ctx *ctx = &c->ctx;
@@ -159,6 +190,19 @@ static enum ldr_rc begin(struct call *c) {
                        "%s: administrative calls are disabled (larder.admin_rpcs: false)", m->name);
   if (c->payload == NULL)
     return ldr_err_set(&ctx->err, LDR_INVALID, "request: no message was sent");
+  enum ldr_rc rc = take_payload(c);
+  if (rc != LDR_OK) return rc;
+  c->deadline_ns = deadline_ns(c->deadline);
+  if (c->deadline_ns != 0 && ldr_now_ns() >= c->deadline_ns)
+    return ldr_err_set(&ctx->err, LDR_DEADLINE, "%s: the deadline passed before the call started",
+                       m->name);
+  return LDR_OK;
+}
+
+/* Points the handler at the bytes of c->payload (joined in the arena when they
+ * come in several slices or compressed). */
+static enum ldr_rc take_payload(struct call *c) {
+  struct ldr_handler_ctx *ctx = &c->ctx;
   const grpc_byte_buffer *bb = c->payload;
   if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
       bb->data.raw.slice_buffer.count == 1) {
@@ -185,10 +229,6 @@ static enum ldr_rc begin(struct call *c) {
     ctx->req = bytes;
     ctx->req_len = n;
   }
-  c->deadline_ns = deadline_ns(c->deadline);
-  if (c->deadline_ns != 0 && ldr_now_ns() >= c->deadline_ns)
-    return ldr_err_set(&ctx->err, LDR_DEADLINE, "%s: the deadline passed before the call started",
-                       m->name);
   return LDR_OK;
 }
 
@@ -208,6 +248,26 @@ static void log_failure(struct worker *w, const char *method, enum ldr_rc rc, co
           method, ldr_rc_str(rc), msg, more);
   w->last_failure_log_ns = now;
   w->failures_not_logged = 0;
+}
+
+/* The method's slot in the metrics: its index, or the last slot for unknown methods. */
+static size_t method_index(const struct call *c) {
+  return c->method ? (size_t)(c->method - ldr_methods) : ldr_n_methods;
+}
+
+/* Counts a call's end and, at debug level, writes its access-log line. */
+static void account(struct call *c, enum ldr_rc rc) {
+  int64_t took = ldr_now_ns() - c->started_ns;
+  ldr_metrics_handled(c->w->ws.metrics, method_index(c), ldr_rc_grpc_status(rc), took);
+  ldr_metrics_connected(c->w->ws.metrics, c->w->backend->ops->connected(c->w->backend));
+  if (!ldr_log_enabled(LDR_LOG_DEBUG)) return;
+  char *peer = grpc_call_get_peer(c->call);
+  char *unknown = c->method ? NULL : grpc_slice_to_c_string(c->details.method);
+  ldr_log(LDR_LOG_DEBUG, "access: worker=%d method=%s status=%s duration_us=%lld peer=%s",
+          c->w->idx, c->method ? c->method->path : unknown, ldr_rc_str(rc),
+          (long long)(took / 1000), peer ? peer : "?");
+  gpr_free(peer);
+  gpr_free(unknown);
 }
 
 /* Sends the reply (rc == LDR_OK) or the error of c->ctx with its status, in
@@ -244,10 +304,7 @@ static int send_reply(struct call *c, enum ldr_rc rc) {
   ops[nops++].data.send_status_from_server.status_details = rc == LDR_OK ? NULL : &c->status_msg;
   ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[nops++].data.recv_close_on_server.cancelled = &c->cancelled;
-  if (ldr_log_enabled(LDR_LOG_DEBUG))
-    ldr_log(LDR_LOG_DEBUG, "worker %d: %s %s in %lld us", w->idx,
-            c->method ? c->method->name : "unknown method", ldr_rc_str(rc),
-            (long long)((ldr_now_ns() - c->started_ns) / 1000));
+  account(c, rc);
   c->state = CALL_SENDING;
   grpc_call_error e = grpc_call_start_batch(c->call, ops, nops, c, NULL);
   if (e != GRPC_CALL_OK) {
@@ -272,7 +329,11 @@ static int on_received(struct call *c) {
   ctx->arena = &c->arena;
   ctx->registry = w->srv->registry;
   ctx->reader = (size_t)w->idx;
-  c->started_ns = ldr_now_ns();
+  ctx->worker = &w->ws;
+  /* Without a valid token a client learns nothing, not even which methods exist. */
+  if ((c->method == NULL || !c->method->open) &&
+      (rc = ldr_auth_check(w->srv->auth, &c->md, &ctx->err)) != LDR_OK)
+    return send_reply(c, rc);
   if (c->method == NULL) {
     char *path = grpc_slice_to_c_string(c->details.method);
     rc = ldr_err_set(&ctx->err, LDR_UNIMPLEMENTED, "method %s is not served here", path);
@@ -333,8 +394,10 @@ static enum ldr_rc read_group(struct worker *w, struct call **group, size_t n, s
       deadline = group[i]->deadline_ns;
   }
   b->deadline_ns = deadline;
+  int64_t t0 = ldr_now_ns();
   enum ldr_rc rc = b->ops->read(b, group[0]->job.table, keys, nkeys, group[0]->job.features,
                                 group[0]->job.n_features, a, rows, err);
+  ldr_metrics_backend(w->ws.metrics, ldr_now_ns() - t0, rc == LDR_OK ? nkeys : 0, 0);
   b->deadline_ns = 0;
   return rc;
 }
@@ -387,9 +450,199 @@ static void run_batch(struct worker *w) {
   }
 }
 
+/* ---- streaming calls: health Watch and server reflection ----------------- */
+
+static void *tag_of(struct call *c, int kind) { return (void *)((uintptr_t)c | (uintptr_t)kind); }
+
+static void stream_batch(struct call *c, grpc_op *ops, size_t n, int kind, int *pending) {
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag_of(c, kind), NULL);
+  if (e == GRPC_CALL_OK) {
+    *pending = 1;
+    return;
+  }
+  /* No tag will come for this batch: end the call, so the others complete. */
+  ldr_log(LDR_LOG_ERROR, "%s: a stream batch failed: %s", c->method->name,
+          grpc_call_error_to_string(e));
+  grpc_call_cancel(c->call, NULL);
+}
+
+static void stream_recv(struct call *c) {
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &c->payload;
+  stream_batch(c, &op, 1, TAG_RECV, &c->recv_pending);
+}
+
+/* Sends c->ctx.reply (with_message), then the status `rc` (finish). */
+static void stream_send(struct call *c, int with_message, int finish, enum ldr_rc rc,
+                        const char *msg) {
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->md_sent) {
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->md_sent = 1;
+  }
+  if (with_message) {
+    c->reply = grpc_raw_byte_buffer_create(&c->ctx.reply, 1);
+    grpc_slice_unref(c->ctx.reply);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->reply;
+  }
+  if (finish) {
+    grpc_slice_unref(c->status_msg);
+    c->status_msg = rc == LDR_OK ? grpc_empty_slice() : grpc_slice_from_copied_string(msg);
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)ldr_rc_grpc_status(rc);
+    ops[n++].data.send_status_from_server.status_details = rc == LDR_OK ? NULL : &c->status_msg;
+    c->status_sent = 1;
+    account(c, rc);
+  }
+  stream_batch(c, ops, n, TAG_SEND, &c->send_pending);
+}
+
+static void stream_fail(struct call *c, enum ldr_rc rc) {
+  stream_send(c, 0, 1, rc, c->ctx.err.msg);
+}
+
+/* A request message of the stream arrived (or, c->payload NULL, the client closed its side). */
+static void stream_message(struct call *c) {
+  struct ldr_handler_ctx *ctx = &c->ctx;
+  const struct ldr_method *m = c->method;
+  if (c->payload == NULL) {
+    if (m->stream == LDR_STREAM_BIDI) stream_send(c, 0, 1, LDR_OK, NULL);
+    /* A Watch goes on after its client has sent its one request. */
+    return;
+  }
+  if (m->stream == LDR_STREAM_BIDI) ldr_arena_reset(&c->arena); /* one message at a time */
+  ldr_err_clear(&ctx->err);
+  enum ldr_rc rc = take_payload(c);
+  if (rc == LDR_OK && m->stream == LDR_STREAM_BIDI) {
+    rc = m->fn(ctx);
+  } else if (rc == LDR_OK && c->watch_service == NULL) {
+    rc = ldr_health_request(ctx, &c->watch_service);
+    if (rc == LDR_OK) {
+      c->watch_status = ldr_health_status(ctx, c->watch_service);
+      rc = ldr_health_reply(ctx, c->watch_status);
+    }
+  } else if (rc == LDR_OK) {
+    rc = ldr_err_set(&ctx->err, LDR_INVALID, "request: Watch takes one message");
+  }
+  grpc_byte_buffer_destroy(c->payload);
+  c->payload = NULL;
+  if (rc == LDR_OK)
+    stream_send(c, 1, 0, LDR_OK, NULL);
+  else
+    stream_fail(c, rc);
+}
+
+static void stream_start(struct worker *w, struct call *c) {
+  struct ldr_handler_ctx *ctx = &c->ctx;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->cfg = w->srv->cfg;
+  ctx->backend = w->backend;
+  ctx->arena = &c->arena;
+  ctx->registry = w->srv->registry;
+  ctx->reader = (size_t)w->idx;
+  ctx->worker = &w->ws;
+  c->state = CALL_STREAM;
+  c->md_sent = c->status_sent = c->hold = 0;
+  c->watch_status = -1;
+  c->watch_service = NULL;
+  c->cancelled = 0;
+  w->streams++;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->cancelled;
+  stream_batch(c, &op, 1, TAG_CLOSE, &c->close_pending);
+  enum ldr_rc rc = c->method->open ? LDR_OK : ldr_auth_check(w->srv->auth, &c->md, &ctx->err);
+  if (rc != LDR_OK)
+    stream_fail(c, rc);
+  else
+    stream_recv(c);
+}
+
+static void stream_event(struct worker *w, struct call *c, int kind, int success) {
+  if (kind == TAG_CALL) { /* matched to a client, or (success = 0) the server is shutting down */
+    if (!success) {
+      c->state = CALL_IDLE;
+      return;
+    }
+    stream_start(w, c);
+  } else if (kind == TAG_CLOSE) {
+    c->close_pending = 0;
+    if (!c->status_sent) {
+      /* The client went away (a Watch that was closed, say). */
+      c->status_sent = 1;
+      ldr_metrics_handled(w->ws.metrics, method_index(c), 1 /* CANCELLED */,
+                          ldr_now_ns() - c->started_ns);
+    }
+  } else if (kind == TAG_RECV) {
+    c->recv_pending = 0;
+    if (success && !c->status_sent)
+      stream_message(c);
+    else if (!success && !c->status_sent)
+      grpc_call_cancel(c->call, NULL);
+  } else {
+    c->send_pending = 0;
+    if (c->reply != NULL) grpc_byte_buffer_destroy(c->reply);
+    c->reply = NULL;
+    if (success && !c->status_sent) {
+      if (c->method->stream == LDR_STREAM_BIDI)
+        stream_recv(c);
+      else
+        c->hold = 1;
+    }
+  }
+  if (c->state == CALL_STREAM && !c->close_pending && !c->recv_pending && !c->send_pending) {
+    w->streams--;
+    recycle(c);
+  }
+}
+
+/* Sends Watch streams their new status; once a signal came, ends every stream. */
+static void stream_tick(struct worker *w) {
+  int stopping = atomic_load(&w->srv->stopping);
+  for (size_t i = 0; i < w->ncalls; i++) {
+    struct call *c = &w->calls[i];
+    if (c->state != CALL_STREAM || c->status_sent || c->send_pending) continue;
+    if (c->method->stream == LDR_STREAM_WATCH && !c->hold) continue;
+    if (stopping) {
+      if (c->method->stream == LDR_STREAM_WATCH &&
+          c->watch_status !=
+              GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN) {
+        ldr_health_reply(&c->ctx,
+                         GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+        stream_send(c, 1, 1, LDR_UNAVAILABLE, "the server is shutting down");
+      } else {
+        stream_send(c, 0, 1, LDR_UNAVAILABLE, "the server is shutting down");
+      }
+      continue;
+    }
+    if (c->method->stream != LDR_STREAM_WATCH) continue;
+    int status = ldr_health_status(&c->ctx, c->watch_service);
+    if (status == c->watch_status) continue;
+    c->watch_status = status;
+    c->hold = 0;
+    ldr_health_reply(&c->ctx, status);
+    stream_send(c, 1, 0, LDR_OK, NULL);
+  }
+}
+
 /* Moves a call one step on for a completion-queue event. */
 static void dispatch(struct worker *w, grpc_event ev) {
-  struct call *c = ev.tag;
+  uintptr_t tag = (uintptr_t)ev.tag;
+  struct call *c = (struct call *)(tag & ~(uintptr_t)7);
+  if (c->state == CALL_REQUESTED && ev.success) {
+    c->started_ns = ldr_now_ns();
+    ldr_metrics_started(w->ws.metrics, method_index(c));
+  }
+  if (c->method != NULL && c->method->stream) {
+    stream_event(w, c, (int)(tag & 7), ev.success);
+    return;
+  }
   if (c->state == CALL_REQUESTED) {
     if (!ev.success) { /* the server is shutting down: no call came */
       c->state = CALL_IDLE;
@@ -431,7 +684,12 @@ static void *worker_main(void *arg) {
   struct worker *w = arg;
   int stop = 0;
   while (!stop) {
-    grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    /* Wake up now and then while streams are open, to push health changes. */
+    gpr_timespec until = w->streams
+                             ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                            gpr_time_from_millis(TICK_NS / 1000000, GPR_TIMESPAN))
+                             : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     /* Take what else the queue already holds, without waiting, so that the
@@ -446,6 +704,13 @@ static void *worker_main(void *arg) {
       if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     }
     if (w->nbatch) run_batch(w);
+    if (w->streams) {
+      int64_t now = ldr_now_ns();
+      if (now - w->last_tick_ns >= TICK_NS || atomic_load(&w->srv->stopping)) {
+        w->last_tick_ns = now;
+        stream_tick(w);
+      }
+    }
   }
   return NULL;
 }
@@ -496,6 +761,7 @@ static int open_backends(struct server *srv) {
                    cap < (64u << 20) ? 64u << 20 : cap);
     srv->workers[i].srv = srv;
     srv->workers[i].idx = i;
+    srv->workers[i].ws.stopping = &srv->stopping;
     if (ldr_backend_new(&srv->cfg->store, &srv->workers[i].backend, &err) != LDR_OK) {
       ldr_log(LDR_LOG_ERROR, "cannot open the %s store: %s", srv->cfg->store.type_name, err.msg);
       return -1;
@@ -505,24 +771,29 @@ static int open_backends(struct server *srv) {
 }
 
 /*
- * Allocates `per` contexts for each method (and `generic` for unknown
- * methods) on worker `w` and requests them all. Returns the array, or NULL
+ * Allocates `per` contexts for each unary method, `streams` for each
+ * streaming one (and `generic` for unknown methods) on worker `w` and
+ * requests them all. Returns the array, or NULL
  * with *n = 0 when memory is short.
  */
-static struct call *add_calls(struct server *srv, struct worker *w, size_t per, size_t generic,
-                              size_t *n) {
+static struct call *add_calls(struct server *srv, struct worker *w, size_t per, size_t streams,
+                              size_t generic, size_t *n) {
   size_t arena_cap = (size_t)srv->cfg->max_message_bytes * 16;
   if (arena_cap < (16u << 20)) arena_cap = 16u << 20;
-  *n = per * ldr_n_methods + generic;
+  *n = generic;
+  for (size_t m = 0; m < ldr_n_methods; m++) *n += ldr_methods[m].stream ? streams : per;
   struct call *calls = calloc(*n ? *n : 1, sizeof *calls);
   if (calls == NULL) {
     *n = 0;
     return NULL;
   }
+  size_t next = 0;
+  for (size_t m = 0; m < ldr_n_methods; m++)
+    for (size_t k = 0; k < (ldr_methods[m].stream ? streams : per); k++)
+      calls[next++].method = &ldr_methods[m];
   for (size_t j = 0; j < *n; j++) {
     struct call *c = &calls[j];
     c->w = w;
-    c->method = j < per * ldr_n_methods ? &ldr_methods[j / per] : NULL;
     c->status_msg = grpc_empty_slice();
     grpc_metadata_array_init(&c->md);
     grpc_call_details_init(&c->details);
@@ -551,7 +822,7 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
    * by the shutdown: give such calls contexts first. */
   size_t extra = (DRAIN_EXTRA_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
   for (int i = 0; i < srv->nworkers; i++)
-    srv->workers[i].extra = add_calls(srv, &srv->workers[i], extra, 0, &srv->workers[i].nextra);
+    srv->workers[i].extra = add_calls(srv, &srv->workers[i], extra, 0, 0, &srv->workers[i].nextra);
   grpc_server_shutdown_and_notify(srv->grpc, shutdown_cq, &shutdown_tag);
   gpr_timespec grace_end = gpr_time_add(
       gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(srv->cfg->grace_period_s, GPR_TIMESPAN));
@@ -573,7 +844,14 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
   }
 }
 
-int ldr_server_run(const struct ldr_config *cfg) {
+static void add_arg(grpc_arg *args, size_t *n, const char *key, int value) {
+  args[*n].type = GRPC_ARG_INTEGER;
+  args[*n].key = (char *)key;
+  args[*n].value.integer = value;
+  (*n)++;
+}
+
+static int run(const struct ldr_config *cfg) {
   struct server srv = {.cfg = cfg};
   grpc_completion_queue *shutdown_cq = NULL;
   int status = 1;
@@ -583,24 +861,32 @@ int ldr_server_run(const struct ldr_config *cfg) {
   sigaddset(&sigs, SIGINT);
 
   srv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
-  srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
-  if (srv.workers == NULL) return 1;
-  if (open_backends(&srv) != 0) {
-    free_workers(&srv);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (ldr_auth_load(cfg, &srv.auth, &err) != LDR_OK) {
+    ldr_log(LDR_LOG_ERROR, "%s", err.msg);
     return 1;
   }
+  srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+  srv.metrics = ldr_metrics_new(cfg, srv.nworkers);
+  if (srv.workers == NULL || srv.metrics == NULL) {
+    free(srv.workers);
+    ldr_metrics_free(srv.metrics);
+    ldr_auth_free(srv.auth);
+    return 1;
+  }
+  for (int i = 0; i < srv.nworkers; i++)
+    srv.workers[i].ws.metrics = ldr_metrics_worker(srv.metrics, i);
+  if (open_backends(&srv) != 0) goto early;
 
   if (cfg->registry_path != NULL) {
-    struct ldr_err err;
-    ldr_err_clear(&err);
     if (ldr_registry_source_new(cfg->registry_path, cfg->registry_cache_ttl_s, cfg->project,
                                 (size_t)srv.nworkers, &srv.registry, &err) != LDR_OK ||
         ldr_registry_source_start(srv.registry) != 0) {
       ldr_log(LDR_LOG_ERROR, "registry %s: %s", cfg->registry_path,
               err.rc ? err.msg : "cannot start the thread that reloads it");
       ldr_registry_source_free(srv.registry);
-      free_workers(&srv);
-      return 1;
+      goto early;
     }
   } else if (cfg->registry_unsupported != NULL) {
     ldr_log(LDR_LOG_WARN, "registry %s; ServingService will refuse calls",
@@ -611,19 +897,27 @@ int ldr_server_run(const struct ldr_config *cfg) {
   gpr_set_log_verbosity(ldr_log_enabled(LDR_LOG_DEBUG) ? GPR_LOG_SEVERITY_DEBUG
                                                        : GPR_LOG_SEVERITY_ERROR);
   grpc_init();
-  grpc_arg args[3];
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[0].value.integer = (int)cfg->max_message_bytes;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-  args[1].value.integer = (int)cfg->max_message_bytes;
+  grpc_arg args[16];
+  size_t nargs = 0;
+  add_arg(args, &nargs, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)cfg->max_message_bytes);
+  add_arg(args, &nargs, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, (int)cfg->max_message_bytes);
   /* gRPC binds with SO_REUSEPORT by default, so a second larder on the same
    * port would start and silently take half the connections. */
-  args[2].type = GRPC_ARG_INTEGER;
-  args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
-  args[2].value.integer = 0;
-  grpc_channel_args chargs = {3, args};
+  add_arg(args, &nargs, GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (cfg->keepalive_time_s > 0)
+    add_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_s * 1000);
+  if (cfg->keepalive_timeout_s > 0)
+    add_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->keepalive_timeout_s * 1000);
+  if (cfg->max_connection_idle_s > 0)
+    add_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg->max_connection_idle_s * 1000);
+  if (cfg->max_connection_age_s > 0)
+    add_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->max_connection_age_s * 1000);
+  if (cfg->max_connection_age_grace_s >= 0)
+    add_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+            cfg->max_connection_age_grace_s * 1000);
+  if (cfg->max_concurrent_streams > 0)
+    add_arg(args, &nargs, GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
+  grpc_channel_args chargs = {nargs, args};
   srv.grpc = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; i < ldr_n_methods; i++)
     srv.handles[i] =
@@ -635,9 +929,20 @@ int ldr_server_run(const struct ldr_config *cfg) {
   shutdown_cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(srv.grpc, shutdown_cq, NULL);
 
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = ldr_server_credentials(cfg, &err);
+  if (creds == NULL) {
+    ldr_log(LDR_LOG_ERROR, "%s", err.msg);
+    grpc_server_destroy(srv.grpc);
+    goto out;
+  }
   int port = grpc_server_add_http2_port(srv.grpc, cfg->listen, creds);
   grpc_server_credentials_release(creds);
+  int metrics_port = 0;
+  if (port != 0 && cfg->metrics_listen != NULL &&
+      ldr_metrics_serve(srv.metrics, cfg->metrics_listen, &metrics_port) != 0) {
+    grpc_server_destroy(srv.grpc);
+    goto out;
+  }
   if (port == 0) {
     ldr_log(LDR_LOG_ERROR, "cannot listen on %s (address in use or not valid)", cfg->listen);
     grpc_server_destroy(srv.grpc);
@@ -647,15 +952,24 @@ int ldr_server_run(const struct ldr_config *cfg) {
   for (int i = 0; i < srv.nworkers; i++) {
     struct worker *w = &srv.workers[i];
     size_t per = (REQUESTED_PER_METHOD + (size_t)srv.nworkers - 1) / (size_t)srv.nworkers;
-    w->calls = add_calls(&srv, w, per < MIN_PER_WORKER ? MIN_PER_WORKER : per, GENERIC_PER_WORKER,
-                         &w->ncalls);
+    w->calls = add_calls(&srv, w, per < MIN_PER_WORKER ? MIN_PER_WORKER : per, STREAMS_PER_WORKER,
+                         GENERIC_PER_WORKER, &w->ncalls);
     w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
   }
-  ldr_log(LDR_LOG_INFO, "larder %s listening on %s (port %d), %d workers, %s store, project %s",
-          LDR_VERSION, cfg->listen, port, srv.nworkers, cfg->store.type_name, cfg->project);
+  ldr_log(
+      LDR_LOG_INFO, "larder %s listening on %s (port %d, %s), %d workers, %s store, project %s%s",
+      LDR_VERSION, cfg->listen, port,
+      cfg->tls_client_ca ? "mutual TLS"
+      : cfg->tls_cert    ? "TLS"
+                         : "plaintext",
+      srv.nworkers, cfg->store.type_name, cfg->project, srv.auth ? ", bearer tokens required" : "");
+  if (metrics_port)
+    ldr_log(LDR_LOG_INFO, "metrics at http://%s/metrics (port %d)", cfg->metrics_listen,
+            metrics_port);
 
   int sig = 0;
   sigwait(&sigs, &sig);
+  atomic_store(&srv.stopping, 1);
   ldr_log(LDR_LOG_INFO, "%s: draining (grace period %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
           cfg->grace_period_s);
   drain(&srv, shutdown_cq, &sigs);
@@ -681,7 +995,26 @@ out:
   }
   free_workers(&srv);
   ldr_registry_source_free(srv.registry);
+  ldr_metrics_free(srv.metrics);
+  ldr_auth_free(srv.auth);
   grpc_shutdown();
   if (status == 0) ldr_log(LDR_LOG_INFO, "stopped after %llu calls", served);
+  return status;
+early: /* before gRPC was started */
+  free_workers(&srv);
+  ldr_metrics_free(srv.metrics);
+  ldr_auth_free(srv.auth);
+  return 1;
+}
+
+int ldr_server_run(const struct ldr_config *cfg) {
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (ldr_reflection_init(&err) != LDR_OK) {
+    ldr_log(LDR_LOG_ERROR, "%s", err.msg);
+    return 1;
+  }
+  int status = run(cfg);
+  ldr_reflection_free();
   return status;
 }

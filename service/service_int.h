@@ -2,7 +2,10 @@
 #ifndef LDR_SERVICE_INT_H
 #define LDR_SERVICE_INT_H
 
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +14,65 @@
 #include "common/rc.h"
 #include "config/config.h"
 #include "registry/registry.h"
+
+/* ---- metrics (metrics.c) ---- */
+
+#define LDR_METRIC_BUCKETS 16
+#define LDR_METHODS_MAX 16
+
+/* One worker's counters: written by that worker only, read by the scrape. The
+ * last method slot counts calls of unknown methods. */
+struct ldr_metrics_worker {
+  atomic_ullong started[LDR_METHODS_MAX + 1];
+  atomic_ullong handled[LDR_METHODS_MAX + 1][17];
+  atomic_ullong latency[LDR_METHODS_MAX + 1][LDR_METRIC_BUCKETS + 1];
+  atomic_ullong latency_ns[LDR_METHODS_MAX + 1];
+  atomic_ullong backend[LDR_METRIC_BUCKETS + 1];
+  atomic_ullong backend_ns, rows_read, rows_written;
+  atomic_ullong connected; /* 1 while this worker's store connection is open */
+  char pad[64];            /* no false sharing with the next worker's block */
+};
+
+struct ldr_metrics;
+
+/* The counters of `nworkers` workers; NULL when memory is short. */
+struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers);
+/* Serves GET /metrics on `listen` (host:port) on a thread of libmicrohttpd;
+ * sets *port to the bound port. 0, or -1 (logged). */
+int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port);
+void ldr_metrics_free(struct ldr_metrics *m);
+struct ldr_metrics_worker *ldr_metrics_worker(struct ldr_metrics *m, int i);
+/* The exposition text (malloc'd, *len bytes), or NULL. */
+char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len);
+/* Counting, from the worker that owns `m` (NULL: nothing is counted). */
+void ldr_metrics_started(struct ldr_metrics_worker *m, size_t method);
+void ldr_metrics_handled(struct ldr_metrics_worker *m, size_t method, int code, int64_t ns);
+void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_read,
+                         size_t rows_written);
+void ldr_metrics_connected(struct ldr_metrics_worker *m, int up);
+
+/* What a handler may know of the worker thread it runs on. */
+struct ldr_worker_state {
+  const atomic_int *stopping; /* nonzero once SIGTERM or SIGINT came */
+  int64_t ping_ok_ns;         /* when the backend last answered a ping (health) */
+  struct ldr_metrics_worker *metrics;
+};
+
+/* ---- security (security.c) ---- */
+
+struct ldr_auth;
+
+/* Loads the bearer tokens of larder.auth; *out stays NULL when auth is off. */
+enum ldr_rc ldr_auth_load(const struct ldr_config *cfg, struct ldr_auth **out, struct ldr_err *err);
+void ldr_auth_free(struct ldr_auth *a);
+size_t ldr_auth_count(const struct ldr_auth *a);
+/* LDR_OK when auth is off or the call's metadata has `authorization: Bearer
+ * <a token>`; LDR_UNAUTHENTICATED otherwise. */
+enum ldr_rc ldr_auth_check(const struct ldr_auth *a, const grpc_metadata_array *md,
+                           struct ldr_err *err);
+/* The server's credentials: TLS (mutual with a client CA) or plaintext; NULL
+ * with `err` set when the PEM files cannot be used. */
+grpc_server_credentials *ldr_server_credentials(const struct ldr_config *cfg, struct ldr_err *err);
 
 /* One call as a handler sees it. The request bytes and everything a handler
  * allocates live in `arena`; the reply is a slice the server sends and releases. */
@@ -24,7 +86,15 @@ struct ldr_handler_ctx {
   struct ldr_err err;
   struct ldr_registry_source *registry; /* NULL when none is configured */
   size_t reader;                        /* this thread's slot in `registry` */
+  struct ldr_worker_state *worker;
 };
+
+/* Counts one backend statement of a handler that started at `t0` (ldr_now_ns). */
+static inline void ldr_count_backend(struct ldr_handler_ctx *c, int64_t t0, size_t rows_read,
+                                     size_t rows_written) {
+  if (c->worker != NULL)
+    ldr_metrics_backend(c->worker->metrics, ldr_now_ns() - t0, rows_read, rows_written);
+}
 
 typedef enum ldr_rc (*ldr_handler_fn)(struct ldr_handler_ctx *ctx);
 
@@ -32,9 +102,13 @@ struct ldr_method {
   const char *path;
   const char *name; /* for messages: "OnlineRead" */
   ldr_handler_fn fn;
-  int admin; /* refused when larder.admin_rpcs is false */
-  int read;  /* an OnlineRead: may be served together with others (ldr_read_prepare) */
+  int admin;  /* refused when larder.admin_rpcs is false */
+  int read;   /* an OnlineRead: may be served together with others (ldr_read_prepare) */
+  int stream; /* LDR_STREAM_*: `fn` answers each request message of the stream */
+  int open;   /* answered without a bearer token (health probes) */
 };
+
+enum { LDR_UNARY = 0, LDR_STREAM_BIDI = 1, LDR_STREAM_WATCH = 2 };
 
 /* A decoded, checked read, between ldr_read_prepare and ldr_read_reply. */
 struct ldr_read_job {
@@ -57,6 +131,20 @@ enum ldr_rc ldr_read_reply(struct ldr_handler_ctx *c, const struct ldr_read_job 
 /* feast.serving.ServingService (serving.c). */
 enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c);
 enum ldr_rc ldr_get_feast_serving_info(struct ldr_handler_ctx *c);
+
+/* grpc.health.v1 (health.c). ldr_health_status returns the ServingStatus of
+ * `service` (SERVICE_UNKNOWN for a name not served), pinging the backend when
+ * its last answer is more than a second old. */
+enum ldr_rc ldr_health_check(struct ldr_handler_ctx *c);
+enum ldr_rc ldr_health_request(struct ldr_handler_ctx *c, const char **service);
+enum ldr_rc ldr_health_reply(struct ldr_handler_ctx *c, int status);
+int ldr_health_status(struct ldr_handler_ctx *c, const char *service);
+
+/* Server reflection (reflection.c): init indexes the embedded descriptors
+ * once, before any worker starts; answer replies to one request message. */
+enum ldr_rc ldr_reflection_init(struct ldr_err *err);
+void ldr_reflection_free(void);
+enum ldr_rc ldr_reflection_answer(struct ldr_handler_ctx *c);
 
 /* feast.serving.FieldStatus */
 enum { LDR_FIELD_PRESENT = 1, LDR_FIELD_NOT_FOUND = 3, LDR_FIELD_OUTSIDE_MAX_AGE = 4 };

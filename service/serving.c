@@ -364,8 +364,10 @@ static enum ldr_rc read_group(struct request *q, struct group *g, int64_t now_ns
   if (keys == NULL || rows == NULL) return no_memory(c);
   rc = make_keys(q, g, keys);
   if (rc != LDR_OK) return rc;
+  int64_t t0 = ldr_now_ns();
   rc =
       c->backend->ops->read(c->backend, table, keys, n, g->features, g->n, c->arena, rows, &c->err);
+  ldr_count_backend(c, t0, rc == LDR_OK ? n : 0, 0);
   if (rc != LDR_OK) {
     ldr_err_prefix(&c->err, "feature view '%s': ", v->name);
     return rc;

@@ -1,0 +1,307 @@
+/*
+ * Prometheus metrics. Each worker counts in its own block, which only its
+ * thread writes (relaxed atomic loads and stores, no read-modify-write, so
+ * the request path takes no lock and no locked instruction); the scrape,
+ * on libmicrohttpd's thread, sums the blocks. Names follow go-grpc-prometheus.
+ */
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "service/service_int.h"
+
+/* Upper bounds of the latency buckets, in seconds (+Inf is implied). */
+static const double bounds_s[LDR_METRIC_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                    0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                                    1,      2.5,     5,      10};
+
+static const char *const code_names[17] = {
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+
+struct ldr_metrics {
+  const struct ldr_config *cfg;
+  struct ldr_metrics_worker *workers;
+  int n;
+  struct MHD_Daemon *httpd;
+  const char *store;
+};
+
+static void bump(atomic_ullong *x, unsigned long long by) {
+  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + by,
+                        memory_order_relaxed);
+}
+
+static size_t bucket_of(int64_t ns) {
+  size_t b = 0;
+  while (b < LDR_METRIC_BUCKETS && (double)ns > bounds_s[b] * 1e9) b++;
+  return b;
+}
+
+void ldr_metrics_started(struct ldr_metrics_worker *m, size_t method) {
+  if (m != NULL) bump(&m->started[method], 1);
+}
+
+void ldr_metrics_handled(struct ldr_metrics_worker *m, size_t method, int code, int64_t ns) {
+  if (m == NULL) return;
+  if (code < 0 || code > 16) code = 2;
+  bump(&m->handled[method][code], 1);
+  bump(&m->latency[method][bucket_of(ns)], 1);
+  bump(&m->latency_ns[method], (unsigned long long)(ns > 0 ? ns : 0));
+}
+
+void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_read,
+                         size_t rows_written) {
+  if (m == NULL) return;
+  bump(&m->backend[bucket_of(ns)], 1);
+  bump(&m->backend_ns, (unsigned long long)(ns > 0 ? ns : 0));
+  bump(&m->rows_read, rows_read);
+  bump(&m->rows_written, rows_written);
+}
+
+void ldr_metrics_connected(struct ldr_metrics_worker *m, int up) {
+  if (m != NULL) atomic_store_explicit(&m->connected, up ? 1 : 0, memory_order_relaxed);
+}
+
+struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers) {
+  struct ldr_metrics *m = calloc(1, sizeof *m);
+  if (m == NULL) return NULL;
+  m->workers = calloc((size_t)nworkers, sizeof *m->workers);
+  if (m->workers == NULL) {
+    free(m);
+    return NULL;
+  }
+  m->n = nworkers;
+  m->cfg = cfg;
+  m->store = cfg->store.type_name;
+  return m;
+}
+
+struct ldr_metrics_worker *ldr_metrics_worker(struct ldr_metrics *m, int i) {
+  return m ? &m->workers[i] : NULL;
+}
+
+/* A growing text buffer for one scrape. */
+struct out {
+  char *p;
+  size_t len, cap;
+  int failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = o->failed ? 0 : vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (o->failed || n < 0) {
+      o->failed = 1;
+      return;
+    }
+    if ((size_t)n < o->cap - o->len) {
+      o->len += (size_t)n;
+      return;
+    }
+    char *bigger = realloc(o->p, o->cap * 2 + (size_t)n);
+    if (bigger == NULL) {
+      o->failed = 1;
+      return;
+    }
+    o->p = bigger;
+    o->cap = o->cap * 2 + (size_t)n;
+  }
+}
+
+static unsigned long long sum(const struct ldr_metrics *m, size_t offset) {
+  unsigned long long s = 0;
+  for (int i = 0; i < m->n; i++)
+    s += atomic_load_explicit((atomic_ullong *)((char *)&m->workers[i] + offset),
+                              memory_order_relaxed);
+  return s;
+}
+
+/* Where `field` of a worker's block lies, for summing it over the workers. */
+static const struct ldr_metrics_worker probe;
+#define OFF(field) ((size_t)((const char *)&probe.field - (const char *)&probe))
+#define SUM(m, field) sum((m), OFF(field))
+
+/* "/larder.v1.OnlineStore/OnlineRead" -> service and method. */
+static void split(const char *path, char *service, size_t scap, const char **method) {
+  const char *slash = strrchr(path, '/');
+  size_t n = (size_t)(slash - path - 1);
+  if (n >= scap) n = scap - 1;
+  memcpy(service, path + 1, n);
+  service[n] = '\0';
+  *method = slash + 1;
+}
+
+static void histogram(struct out *o, const char *name, const char *labels,
+                      const struct ldr_metrics *m, size_t buckets_off, size_t ns_off) {
+  unsigned long long cum = 0;
+  for (size_t b = 0; b <= LDR_METRIC_BUCKETS; b++) {
+    cum += sum(m, buckets_off + b * sizeof(atomic_ullong));
+    if (b < LDR_METRIC_BUCKETS)
+      put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] ? "," : "", bounds_s[b],
+          cum);
+    else
+      put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, labels[0] ? "," : "", cum);
+  }
+  put(o, "%s_sum{%s} %.9f\n", name, labels, (double)sum(m, ns_off) / 1e9);
+  put(o, "%s_count{%s} %llu\n", name, labels, cum);
+}
+
+char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
+  struct out o = {malloc(16384), 0, 16384, 0};
+  if (o.p == NULL) return NULL;
+  put(&o,
+      "# HELP larder_build_info larder's version and online store.\n"
+      "# TYPE larder_build_info gauge\n"
+      "larder_build_info{version=\"%s\",store=\"%s\"} 1\n",
+      LDR_VERSION, m->store);
+  put(&o, "# HELP grpc_server_started_total RPCs started on the server.\n"
+          "# TYPE grpc_server_started_total counter\n");
+  for (size_t i = 0; i < ldr_n_methods; i++) {
+    char svc[128];
+    const char *meth;
+    split(ldr_methods[i].path, svc, sizeof svc, &meth);
+    put(&o,
+        "grpc_server_started_total{grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"} "
+        "%llu\n",
+        ldr_methods[i].stream == LDR_STREAM_BIDI    ? "bidi_stream"
+        : ldr_methods[i].stream == LDR_STREAM_WATCH ? "server_stream"
+                                                    : "unary",
+        svc, meth, SUM(m, started[i]));
+  }
+  put(&o, "# HELP grpc_server_handled_total RPCs completed on the server, by status code.\n"
+          "# TYPE grpc_server_handled_total counter\n");
+  for (size_t i = 0; i <= ldr_n_methods; i++) {
+    char svc[128] = "unknown";
+    const char *meth = "unknown";
+    if (i < ldr_n_methods) split(ldr_methods[i].path, svc, sizeof svc, &meth);
+    const char *type = i == ldr_n_methods                          ? "unary"
+                       : ldr_methods[i].stream == LDR_STREAM_BIDI  ? "bidi_stream"
+                       : ldr_methods[i].stream == LDR_STREAM_WATCH ? "server_stream"
+                                                                   : "unary";
+    for (int code = 0; code < 17; code++) {
+      unsigned long long n = SUM(m, handled[i][code]);
+      /* Every OK line is there; other codes once they happened. */
+      if (n == 0 && code != 0) continue;
+      put(&o,
+          "grpc_server_handled_total{grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\","
+          "grpc_code=\"%s\"} %llu\n",
+          type, svc, meth, code_names[code], n);
+    }
+  }
+  put(&o, "# HELP grpc_server_handling_seconds Time from a call's start to its status.\n"
+          "# TYPE grpc_server_handling_seconds histogram\n");
+  for (size_t i = 0; i < ldr_n_methods; i++) {
+    char svc[128], labels[256];
+    const char *meth;
+    split(ldr_methods[i].path, svc, sizeof svc, &meth);
+    snprintf(labels, sizeof labels, "grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"",
+             ldr_methods[i].stream ? "stream" : "unary", svc, meth);
+    histogram(&o, "grpc_server_handling_seconds", labels, m, OFF(latency[i]), OFF(latency_ns[i]));
+  }
+  put(&o, "# HELP larder_backend_statement_seconds Time of each call into the online store "
+          "(one statement or transaction).\n"
+          "# TYPE larder_backend_statement_seconds histogram\n");
+  char store[64];
+  snprintf(store, sizeof store, "store=\"%s\"", m->store);
+  histogram(&o, "larder_backend_statement_seconds", store, m, OFF(backend), OFF(backend_ns));
+  put(&o,
+      "# HELP larder_rows_read_total Entity keys looked up in the online store.\n"
+      "# TYPE larder_rows_read_total counter\nlarder_rows_read_total{%s} %llu\n"
+      "# HELP larder_rows_written_total Rows written to the online store.\n"
+      "# TYPE larder_rows_written_total counter\nlarder_rows_written_total{%s} %llu\n",
+      store, SUM(m, rows_read), store, SUM(m, rows_written));
+  put(&o,
+      "# HELP larder_backend_connections Open connections to the online store.\n"
+      "# TYPE larder_backend_connections gauge\nlarder_backend_connections{%s} %llu\n",
+      store, SUM(m, connected));
+  put(&o, "# HELP larder_workers Worker threads.\n# TYPE larder_workers gauge\nlarder_workers %d\n",
+      m->n);
+  if (o.failed) {
+    free(o.p);
+    return NULL;
+  }
+  *len = o.len;
+  return o.p;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **state) {
+  (void)version;
+  (void)upload;
+  (void)upload_len;
+  (void)state;
+  struct ldr_metrics *m = cls;
+  struct MHD_Response *r;
+  unsigned status = MHD_HTTP_OK;
+  if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    static char no[] = "only GET\n";
+    r = MHD_create_response_from_buffer(sizeof no - 1, no, MHD_RESPMEM_PERSISTENT);
+    status = MHD_HTTP_METHOD_NOT_ALLOWED;
+  } else if (strcmp(url, "/metrics")) {
+    static char no[] = "not found: the metrics are at /metrics\n";
+    r = MHD_create_response_from_buffer(sizeof no - 1, no, MHD_RESPMEM_PERSISTENT);
+    status = MHD_HTTP_NOT_FOUND;
+  } else {
+    size_t len = 0;
+    char *text = ldr_metrics_text(m, &len);
+    if (text == NULL) return MHD_NO;
+    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  }
+  if (r == NULL) return MHD_NO;
+  enum MHD_Result ret = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  size_t hl = (size_t)(colon - listen);
+  if (listen[0] == '[' && hl >= 2) {
+    memcpy(host, listen + 1, hl - 2);
+    host[hl - 2] = '\0';
+  } else {
+    memcpy(host, listen, hl < sizeof host ? hl : sizeof host - 1);
+    host[hl < sizeof host ? hl : sizeof host - 1] = '\0';
+  }
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+    ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: cannot resolve %s", listen);
+    return -1;
+  }
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                              MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                              MHD_OPTION_END);
+  freeaddrinfo(ai);
+  if (m->httpd == NULL) {
+    ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: cannot listen on %s", listen);
+    return -1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
+  *port = info ? info->port : 0;
+  return 0;
+}
+
+void ldr_metrics_free(struct ldr_metrics *m) {
+  if (m == NULL) return;
+  if (m->httpd != NULL) MHD_stop_daemon(m->httpd);
+  free(m->workers);
+  free(m);
+}
