@@ -147,8 +147,9 @@ class Server:
     """A larder process serving a fresh project on a free port."""
 
     def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None,
-                 registry="registry.db"):
+                 registry="registry.db", credentials=None):
         self.backend = backend or BACKEND
+        self.credentials = credentials  # grpc.ssl_channel_credentials for a TLS server
         self.env = env  # the database's TEST_* variables, when not the environment's
         self.tmpdir = tempfile.mkdtemp(prefix="larder-it-")
         atexit.register(shutil.rmtree, self.tmpdir, True)
@@ -181,7 +182,8 @@ class Server:
                 break
             except OSError:
                 time.sleep(0.02)
-        self.channel = grpc.insecure_channel(self.addr)
+        self.channel = (grpc.secure_channel(self.addr, self.credentials) if self.credentials
+                        else grpc.insecure_channel(self.addr))
         try:
             grpc.channel_ready_future(self.channel).result(timeout=20)
         except grpc.FutureTimeoutError:

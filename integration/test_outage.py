@@ -11,6 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Value_pb2, grpc, key, pb, row  # noqa: E402
+from test_mesh import NOT_SERVING, SERVING, H, health  # noqa: E402
 
 DB = {"postgres": "postgres", "mysql": "mariadb"}.get(harness.BACKEND)
 
@@ -26,7 +27,14 @@ class Outage(unittest.TestCase):
             read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
             self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
 
+            check, _ = health(server.channel)
+            ready = H.HealthCheckRequest(service="larder.v1.OnlineStore")
+            self.assertEqual(check(ready, timeout=5).status, SERVING)
             db.down()
+            # Liveness ("") never touches the database; readiness pings it.
+            time.sleep(1.1)  # past the one second a ping's answer is trusted
+            self.assertEqual(check(H.HealthCheckRequest(service=""), timeout=5).status, SERVING)
+            self.assertEqual(check(ready, timeout=5).status, NOT_SERVING)
             # Enough calls that both workers meet the broken connection.
             for i in range(6):
                 t0 = time.monotonic()
@@ -44,6 +52,11 @@ class Outage(unittest.TestCase):
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
             db.up()
+            t0 = time.monotonic()
+            while check(ready, timeout=5).status != SERVING and time.monotonic() - t0 < 10:
+                time.sleep(0.1)
+            self.assertEqual(check(ready, timeout=5).status, SERVING)
+            print("ready again %.2f s after the database came back" % (time.monotonic() - t0))
             # Each worker reopens its connection within the next call: no failures now.
             for i in range(6):
                 self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)

@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""The call's deadline bounds the database statement (LARDER_TEST_BACKEND):
+another session holds a lock on the view's table, a write with a 0.5 s deadline
+ends DEADLINE_EXCEEDED near its deadline, counted so by the server itself, and
+the only worker is free at once for the next call while the lock is still held."""
+import os
+import sqlite3
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Value_pb2, grpc, key, pb, row  # noqa: E402
+from test_mesh import metric, parse_exposition, scrape  # noqa: E402
+
+Code = grpc.StatusCode
+DEADLINE = 0.5
+
+
+class Lock:
+    """Another session's transaction holding a lock on `table` until exit.
+    reads: whether the lock also blocks readers."""
+
+    def __init__(self, server, table, reads=False):
+        self.server, self.table, self.reads = server, table, reads
+
+    def __enter__(self):
+        b = self.server.backend
+        if b == "sqlite":
+            self.conn = sqlite3.connect(os.path.join(self.server.tmpdir, "online.db"), isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")  # WAL: writers wait, readers do not
+            self.conn.execute("DELETE FROM %s WHERE 0" % self.table)
+        elif b == "postgres":
+            from test_compat_postgres import connect
+            self.conn = connect()
+            self.conn.execute("LOCK TABLE %s IN %s MODE" % (self.table, "ACCESS EXCLUSIVE" if self.reads else "EXCLUSIVE"))
+        else:
+            from test_compat_mysql import connect
+            self.conn = connect()
+            cur = self.conn.cursor()
+            if self.reads:
+                cur.execute("LOCK TABLES %s WRITE" % self.table)
+            else:
+                cur.execute("START TRANSACTION")
+                cur.execute("UPDATE %s SET value = value" % self.table)
+        return self
+
+    def __exit__(self, *exc):
+        if self.server.backend == "mysql" and self.reads:
+            self.conn.cursor().execute("UNLOCK TABLES")
+        else:
+            self.conn.rollback()
+        self.conn.close()
+
+
+def write(stub, n, timeout):
+    return stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+        feature_view="v", rows=[row(key(driver_id=n), {"f": Value_pb2.Value(int64_val=n)})]), timeout=timeout)
+
+
+def read(stub, n, timeout):
+    return stub.OnlineRead(pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=n)]), timeout=timeout)
+
+
+class Deadline(unittest.TestCase):
+    def run_blocked(self, server, call, method, port):
+        t0 = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(DEADLINE)
+        took = time.monotonic() - t0
+        print("%s under a lock: %s after %.3f s" % (method, cm.exception.code().name, took))
+        self.assertEqual(cm.exception.code(), Code.DEADLINE_EXCEEDED)
+        self.assertLess(took, DEADLINE + 1.0)
+        # The server itself gave up at the deadline (the client's own timer
+        # would leave no such count while the statement still waited).
+        end = time.monotonic() + 2
+        while True:
+            samples, _ = parse_exposition(scrape(port)[1])
+            try:
+                n = metric(samples, "grpc_server_handled_total", grpc_method=method, grpc_code="DeadlineExceeded")
+            except AssertionError:
+                n = 0
+            if n >= 1 or time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        self.assertEqual(n, 1, "the server did not end %s at its deadline" % method)
+
+    def test_slow_statement(self):
+        port = harness.free_port()
+        with harness.Server(larder={"workers": 1, "metrics_listen": "127.0.0.1:%d" % port}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+            write(stub, 1, 10)
+            table = "%s_v" % server.project
+            with Lock(server, table):
+                self.run_blocked(server, lambda t: write(stub, 2, t), "OnlineWriteBatch", port)
+                # The one worker is free again while the lock is still held.
+                t0 = time.monotonic()
+                self.assertTrue(read(stub, 1, 5).results[0].found)
+                self.assertLess(time.monotonic() - t0, 1.0)
+            if server.backend != "sqlite":  # SQLite's readers never wait (WAL)
+                with Lock(server, table, reads=True):
+                    self.run_blocked(server, lambda t: read(stub, 1, t), "OnlineRead", port)
+            # Once the lock is gone everything succeeds; the timed-out write changed nothing.
+            self.assertFalse(read(stub, 2, 10).results[0].found)
+            write(stub, 2, 10)
+            self.assertTrue(read(stub, 2, 10).results[0].found)
+            self.assertIsNone(server.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
