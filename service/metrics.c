@@ -157,6 +157,18 @@ static void histogram(struct out *o, const char *name, const char *labels,
   put(o, "%s_count{%s} %llu\n", name, labels, cum);
 }
 
+const char *ldr_grpc_code_name(int code) {
+  return code >= 0 && code < 17 ? code_names[code] : "Unknown";
+}
+
+/* go-grpc-prometheus's grpc_type of method i (the last slot: unknown methods). */
+static const char *method_type(size_t i) {
+  if (i == ldr_n_methods) return "unary";
+  return ldr_methods[i].stream == LDR_STREAM_BIDI    ? "bidi_stream"
+         : ldr_methods[i].stream == LDR_STREAM_WATCH ? "server_stream"
+                                                     : "unary";
+}
+
 char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
   struct out o = {malloc(16384), 0, 16384, 0};
   if (o.p == NULL) return NULL;
@@ -174,10 +186,7 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
     put(&o,
         "grpc_server_started_total{grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"} "
         "%llu\n",
-        ldr_methods[i].stream == LDR_STREAM_BIDI    ? "bidi_stream"
-        : ldr_methods[i].stream == LDR_STREAM_WATCH ? "server_stream"
-                                                    : "unary",
-        svc, meth, SUM(m, started[i]));
+        method_type(i), svc, meth, SUM(m, started[i]));
   }
   put(&o, "# HELP grpc_server_handled_total RPCs completed on the server, by status code.\n"
           "# TYPE grpc_server_handled_total counter\n");
@@ -185,10 +194,7 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
     char svc[128] = "unknown";
     const char *meth = "unknown";
     if (i < ldr_n_methods) split(ldr_methods[i].path, svc, sizeof svc, &meth);
-    const char *type = i == ldr_n_methods                          ? "unary"
-                       : ldr_methods[i].stream == LDR_STREAM_BIDI  ? "bidi_stream"
-                       : ldr_methods[i].stream == LDR_STREAM_WATCH ? "server_stream"
-                                                                   : "unary";
+    const char *type = method_type(i);
     for (int code = 0; code < 17; code++) {
       unsigned long long n = SUM(m, handled[i][code]);
       /* Every OK line is there; other codes once they happened. */
@@ -206,7 +212,7 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
     const char *meth;
     split(ldr_methods[i].path, svc, sizeof svc, &meth);
     snprintf(labels, sizeof labels, "grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"",
-             ldr_methods[i].stream ? "stream" : "unary", svc, meth);
+             method_type(i), svc, meth);
     histogram(&o, "grpc_server_handling_seconds", labels, m, OFF(latency[i]), OFF(latency_ns[i]));
   }
   put(&o, "# HELP larder_backend_statement_seconds Time of each call into the online store "
@@ -266,6 +272,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
   return ret;
 }
 
+/* libmicrohttpd's own messages, as lines of larder's log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+  ldr_log(LDR_LOG_WARN, "metrics: %s", msg);
+}
+
 int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   char host[256];
   const char *colon = strrchr(listen, ':');
@@ -288,6 +304,7 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_END);
   freeaddrinfo(ai);
   if (m->httpd == NULL) {

@@ -264,8 +264,8 @@ static void account(struct call *c, enum ldr_rc rc) {
   char *peer = grpc_call_get_peer(c->call);
   char *unknown = c->method ? NULL : grpc_slice_to_c_string(c->details.method);
   ldr_log(LDR_LOG_DEBUG, "access: worker=%d method=%s status=%s duration_us=%lld peer=%s",
-          c->w->idx, c->method ? c->method->path : unknown, ldr_rc_str(rc),
-          (long long)(took / 1000), peer ? peer : "?");
+          c->w->idx, c->method ? c->method->path : unknown,
+          ldr_grpc_code_name(ldr_rc_grpc_status(rc)), (long long)(took / 1000), peer ? peer : "?");
   gpr_free(peer);
   gpr_free(unknown);
 }
@@ -929,6 +929,14 @@ static int run(const struct ldr_config *cfg) {
   shutdown_cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(srv.grpc, shutdown_cq, NULL);
 
+  /* Everything that can fail comes before the gRPC port is added: a server
+   * with a listener must be started and shut down, not just destroyed. */
+  int metrics_port = 0;
+  if (cfg->metrics_listen != NULL &&
+      ldr_metrics_serve(srv.metrics, cfg->metrics_listen, &metrics_port) != 0) {
+    grpc_server_destroy(srv.grpc);
+    goto out;
+  }
   grpc_server_credentials *creds = ldr_server_credentials(cfg, &err);
   if (creds == NULL) {
     ldr_log(LDR_LOG_ERROR, "%s", err.msg);
@@ -937,12 +945,6 @@ static int run(const struct ldr_config *cfg) {
   }
   int port = grpc_server_add_http2_port(srv.grpc, cfg->listen, creds);
   grpc_server_credentials_release(creds);
-  int metrics_port = 0;
-  if (port != 0 && cfg->metrics_listen != NULL &&
-      ldr_metrics_serve(srv.metrics, cfg->metrics_listen, &metrics_port) != 0) {
-    grpc_server_destroy(srv.grpc);
-    goto out;
-  }
   if (port == 0) {
     ldr_log(LDR_LOG_ERROR, "cannot listen on %s (address in use or not valid)", cfg->listen);
     grpc_server_destroy(srv.grpc);

@@ -50,6 +50,8 @@ void ldr_metrics_handled(struct ldr_metrics_worker *m, size_t method, int code, 
 void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_read,
                          size_t rows_written);
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up);
+/* The status code's name as go-grpc-prometheus writes it ("InvalidArgument"). */
+const char *ldr_grpc_code_name(int code);
 
 /* What a handler may know of the worker thread it runs on. */
 struct ldr_worker_state {
