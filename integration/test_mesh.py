@@ -146,6 +146,24 @@ class Health(unittest.TestCase):
             code, details, _ = raw_call(server.channel, "/grpc.health.v1.Health/Check", b"\x0a\x05ab")
             self.assertEqual(code, Code.INVALID_ARGUMENT, details)
 
+    def test_cli_probe(self):
+        """`larder health`, the probe of the container image: exit 0 only when SERVING."""
+        def probe(*args):
+            out = subprocess.run([harness.LARDER_BIN, "health"] + list(args), capture_output=True, text=True,
+                                 timeout=30)
+            return out.returncode, out.stdout.strip(), out.stderr
+        with harness.Server() as server:
+            self.assertEqual(probe("--listen", server.addr)[:2], (0, "SERVING"))
+            self.assertEqual(probe("-c", server.config, "larder.v1.OnlineStore")[:2], (0, "SERVING"))
+            self.assertEqual(probe("--listen", server.addr, "feast.serving.ServingService")[:2], (1, "NOT_SERVING"))
+            code, _, err = probe("--listen", server.addr, "no.such.Service")
+            self.assertEqual(code, 1)
+            self.assertIn("no.such.Service", err)
+        code, _, err = probe("--listen", server.addr)
+        self.assertEqual(code, 1)
+        self.assertIn("status 14", err)  # UNAVAILABLE: nothing listens any more
+        self.assertEqual(probe("--listen", "nonsense")[0], 2)
+
     def test_watch_through_sigterm(self):
         """Watch sends SERVING, then NOT_SERVING when the drain starts, then the
         stream ends UNAVAILABLE; larder exits 0."""

@@ -17,7 +17,7 @@ if [ "${1:-}" = "--test" ]; then
     clang clang-format libcmocka-dev libjson-c-dev
     mariadb-server postgresql
     python3-psycopg python3-pymysql nghttp2-client sqlite3 openssl curl
-    gnuplot-nox procps util-linux docker-compose
+    gnuplot-nox procps util-linux docker-compose python3-yaml binutils
   )
   # The Node client test needs node and npm; a node from elsewhere (with its
   # own npm) is kept.

@@ -15,6 +15,9 @@ static const char usage_text[] =
     "usage: larder serve [-c PATH] [--listen HOST:PORT]\n"
     "       larder apply -c PATH VIEW...      create the tables of feature views\n"
     "       larder teardown -c PATH VIEW...   drop the tables of feature views\n"
+    "       larder health [-c PATH | --listen HOST:PORT] [SERVICE]\n"
+    "                                         grpc.health.v1 Check of a running larder:\n"
+    "                                         exit 0 when SERVING (SERVICE \"\": alive)\n"
     "       larder --version | --help\n"
     "\n"
     "The config file is -c PATH, else $FEAST_FS_YAML_FILE_PATH, else ./feature_store.yaml.\n"
@@ -62,6 +65,38 @@ out:
   free(tables);
   free(names);
   return status;
+}
+
+/* `larder health`: the address is --listen, else the config's, where a
+ * wildcard host means this machine. */
+static int probe(const char *path, const char *listen, int nargs, char **args) {
+  if (nargs > 1) return usage_error("unexpected argument '%s'", args[1]);
+  if (listen != NULL && !ldr_config_valid_listen(listen))
+    return usage_error("--listen: expected HOST:PORT, not '%s'", listen);
+  struct ldr_config cfg;
+  int loaded = 0;
+  if (listen == NULL) {
+    struct ldr_config_error cerr;
+    if (path == NULL) path = getenv("FEAST_FS_YAML_FILE_PATH");
+    if (path == NULL || path[0] == '\0') path = "feature_store.yaml";
+    if (ldr_config_load(path, &cfg, &cerr) != 0) {
+      fprintf(stderr, "%s\n", cerr.msg);
+      ldr_config_destroy(&cfg);
+      return 2;
+    }
+    loaded = 1;
+    listen = cfg.listen;
+  }
+  char target[300];
+  const char *colon = strrchr(listen, ':');
+  size_t hl = (size_t)(colon - listen);
+  if ((hl == 7 && !strncmp(listen, "0.0.0.0", 7)) || (hl == 4 && !strncmp(listen, "[::]", 4)) ||
+      hl == 0)
+    snprintf(target, sizeof target, "127.0.0.1%s", colon);
+  else
+    snprintf(target, sizeof target, "%s", listen);
+  if (loaded) ldr_config_destroy(&cfg);
+  return ldr_health_probe(target, nargs ? args[0] : "", 3000);
 }
 
 int main(int argc, char **argv) {
@@ -116,6 +151,7 @@ int main(int argc, char **argv) {
       return usage_error("%s", "unexpected option");
   }
   int serve = !strcmp(cmd, "serve"), apply = !strcmp(cmd, "apply"), drop = !strcmp(cmd, "teardown");
+  if (!strcmp(cmd, "health")) return probe(path, listen, argc - optind, argv + optind);
   if (!serve && !apply && !drop) return usage_error("unknown command '%s'", cmd);
   if (serve && optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
   if (!serve && optind >= argc) return usage_error("%s: name at least one feature view", cmd);

@@ -12,4 +12,9 @@
  */
 int ldr_server_run(const struct ldr_config *cfg);
 
+/* One grpc.health.v1.Health/Check of `service` ("" for the whole server) at
+ * `target` over plaintext; prints the ServingStatus. Returns 0 when SERVING,
+ * 1 otherwise (errors on stderr), 2 for a service name too long. */
+int ldr_health_probe(const char *target, const char *service, int timeout_ms);
+
 #endif
