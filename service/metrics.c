@@ -304,8 +304,7 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                              MHD_OPTION_END);
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (m->httpd == NULL) {
     ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: cannot listen on %s", listen);
