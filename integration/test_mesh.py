@@ -374,7 +374,7 @@ class Tls(unittest.TestCase):
             server = harness.Server(larder={"tls": tls})
             out = subprocess.run([harness.LARDER_BIN, "serve", "-c", server.config], capture_output=True,
                                  text=True, timeout=30)
-            self.assertNotEqual(out.returncode, 0)
+            self.assertEqual(out.returncode, 1)
             self.assertIn(needle, out.stderr)
             self.assertNotIn("BEGIN", out.stderr)  # no key material in the log
 
@@ -444,8 +444,18 @@ class Auth(unittest.TestCase):
         server = harness.Server(larder={"auth": "{tokens_file: %s}" % path})
         out = subprocess.run([harness.LARDER_BIN, "serve", "-c", server.config], capture_output=True,
                              text=True, timeout=30)
-        self.assertNotEqual(out.returncode, 0)
+        self.assertEqual(out.returncode, 1)
         self.assertIn("no tokens", out.stderr)
+        missing = harness.Server(larder={"auth": "{tokens_file: %s/absent}" % folder})
+        out = subprocess.run([harness.LARDER_BIN, "serve", "-c", missing.config], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("absent: No such file or directory", out.stderr)
+        unset = harness.Server(larder={"auth": "{tokens_env: LARDER_TEST_NOT_SET_%s}" % os.urandom(3).hex()})
+        out = subprocess.run([harness.LARDER_BIN, "serve", "-c", unset.config], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 1)
+        self.assertRegex(out.stderr, r"\$LARDER_TEST_NOT_SET_\w+ is not set")
 
 
 class Connections(unittest.TestCase):

@@ -100,11 +100,14 @@ enum ldr_rc ldr_auth_load(const struct ldr_config *cfg, struct ldr_auth **out,
   if (a == NULL) return ldr_err_set(err, LDR_NOMEM, "auth: out of memory");
   if (cfg->auth_tokens_file != NULL) {
     char *text = read_all(cfg->auth_tokens_file, err, "larder.auth.tokens_file");
-    int bad = text == NULL || add_tokens(a, text, 1) != 0;
-    if (text != NULL) {
-      memset(text, 0, strlen(text));
-      free(text);
+    if (text == NULL) { /* err says why */
+      enum ldr_rc rc = err->rc;
+      ldr_auth_free(a);
+      return rc;
     }
+    int bad = add_tokens(a, text, 1) != 0;
+    memset(text, 0, strlen(text));
+    free(text);
     if (bad) {
       ldr_auth_free(a);
       return ldr_err_set(err, LDR_NOMEM, "auth: out of memory");
