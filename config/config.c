@@ -638,7 +638,7 @@ static int load_larder(struct loader *l, const yaml_node_t *n) {
   for (int i = 0; i < np; i++) {
     const char *k = scalar(keys[i]);
     const yaml_node_t *v = values[i];
-    int r;
+    int r = 0;
     if (!strcmp(k, "listen")) {
       r = get_string(l, v, "larder.listen", &c->listen);
       if (r == 0 && !ldr_config_valid_listen(c->listen))

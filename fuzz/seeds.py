@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of the fuzz targets (fuzz/corpus/<target>/): valid
+requests of every method built with the real protobuf messages, a few near
+misses, and feature_store.yaml files using every key. Run it again after a
+protocol change; the fuzzers grow their own corpus from these."""
+import hashlib
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+os.environ.setdefault("LARDER_TEST_BACKEND", "sqlite")
+import harness  # noqa: E402
+from harness import Value_pb2 as V, key, pb, row  # noqa: E402
+from harness import health_pb2 as H, reflection_pb2 as R  # noqa: E402
+from feast.serving import ServingService_pb2 as sv  # noqa: E402
+from feast.types import Value_pb2  # noqa: E402
+
+OUT = os.path.join(HERE, "corpus")
+
+
+def save(target, data):
+    folder = os.path.join(OUT, target)
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    elif not isinstance(data, bytes):
+        data = data.SerializeToString()
+    with open(os.path.join(folder, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+        f.write(data)
+
+
+def values():
+    out = [V.Value(int64_val=7), V.Value(double_val=0.5), V.Value(string_val="x"), V.Value(bytes_val=b"\0\1"),
+           V.Value(bool_val=True), V.Value(float_val=1.5), V.Value(int32_val=-3), V.Value(unix_timestamp_val=17),
+           V.Value()]
+    lists = V.Value()
+    lists.int64_list_val.val.extend([1, 2, 3])
+    out.append(lists)
+    strs = V.Value()
+    strs.string_list_val.val.extend(["a", "b"])
+    out.append(strs)
+    return out
+
+
+def main():
+    shutil.rmtree(OUT, ignore_errors=True)
+    drivers = [key(driver_id=i) for i in (1001, 1002)]
+    for i, v in enumerate(values()):
+        save("online_write_batch", pb.OnlineWriteBatchRequest(
+            feature_view="driver_hourly_stats", rows=[row(drivers[i % 2], {"conv_rate": v}, created=1700000001)]))
+    save("online_write_batch", pb.OnlineWriteBatchRequest(
+        feature_view="v", rows=[row(key(driver_id=1, trip="t"), {"a": V.Value(int64_val=1), "b": V.Value()})]))
+    save("online_write_batch", pb.OnlineWriteBatchRequest(feature_view="v", rows=[row(key(driver_id=1), {}, ts=None)]))
+    save("online_write_batch", pb.OnlineWriteBatchRequest(feature_view="missing"))
+    save("online_read", pb.OnlineReadRequest(feature_view="driver_hourly_stats", entity_keys=drivers,
+                                             requested_features=["conv_rate", "acc_rate"]))
+    save("online_read", pb.OnlineReadRequest(feature_view="v", entity_keys=[key(s="x"), key(b=b"\xff"), key(n=1 << 40)]))
+    save("online_read", pb.OnlineReadRequest(feature_view="v"))
+    save("update", pb.UpdateRequest(tables_to_keep=["v", "w"], tables_to_delete=["x"]))
+    save("update", pb.UpdateRequest())
+    save("teardown", pb.TeardownRequest(tables=["w"]))
+    save("teardown", pb.TeardownRequest(tables=["v", "no_such_view"]))
+
+    req = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["driver_hourly_stats:conv_rate",
+                                                                    "driver_hourly_stats:avg_daily_trips"]))
+    ids = req.entities["driver_id"]
+    ids.val.extend([Value_pb2.Value(int64_val=1001), Value_pb2.Value(int64_val=1002)])
+    save("get_online_features", req)
+    req.full_feature_names = True
+    save("get_online_features", req)
+    svc = sv.GetOnlineFeaturesRequest(feature_service="driver_activity")
+    svc.entities["driver_id"].val.add(int64_val=1)
+    save("get_online_features", svc)
+    bad = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["nope:x", "driver_hourly_stats"]))
+    bad.entities["driver_id"].val.add(string_val="1")
+    save("get_online_features", bad)
+
+    for name in ("", "larder.v1.OnlineStore", "feast.serving.ServingService", "no.such.Service"):
+        save("health_check", H.HealthCheckRequest(service=name))
+    for r in (R.ServerReflectionRequest(list_services="*"),
+              R.ServerReflectionRequest(file_containing_symbol="larder.v1.OnlineStore"),
+              R.ServerReflectionRequest(file_containing_symbol="feast.serving.ServingService.GetOnlineFeatures"),
+              R.ServerReflectionRequest(file_by_filename="feast/types/Value.proto"),
+              R.ServerReflectionRequest(all_extension_numbers_of_type="feast.types.Value"),
+              R.ServerReflectionRequest(file_containing_extension=R.ExtensionRequest(
+                  containing_type="feast.types.Value", extension_number=5))):
+        save("reflection", r)
+
+    root = os.path.join(HERE, "..")
+    for path in ("examples/feature_store.yaml", "docker/feature_store.sqlite.yaml",
+                 "docker/feature_store.postgres.yaml", "docker/feature_store.mysql.yaml"):
+        with open(os.path.join(root, path)) as f:
+            save("config", f.read())
+    save("config", "project: p\nregistry:\n  registry_type: file\n  path: r.db\n  cache_ttl_seconds: 5\n"
+                   "online_store: sqlite\nentity_key_serialization_version: 2\n"
+                   "larder:\n  listen: '[::]:6566'\n  workers: 4\n  admin_rpcs: false\n  max_batch_rows: 10\n"
+                   "  max_message_bytes: 2048\n  grace_period_s: 1\n  log_level: debug\n  log_format: json\n"
+                   "  enforce_ttl: false\n  metrics_listen: 127.0.0.1:9090\n  wait_for_backend_s: 3\n"
+                   "  tls: {cert: c.pem, key: k.pem, client_ca: ca.pem}\n"
+                   "  auth: {tokens_file: t, tokens_env: TOKENS}\n  keepalive_time_s: 30\n"
+                   "  keepalive_timeout_s: 5\n  max_connection_idle_s: 60\n  max_connection_age_s: 600\n"
+                   "  max_connection_age_grace_s: 5\n  max_concurrent_streams: 100\n")
+    save("config", "project: ${A}\nonline_store:\n  type: feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore\n"
+                   "  host: $HOME\n  port: 5432\n  database: d\n  db_schema: s\n  user: u\n  password: ${PW}\n"
+                   "  sslmode: require\n  min_conn: 1\n  max_conn: 4\n")
+    save("config", "project: p\nonline_store:\n  type: mysql\n  host: h\n  port: 3306\n  database: d\n"
+                   "  user: u\n  password: p\n")
+    save("config", "project: p\nproject: q\n")
+    save("config", "- [a, {b: *x}]\n")
+
+
+if __name__ == "__main__":
+    main()
