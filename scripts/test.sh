@@ -33,7 +33,7 @@ bash bench/run.sh --smoke
 echo "== build (ASan + UBSan)"
 BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_SANITIZE=address,undefined
 echo "== tests under ASan + UBSan"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --no-tests=error -j2)
 
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

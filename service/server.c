@@ -207,10 +207,11 @@ static enum ldr_rc take_payload(struct call *c) {
   if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
       bb->data.raw.slice_buffer.count == 1) {
     /* The usual case: one uncompressed slice, read where it is (the payload
-     * lives until the call ends). */
-    grpc_slice only = bb->data.raw.slice_buffer.slices[0];
-    ctx->req = GRPC_SLICE_START_PTR(only);
-    ctx->req_len = GRPC_SLICE_LENGTH(only);
+     * lives until the call ends). Through a pointer: a small slice holds its
+     * bytes inline, so a copy of the slice struct would hold a copy of them. */
+    const grpc_slice *only = &bb->data.raw.slice_buffer.slices[0];
+    ctx->req = GRPC_SLICE_START_PTR(*only);
+    ctx->req_len = GRPC_SLICE_LENGTH(*only);
   } else {
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, c->payload))
