@@ -1,6 +1,8 @@
 /* The list of built-in stores, instance lifetime, and checks shared by all stores. */
 #include "backends/backend.h"
 
+#include <stdatomic.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,8 +69,15 @@ int64_t ldr_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Set once, when the server cancels the calls still in flight at shutdown. */
+static atomic_int aborting;
+
+void ldr_backend_abort_waits(void) { atomic_store(&aborting, 1); }
+
+int ldr_backend_aborting(void) { return atomic_load_explicit(&aborting, memory_order_relaxed); }
+
 int ldr_backend_past_deadline(const struct ldr_backend *b) {
-  return b->deadline_ns != 0 && ldr_now_ns() >= b->deadline_ns;
+  return ldr_backend_aborting() || (b->deadline_ns != 0 && ldr_now_ns() >= b->deadline_ns);
 }
 
 enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,

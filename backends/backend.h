@@ -119,8 +119,16 @@ enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backe
 /* Closes and frees `b`; NULL is fine. */
 void ldr_backend_free(struct ldr_backend *b);
 
-/* Returns nonzero once the call's deadline (b->deadline_ns) has passed. */
+/* Returns nonzero once the call's deadline (b->deadline_ns) has passed, or
+ * once ldr_backend_abort_waits was called. */
 int ldr_backend_past_deadline(const struct ldr_backend *b);
+
+/* Makes every backend in the process stop waiting for its database within
+ * LDR_ABORT_CHECK_MS, as if each call's deadline had passed: the server's last
+ * step when it cancels the calls still in flight. Cannot be undone. */
+void ldr_backend_abort_waits(void);
+int ldr_backend_aborting(void);
+#define LDR_ABORT_CHECK_MS 100
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t ldr_now_ns(void);

@@ -88,7 +88,8 @@ static const char *server_name(struct ldr_backend *b, char *buf, size_t cap) {
 
 /*
  * Waits for what a non-blocking call asked for and returns the status for its
- * _cont function, or -1 once `until_ns` (0: no limit) has passed.
+ * _cont function, or -1 once `until_ns` (0: no limit) has passed or the
+ * server aborted every wait (ldr_backend_abort_waits).
  */
 static int wait_io(MYSQL *m, int status, int64_t until_ns) {
   struct pollfd pfd = {.fd = mysql_get_socket(m)};
@@ -98,14 +99,15 @@ static int wait_io(MYSQL *m, int status, int64_t until_ns) {
   for (;;) {
     int ms = status & MYSQL_WAIT_TIMEOUT ? (int)mysql_get_timeout_value_ms(m) : -1;
     int ours = 0;
-    if (until_ns != 0) {
-      int64_t left = until_ns - ldr_now_ns();
-      if (left <= 0) return -1;
-      int left_ms = (int)((left + 999999) / 1000000);
-      if (ms < 0 || left_ms < ms) {
-        ms = left_ms;
-        ours = 1;
-      }
+    if (ldr_backend_aborting()) return -1;
+    int64_t left = until_ns != 0 ? until_ns - ldr_now_ns() : INT64_MAX;
+    if (left <= 0) return -1;
+    /* Wake up now and then to notice ldr_backend_abort_waits. */
+    int left_ms = left > (int64_t)LDR_ABORT_CHECK_MS * 1000000 ? LDR_ABORT_CHECK_MS
+                                                               : (int)((left + 999999) / 1000000);
+    if (ms < 0 || left_ms < ms) {
+      ms = left_ms;
+      ours = 1;
     }
     int r = poll(&pfd, 1, ms);
     if (r < 0 && errno == EINTR) continue;

@@ -82,16 +82,18 @@ static void message_of(const char *m, char *buf, size_t cap) {
 }
 
 /* Waits until the connection's socket is ready or the time is up: 1 ready,
- * 0 time up, -1 error. until_ns 0 waits without end. */
+ * 0 time up (or every wait aborted: ldr_backend_abort_waits), -1 error.
+ * until_ns 0 waits without end. */
 static int wait_socket(PGconn *conn, short events, int64_t until_ns) {
   struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
   if (pfd.fd < 0) return -1;
   for (;;) {
-    int ms = -1;
+    int ms = LDR_ABORT_CHECK_MS;
+    if (ldr_backend_aborting()) return 0;
     if (until_ns != 0) {
       int64_t left = until_ns - ldr_now_ns();
       if (left <= 0) return 0;
-      ms = (int)((left + 999999) / 1000000);
+      if (left < (int64_t)ms * 1000000) ms = (int)((left + 999999) / 1000000);
     }
     int r = poll(&pfd, 1, ms);
     if (r > 0) return 1;

@@ -104,7 +104,7 @@ class PrivateDatabase:
     """A throw-away database server of one test's own (integration/services.sh
     with its own folder and port), which the test may stop and start."""
 
-    def __init__(self, name):
+    def __init__(self, name, durable=False):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="larder-db-")
         os.chmod(self.dir, 0o755)  # the server runs as its own user, which must reach its folder
@@ -112,7 +112,7 @@ class PrivateDatabase:
         self.script = os.path.join(HERE, "services.sh")
         port = free_port()
         self.env = dict(os.environ, SVC_DIR=os.path.join(self.dir, "svc"), SERVICES=name,
-                        PG_PORT=str(port), MYSQL_PORT=str(port))
+                        PG_PORT=str(port), MYSQL_PORT=str(port), DB_DURABLE="1" if durable else "0")
 
     def run(self, *args):
         subprocess.run(["bash", self.script] + list(args), env=self.env, check=True,
@@ -132,6 +132,17 @@ class PrivateDatabase:
 
     def up(self):
         self.run("up", self.name)
+
+    def kill(self):
+        """SIGKILL: a crash, no shutdown work."""
+        self.run("kill", self.name)
+
+    def pause(self):
+        """SIGSTOP of the server and its processes: a stall, connections stay open."""
+        self.run("pause", self.name)
+
+    def resume(self):
+        self.run("resume", self.name)
 
     def stop(self):
         self.run("stop")
@@ -225,7 +236,7 @@ class Server:
     def __exit__(self, *exc):
         code = self.stop()
         if exc[0] is None and code not in (0, None):
-            raise AssertionError("larder exited with %s" % code)
+            raise AssertionError("larder exited with %s:\n%s" % (code, self.read_log()))
 
 
 def key(**kv):

@@ -9,12 +9,17 @@
 #   services.sh down NAME     stop one server, keeping its data (outage tests)
 #   services.sh up NAME       start it again on the same data
 #   services.sh kill NAME     SIGKILL it (keeps data; `up` restarts it)
+#   services.sh pause NAME    SIGSTOP it and its processes (a stalled server)
+#   services.sh resume NAME   SIGCONT them
 #   services.sh status        say what runs
 #   services.sh env           print the env file
 #
 # Env (defaults): SVC_DIR (${TMPDIR:-/tmp}/larder-services), SERVICES
 # ("postgres mariadb"), PG_PORT (15432), MYSQL_PORT (13306), DB_NAME, DB_USER,
-# DB_PASS (feast), START_TIMEOUT (60 s).
+# DB_PASS (feast), START_TIMEOUT (60 s), DB_DURABLE (0: commits are not
+# waited for, for speed; 1: a commit survives the server's crash, though not
+# the machine's — PostgreSQL synchronous_commit on, InnoDB log written at
+# every commit — for the tests that kill the server and count acknowledged writes).
 set -euo pipefail
 
 SVC_DIR=${SVC_DIR:-${TMPDIR:-/tmp}/larder-services}
@@ -96,7 +101,7 @@ unix_socket_directories = '$PG_DIR/sock'
 timezone = 'UTC'
 log_timezone = 'UTC'
 fsync = off
-synchronous_commit = off
+synchronous_commit = $([ "${DB_DURABLE:-0}" = 1 ] && echo on || echo off)
 full_page_writes = off
 max_connections = 200
 CONF
@@ -135,7 +140,7 @@ my_up() {
     --bind-address="$HOST" --port="$MYSQL_PORT" --socket="$MY_DIR/mysqld.sock" \
     --pid-file="$MY_DIR/mysqld.pid" --log-error="$MY_DIR/error.log" --skip-name-resolve --skip-log-bin \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --default-time-zone=+00:00 \
-    --innodb-buffer-pool-size=128M --innodb-log-file-size=48M --innodb-flush-log-at-trx-commit=0 \
+    --innodb-buffer-pool-size=128M --innodb-log-file-size=48M --innodb-flush-log-at-trx-commit="$([ "${DB_DURABLE:-0}" = 1 ] && echo 2 || echo 0)" \
     --innodb-doublewrite=0 --innodb-buffer-pool-dump-at-shutdown=0 --innodb-buffer-pool-load-at-startup=0 \
     --max-connections=200 < /dev/null > "$MY_DIR/stdout.log" 2>&1 &
   echo $! > "$MY_DIR/launch.pid"
@@ -224,10 +229,17 @@ case "${1:-}" in
   down) one "${2:-}"; if [ "$2" = postgres ]; then pg_down INT; else my_down TERM; fi ;;
   kill) one "${2:-}"; if [ "$2" = postgres ]; then pg_down KILL; else my_down KILL; fi ;;
   up) one "${2:-}"; if [ "$2" = postgres ]; then pg_up; else my_up; fi ;;
+  pause | resume) # SIGSTOP / SIGCONT: the server and every process of it (PostgreSQL's backends)
+    one "${2:-}"
+    if [ "$2" = postgres ]; then pid=$(pg_pid); else pid=$(my_pid); fi
+    pid_ours "$pid" || die "$2 is not running"
+    sig=STOP; [ "$1" = resume ] && sig=CONT
+    kill "-$sig" "$pid" $(pgrep -P "$pid" || true)
+    log "$2: ${1}d" ;;
   status)
     has postgres && { pid_ours "$(pg_pid)" && echo "postgres: running, pid $(pg_pid)" || echo "postgres: stopped"; }
     has mariadb && { pid_ours "$(my_pid)" && echo "mariadb: running, pid $(my_pid)" || echo "mariadb: stopped"; }
     ;;
   env) cat "$SVC_DIR/env" ;;
-  *) echo "usage: $0 start|stop|status|env|down NAME|up NAME|kill NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|down NAME|up NAME|kill NAME|pause NAME|resume NAME" >&2; exit 2 ;;
 esac

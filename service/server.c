@@ -102,6 +102,7 @@ struct worker {
   int idx;
   pthread_t thread;
   int started;
+  int cq_shut; /* this worker shut its queue down (srv->closing) */
   grpc_completion_queue *cq;
   struct ldr_backend *backend;
   struct call *calls;
@@ -129,6 +130,7 @@ struct server {
   struct ldr_auth *auth;       /* NULL: no bearer tokens needed */
   struct ldr_metrics *metrics; /* counters, always kept; served when metrics_listen is set */
   atomic_int draining;         /* the server no longer accepts calls */
+  atomic_int closing;          /* the gRPC server is gone: workers shut their queues down */
   atomic_int stopping;         /* a signal came: health says NOT_SERVING */
 };
 
@@ -161,6 +163,7 @@ static int start_receive(struct call *c) {
   op.op = GRPC_OP_RECV_MESSAGE;
   op.data.recv_message.recv_message = &c->payload;
   c->state = CALL_RECEIVING;
+  if (c->w->cq_shut) return -1; /* the server is gone: the call goes unanswered */
   grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, c, NULL);
   if (e != GRPC_CALL_OK) {
     ldr_log(LDR_LOG_ERROR, "reading a request failed: %s", grpc_call_error_to_string(e));
@@ -307,6 +310,7 @@ static int send_reply(struct call *c, enum ldr_rc rc) {
   ops[nops++].data.recv_close_on_server.cancelled = &c->cancelled;
   account(c, rc);
   c->state = CALL_SENDING;
+  if (c->w->cq_shut) return -1;
   grpc_call_error e = grpc_call_start_batch(c->call, ops, nops, c, NULL);
   if (e != GRPC_CALL_OK) {
     ldr_log(LDR_LOG_ERROR, "sending a reply failed: %s", grpc_call_error_to_string(e));
@@ -456,14 +460,16 @@ static void run_batch(struct worker *w) {
 static void *tag_of(struct call *c, int kind) { return (void *)((uintptr_t)c | (uintptr_t)kind); }
 
 static void stream_batch(struct call *c, grpc_op *ops, size_t n, int kind, int *pending) {
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag_of(c, kind), NULL);
+  grpc_call_error e = c->w->cq_shut ? GRPC_CALL_ERROR_COMPLETION_QUEUE_SHUTDOWN
+                                    : grpc_call_start_batch(c->call, ops, n, tag_of(c, kind), NULL);
   if (e == GRPC_CALL_OK) {
     *pending = 1;
     return;
   }
   /* No tag will come for this batch: end the call, so the others complete. */
-  ldr_log(LDR_LOG_ERROR, "%s: a stream batch failed: %s", c->method->name,
-          grpc_call_error_to_string(e));
+  if (!c->w->cq_shut)
+    ldr_log(LDR_LOG_ERROR, "%s: a stream batch failed: %s", c->method->name,
+            grpc_call_error_to_string(e));
   grpc_call_cancel(c->call, NULL);
 }
 
@@ -686,7 +692,15 @@ static void *worker_main(void *arg) {
   int stop = 0;
   while (!stop) {
     /* Wake up now and then while streams are open, to push health changes. */
-    gpr_timespec until = w->streams
+    /* A worker shuts its own queue down, once out of any handler: a handler
+     * that ends later must still be able to start its reply batch. */
+    if (!w->cq_shut && atomic_load(&w->srv->closing)) {
+      grpc_completion_queue_shutdown(w->cq);
+      w->cq_shut = 1;
+    }
+    /* Wake up now and then while streams are open, to push health changes,
+     * and while draining, to notice the end. */
+    gpr_timespec until = w->streams || atomic_load(&w->srv->draining)
                              ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                             gpr_time_from_millis(TICK_NS / 1000000, GPR_TIMESPAN))
                              : gpr_inf_future(GPR_CLOCK_MONOTONIC);
@@ -840,6 +854,8 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
       ldr_log(LDR_LOG_WARN, "%s: cancelling the calls still in flight",
               again ? "second signal" : "grace period over");
       grpc_server_cancel_all_calls(srv->grpc);
+      /* Workers waiting for a database give up too, so the process can end. */
+      ldr_backend_abort_waits();
       cancelled = 1;
     }
   }
@@ -979,7 +995,9 @@ static int run(const struct ldr_config *cfg) {
   grpc_server_destroy(srv.grpc);
   status = 0;
 out:
-  for (int i = 0; i < srv.nworkers; i++) grpc_completion_queue_shutdown(srv.workers[i].cq);
+  atomic_store(&srv.closing, 1);
+  for (int i = 0; i < srv.nworkers; i++)
+    if (!srv.workers[i].started) grpc_completion_queue_shutdown(srv.workers[i].cq);
   grpc_completion_queue_shutdown(shutdown_cq);
   while (grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
          GRPC_QUEUE_SHUTDOWN) {
