@@ -58,6 +58,46 @@ def fmt_int(x):
     return "{:,}".format(int(round(x)))
 
 
+def soak_section(path):
+    """The Soak section: resident memory and p99 over the run of bench/soak.sh."""
+    with open(path) as f:
+        rows = [[float(x) for x in l.split("\t")] for l in f if l.strip() and not l.startswith("#")]
+    if not rows:
+        return []
+    t = [r[0] for r in rows]
+    rss = [r[1] / 1024 for r in rows]
+    # Least-squares slope of VmRSS after the first minute (warm-up: caches and pools filling).
+    pts = [(x, y) for x, y in zip(t, rss) if x > 60] or list(zip(t, rss))
+    n = len(pts)
+    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+    var = sum((x - mx) ** 2 for x, _ in pts)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / var * 3600 if var else 0.0
+    after = [y for x, y in pts]
+    rp99 = sorted(r[4] for r in rows)
+    wp99 = sorted(r[6] for r in rows)
+    errors = int(sum(r[7] for r in rows))
+    reads = sum(r[3] for r in rows) / len(rows)
+    writes = sum(r[5] for r in rows) / len(rows)
+    w = []
+    w.append("## Soak: %d minutes of mixed load\n" % round(t[-1] / 60))
+    w.append("`bench/soak.sh`: larder on SQLite (CPU 0) serving reads of one key and ten features at "
+             "concurrency 16 and writes of ten rows at concurrency 2 (CPU 1), over 10,000 entities, sampled "
+             "every %d s; the raw record is `plots/data/soak.tsv`.\n" % (t[1] - t[0] if len(t) > 1 else t[0]))
+    w.append("| | |")
+    w.append("|---|---|")
+    w.append("| VmRSS at the first sample, after the first minute, at the end | %.1f / %.1f / %.1f MiB |"
+             % (rss[0], after[0], rss[-1]))
+    w.append("| VmRSS after the first minute: lowest, highest | %.1f / %.1f MiB |" % (min(after), max(after)))
+    w.append("| VmRSS trend after the first minute (least squares) | %+.2f MiB per hour |" % slope)
+    w.append("| read p99 per interval: median, worst | %d / %d us |" % (rp99[len(rp99) // 2], rp99[-1]))
+    w.append("| write p99 per interval: median, worst | %d / %d us |" % (wp99[len(wp99) // 2], wp99[-1]))
+    w.append("| mean throughput | %.0f reads/s, %.0f writes/s (each of 10 rows) |" % (reads, writes))
+    w.append("| failed calls | %d |" % errors)
+    w.append("")
+    w.append("![soak](plots/soak.png)\n")
+    return w
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -68,6 +108,7 @@ def main():
     ap.add_argument("--duration", default="3")
     ap.add_argument("--warmup", default="1")
     ap.add_argument("--db-workers", default="8")
+    ap.add_argument("--soak", help="the record of bench/soak.sh (plots/data/soak.tsv)")
     a = ap.parse_args()
     rows = load(a.results)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -289,6 +330,9 @@ def main():
         for backend, shape, rss, anon in mem:
             w("| %s | %s | %.1f | %.1f |" % (backend, shape, int(rss) / 1024, int(anon) / 1024))
         w("")
+    soak = a.soak or os.path.join(a.out, "plots", "data", "soak.tsv")
+    if os.path.exists(soak):
+        out.extend(soak_section(soak))
     with open(os.path.join(a.out, "RESULTS.md"), "w") as f:
         f.write("\n".join(out) + "\n")
 

@@ -29,6 +29,8 @@ echo "== tests"
 
 echo "== benchmarks: bench/run.sh --smoke (every server and baseline for a second; no timing checked)"
 bash bench/run.sh --smoke
+echo "== soak: bench/soak.sh --smoke (three short intervals; the 30-minute record is in bench/RESULTS.md)"
+bash bench/soak.sh --smoke
 
 echo "== build (ASan + UBSan)"
 BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_SANITIZE=address,undefined
