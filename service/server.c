@@ -134,12 +134,33 @@ struct server {
   atomic_int stopping;         /* a signal came: health says NOT_SERVING */
 };
 
+/*
+ * A call context is handed from the thread that starts an operation on it to
+ * the worker that takes its completion from the queue. gRPC orders the two,
+ * but inside a library ThreadSanitizer cannot see; these mark the hand-over
+ * for it (the main thread requests the extra contexts of a drain).
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HANDED_OVER(c) __tsan_release(c)
+#define TAKEN_OVER(c) __tsan_acquire(c)
+#else
+#define HANDED_OVER(c) ((void)(c))
+#define TAKEN_OVER(c) ((void)(c))
+#endif
+
 static void request(struct call *c) {
   struct server *srv = c->w->srv;
   grpc_call_error e;
   c->call = NULL;
   c->payload = NULL;
   c->md.count = 0;
+  /* Before the request: from then on the call may be matched, and its
+   * completion taken by its worker while this thread (main, in a drain) is
+   * still here. Nothing of `c` is written after. */
+  c->state = CALL_REQUESTED;
+  HANDED_OVER(c);
   if (c->method == NULL) {
     e = grpc_server_request_call(srv->grpc, &c->call, &c->details, &c->md, c->w->cq, c->w->cq, c);
   } else {
@@ -148,12 +169,10 @@ static void request(struct call *c) {
                                             c->w->cq, c->w->cq, c);
   }
   if (e != GRPC_CALL_OK) {
-    /* Only a programming error gets here; the slot stays idle. */
+    /* Only a programming error gets here (no tag will come); the slot stays idle. */
     ldr_log(LDR_LOG_ERROR, "requesting a call failed: %s", grpc_call_error_to_string(e));
     c->state = CALL_IDLE;
-    return;
   }
-  c->state = CALL_REQUESTED;
 }
 
 /* Starts reading the request message; returns -1 when no tag will come. */
@@ -642,6 +661,7 @@ static void stream_tick(struct worker *w) {
 static void dispatch(struct worker *w, grpc_event ev) {
   uintptr_t tag = (uintptr_t)ev.tag;
   struct call *c = (struct call *)(tag & ~(uintptr_t)7);
+  TAKEN_OVER(c);
   if (c->state == CALL_REQUESTED && ev.success) {
     c->started_ns = ldr_now_ns();
     ldr_metrics_started(w->ws.metrics, method_index(c));

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "feast/core/Registry.pb-c.h"
 #include "registry/registry.h"
@@ -339,14 +340,14 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
 struct reader {
   struct ldr_registry_source *s;
   size_t slot;
-  volatile int *stop;
+  atomic_int *stop;
   unsigned long reads;
   int bad;
 };
 
 static void *read_loop(void *arg) {
   struct reader *rd = arg;
-  while (!*rd->stop) {
+  while (!atomic_load(rd->stop)) {
     struct ldr_err err;
     ldr_err_clear(&err);
     const struct ldr_registry *r = ldr_registry_acquire(rd->s, rd->slot, &err);
@@ -373,7 +374,7 @@ static void readers_during_reloads(void **state) {
   struct ldr_err err;
   ldr_err_clear(&err);
   assert_int_equal(ldr_registry_source_new(path, 0, "p", 4, &s, &err), LDR_OK);
-  volatile int stop = 0;
+  atomic_int stop = 0;
   struct reader rd[4];
   pthread_t t[4];
   for (size_t i = 0; i < 4; i++) {
