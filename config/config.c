@@ -655,6 +655,8 @@ static int load_larder(struct loader *l, const yaml_node_t *n) {
       r = get_int(l, v, "larder.wait_for_backend_s", 0, 3600, &c->store.wait_for_backend_s);
     } else if (!strcmp(k, "grace_period_s")) {
       r = get_int(l, v, "larder.grace_period_s", 0, 3600, &c->grace_period_s);
+    } else if (!strcmp(k, "default_deadline_s")) {
+      r = get_int(l, v, "larder.default_deadline_s", 0, 86400, &c->default_deadline_s);
     } else if (!strcmp(k, "metrics_listen")) {
       r = get_string(l, v, "larder.metrics_listen", &c->metrics_listen);
       if (r == 0 && !ldr_config_valid_listen(c->metrics_listen))
@@ -718,6 +720,7 @@ static void set_defaults(struct ldr_config *c) {
   c->max_batch_rows = 10000;
   c->max_message_bytes = 4194304;
   c->grace_period_s = 10;
+  c->default_deadline_s = 30;
   c->log_level = 1;
   c->enforce_ttl = 1;
   c->keepalive_time_s = c->keepalive_timeout_s = c->max_connection_idle_s = -1;

@@ -59,10 +59,12 @@ struct ldr_config {
   long max_batch_rows;
   long max_message_bytes;
   int grace_period_s;
-  int log_level;        /* 0 debug, 1 info, 2 warn, 3 error */
-  int log_json;         /* larder.log_format: json */
-  int enforce_ttl;      /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
-  char *metrics_listen; /* host:port of the Prometheus endpoint, or NULL */
+  int default_deadline_s; /* how long the database may take for a call that has no deadline; 0: no
+                             limit */
+  int log_level;          /* 0 debug, 1 info, 2 warn, 3 error */
+  int log_json;           /* larder.log_format: json */
+  int enforce_ttl;        /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
+  char *metrics_listen;   /* host:port of the Prometheus endpoint, or NULL */
   /* larder.tls: PEM files, joined to `dir`; NULL when TLS is off. client_ca
    * turns on mutual TLS. */
   char *tls_cert, *tls_key, *tls_client_ca;

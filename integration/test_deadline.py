@@ -103,10 +103,29 @@ class Deadline(unittest.TestCase):
                 with Lock(server, table, reads=True):
                     self.run_blocked(server, lambda t: read(stub, 1, t), "OnlineRead", port)
             # Once the lock is gone everything succeeds; the timed-out write changed nothing.
+            self.assertIsNone(server.proc.poll())
             self.assertFalse(read(stub, 2, 10).results[0].found)
             write(stub, 2, 10)
             self.assertTrue(read(stub, 2, 10).results[0].found)
             self.assertIsNone(server.proc.poll())
+
+
+    def test_call_without_a_deadline(self):
+        """larder.default_deadline_s bounds the database work of a call that has no deadline."""
+        with harness.Server(larder={"workers": 1, "default_deadline_s": 1}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+            with Lock(server, "%s_v" % server.project):
+                t0 = time.monotonic()
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view="v", rows=[
+                        row(key(driver_id=5), {"f": Value_pb2.Value(int64_val=5)})]))  # no timeout
+                took = time.monotonic() - t0
+            print("a write without a deadline under a lock: %s after %.2f s" % (cm.exception.code().name, took))
+            self.assertEqual(cm.exception.code(), Code.DEADLINE_EXCEEDED)
+            # PostgreSQL and MySQL get the limit rounded down a little (README: their sections).
+            self.assertGreater(took, 0.8)
+            self.assertLess(took, 3)
 
 
 if __name__ == "__main__":

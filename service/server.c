@@ -215,6 +215,10 @@ static enum ldr_rc begin(struct call *c) {
   enum ldr_rc rc = take_payload(c);
   if (rc != LDR_OK) return rc;
   c->deadline_ns = deadline_ns(c->deadline);
+  /* A call without a deadline still gets one for its database work, so a
+   * stalled database cannot hold a worker for ever. */
+  if (c->deadline_ns == 0 && c->w->srv->cfg->default_deadline_s > 0)
+    c->deadline_ns = ldr_now_ns() + (int64_t)c->w->srv->cfg->default_deadline_s * 1000000000;
   if (c->deadline_ns != 0 && ldr_now_ns() >= c->deadline_ns)
     return ldr_err_set(&ctx->err, LDR_DEADLINE, "%s: the deadline passed before the call started",
                        m->name);

@@ -190,6 +190,7 @@ static void defaults(void **state) {
   assert_int_equal(cfg.max_batch_rows, 10000);
   assert_int_equal(cfg.max_message_bytes, 4194304);
   assert_int_equal(cfg.grace_period_s, 10);
+  assert_int_equal(cfg.default_deadline_s, 30);
   assert_int_equal(cfg.log_level, 1);
   assert_int_equal(cfg.enforce_ttl, 1);
   assert_null(cfg.registry_path);
@@ -258,7 +259,8 @@ static void mesh_settings(void **state) {
                         "  auth: {tokens_file: tokens.txt, tokens_env: LARDER_TOKENS}\n"
                         "  keepalive_time_s: 30\n  keepalive_timeout_s: 5\n"
                         "  max_connection_idle_s: 300\n  max_connection_age_s: 3600\n"
-                        "  max_connection_age_grace_s: 0\n  max_concurrent_streams: 64\n",
+                        "  max_connection_age_grace_s: 0\n  max_concurrent_streams: 64\n"
+                        "  default_deadline_s: 0\n",
                         &cfg, &err),
                    0);
   assert_string_equal(cfg.metrics_listen, "127.0.0.1:9090");
@@ -274,6 +276,7 @@ static void mesh_settings(void **state) {
   assert_int_equal(cfg.max_connection_age_s, 3600);
   assert_int_equal(cfg.max_connection_age_grace_s, 0);
   assert_int_equal(cfg.max_concurrent_streams, 64);
+  assert_int_equal(cfg.default_deadline_s, 0);
   ldr_config_destroy(&cfg);
 
   static const struct {
@@ -288,6 +291,7 @@ static void mesh_settings(void **state) {
       {"larder:\n  auth: {tokens: x}\n", "larder.auth: unknown key 'tokens'"},
       {"larder:\n  keepalive_time_s: 0\n", "larder.keepalive_time_s"},
       {"larder:\n  max_concurrent_streams: -3\n", "larder.max_concurrent_streams"},
+      {"larder:\n  default_deadline_s: -1\n", "larder.default_deadline_s"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char text[256];
