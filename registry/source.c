@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "registry/registry.h"
 
@@ -65,37 +66,6 @@ static int stat_id(const char *path, struct file_id *id) {
   return 0;
 }
 
-/* Reads the whole file into a malloc'd buffer; -1 with errno set on failure. */
-static int read_file(const char *path, uint8_t **out, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return -1;
-  size_t cap = 65536, n = 0;
-  uint8_t *buf = malloc(cap);
-  while (buf != NULL) {
-    n += fread(buf + n, 1, cap - n, f);
-    if (n < cap) break;
-    uint8_t *bigger = realloc(buf, cap * 2);
-    if (bigger == NULL) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = bigger;
-    cap *= 2;
-  }
-  int failed = buf == NULL || ferror(f);
-  int saved = buf == NULL ? ENOMEM : errno;
-  fclose(f);
-  if (failed) {
-    free(buf);
-    errno = saved ? saved : EIO;
-    return -1;
-  }
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
 static int held_anywhere(struct ldr_registry_source *s, const struct ldr_registry *r) {
   for (size_t i = 0; i < s->n_slots; i++)
     if (atomic_load(&s->slots[i].held) == r) return 1;
@@ -128,7 +98,7 @@ int ldr_registry_source_check(struct ldr_registry_source *s) {
 
   uint8_t *bytes = NULL;
   size_t len = 0;
-  if (read_file(s->path, &bytes, &len) != 0) {
+  if (ldr_read_file(s->path, &bytes, &len) != 0) {
     ldr_log(LDR_LOG_WARN, "registry %s: %s", s->path, strerror(errno));
     return 0;
   }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "service/service_int.h"
 
 struct ldr_auth {
@@ -63,33 +64,16 @@ void ldr_auth_free(struct ldr_auth *a) {
   free(a);
 }
 
+/* The text of a file, or NULL with `err` saying why. */
 static char *read_all(const char *path, struct ldr_err *err, const char *what) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    ldr_err_set(err, LDR_INVALID, "%s %s: %s", what, path, strerror(errno));
+  uint8_t *text;
+  size_t len;
+  if (ldr_read_file(path, &text, &len) != 0) {
+    ldr_err_set(err, errno == ENOMEM ? LDR_NOMEM : LDR_INVALID, "%s %s: %s", what, path,
+                strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  while (buf != NULL) {
-    n += fread(buf + n, 1, cap - n - 1, f);
-    if (n < cap - 1) break;
-    char *bigger = realloc(buf, cap * 2);
-    if (bigger == NULL) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = bigger;
-    cap *= 2;
-  }
-  fclose(f);
-  if (buf == NULL) {
-    ldr_err_set(err, LDR_NOMEM, "%s %s: out of memory", what, path);
-    return NULL;
-  }
-  buf[n] = '\0';
-  return buf;
+  return (char *)text;
 }
 
 enum ldr_rc ldr_auth_load(const struct ldr_config *cfg, struct ldr_auth **out,

@@ -342,6 +342,19 @@ static int send_reply(struct call *c, enum ldr_rc rc) {
   return 0;
 }
 
+/* What a handler of `c` sees of its worker. */
+static void init_ctx(struct call *c) {
+  struct worker *w = c->w;
+  struct ldr_handler_ctx *ctx = &c->ctx;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->cfg = w->srv->cfg;
+  ctx->backend = w->backend;
+  ctx->arena = &c->arena;
+  ctx->registry = w->srv->registry;
+  ctx->reader = (size_t)w->idx;
+  ctx->worker = &w->ws;
+}
+
 /*
  * Handles a call whose request has arrived: a read joins its worker's batch
  * (served by run_batch), anything else runs now. Returns -1 when no tag will
@@ -351,13 +364,7 @@ static int on_received(struct call *c) {
   struct worker *w = c->w;
   struct ldr_handler_ctx *ctx = &c->ctx;
   enum ldr_rc rc;
-  memset(ctx, 0, sizeof *ctx);
-  ctx->cfg = w->srv->cfg;
-  ctx->backend = w->backend;
-  ctx->arena = &c->arena;
-  ctx->registry = w->srv->registry;
-  ctx->reader = (size_t)w->idx;
-  ctx->worker = &w->ws;
+  init_ctx(c);
   /* Without a valid token a client learns nothing, not even which methods exist. */
   if ((c->method == NULL || !c->method->open) &&
       (rc = ldr_auth_check(w->srv->auth, &c->md, &ctx->err)) != LDR_OK)
@@ -569,13 +576,7 @@ static void stream_message(struct call *c) {
 
 static void stream_start(struct worker *w, struct call *c) {
   struct ldr_handler_ctx *ctx = &c->ctx;
-  memset(ctx, 0, sizeof *ctx);
-  ctx->cfg = w->srv->cfg;
-  ctx->backend = w->backend;
-  ctx->arena = &c->arena;
-  ctx->registry = w->srv->registry;
-  ctx->reader = (size_t)w->idx;
-  ctx->worker = &w->ws;
+  init_ctx(c);
   c->state = CALL_STREAM;
   c->md_sent = c->status_sent = c->hold = 0;
   c->watch_status = -1;
