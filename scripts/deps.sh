@@ -14,7 +14,7 @@ PKGS=(
 )
 if [ "${1:-}" = "--test" ]; then
   PKGS+=(
-    clang clang-format libcmocka-dev libjson-c-dev
+    clang clang-format libclang-rt-14-dev libcmocka-dev libjson-c-dev
     mariadb-server postgresql
     python3-psycopg python3-pymysql nghttp2-client sqlite3 openssl curl
     gnuplot-nox procps util-linux docker-compose python3-yaml binutils
