@@ -93,8 +93,15 @@ def soak_section(path):
     w.append("| write p99 per interval: median, worst | %d / %d us |" % (wp99[len(wp99) // 2], wp99[-1]))
     w.append("| mean throughput | %.0f reads/s, %.0f writes/s (each of 10 rows) |" % (reads, writes))
     w.append("| failed calls | %d |" % errors)
+    calls = sum((r[3] + r[5]) * (t[1] - t[0] if len(t) > 1 else t[0]) for r in rows)
+    w.append("| calls served; VmRSS change from the first to the last sample | %.1f million; %+.1f MiB (%.1f bytes per thousand calls) |"
+             % (calls / 1e6, rss[-1] - rss[0], (rss[-1] - rss[0]) * 1048576 / (calls / 1000) if calls else 0))
     w.append("")
     w.append("![soak](plots/soak.png)\n")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak-analysis.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            w.append(f.read().strip() + "\n")
     return w
 
 
@@ -105,11 +112,20 @@ def main():
     ap.add_argument("--h2load", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--smoke", type=int, default=0)
-    ap.add_argument("--duration", default="3")
-    ap.add_argument("--warmup", default="1")
-    ap.add_argument("--db-workers", default="8")
+    ap.add_argument("--duration")
+    ap.add_argument("--warmup")
+    ap.add_argument("--db-workers")
     ap.add_argument("--soak", help="the record of bench/soak.sh (plots/data/soak.tsv)")
     a = ap.parse_args()
+    # The run's settings: given, else as recorded beside the raw data (plots/data/params.json).
+    params = {"duration": "3", "warmup": "1", "db_workers": "2"}
+    recorded = os.path.join(os.path.dirname(os.path.abspath(a.results)), "params.json")
+    if os.path.exists(recorded):
+        with open(recorded) as f:
+            params.update(json.load(f))
+    for k, v in params.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     rows = load(a.results)
     here = os.path.dirname(os.path.abspath(__file__))
 

@@ -288,6 +288,8 @@ if [ "$SMOKE" = 0 ]; then
   cp "$RESULTS" "$OUT/plots/data/results.jsonl"
   cp "$MEM" "$OUT/plots/data/memory.txt"
   cp "$H2" "$OUT/plots/data/h2load.txt"
+  printf '{"duration": "%s", "warmup": "%s", "db_workers": "%s"}\n' "$DURATION" "$WARMUP" "$DB_WORKERS" \
+    > "$OUT/plots/data/params.json"
 fi
 /usr/bin/python3 bench/report.py --results "$RESULTS" --memory "$MEM" --h2load "$H2" --out "$OUT" \
   --smoke "$SMOKE" --duration "$DURATION" --warmup "$WARMUP" --db-workers "$DB_WORKERS"
