@@ -3,7 +3,7 @@
 # starts throw-away database servers on loopback (stopped again on exit),
 # builds with warnings as errors, and runs every test twice: on the normal
 # build and on an AddressSanitizer + UndefinedBehaviorSanitizer build; then
-# the benchmark and soak scripts briefly, each fuzz target for 10 s, and the
+# the benchmark and soak scripts briefly, each fuzz target for 5 s, and the
 # server tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +40,8 @@ echo "== tests under ASan + UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --no-tests=error -j2)
 
-echo "== fuzzing: every target for 10 s from its seed corpus (the 10-minute record is fuzz/RECORD.md)"
-bash scripts/fuzz.sh 10
+echo "== fuzzing: every target for 5 s from its seed corpus (the 10-minute record is fuzz/RECORD.md)"
+bash scripts/fuzz.sh 5
 
 echo "== build (ThreadSanitizer)"
 BUILD_TYPE=Debug bash scripts/build.sh build-tsan -DLARDER_TESTS=ON -DLARDER_SANITIZE=thread

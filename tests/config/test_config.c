@@ -297,6 +297,7 @@ static void mesh_settings(void **state) {
     char text[256];
     snprintf(text, sizeof text, "project: p\n%s", bad[i].text);
     if (load(text, &cfg, &err) == 0) fail_msg("case %zu loaded", i);
+    ldr_config_destroy(&cfg); /* a failed load frees with destroy too */
     if (strstr(err.msg, bad[i].msg) == NULL) fail_msg("case %zu: %s", i, err.msg);
   }
 }
