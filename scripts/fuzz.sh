@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
-CC=clang cmake -S . -B build-fuzz -DLARDER_FUZZ=ON -DLARDER_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang cmake -S . -B build-fuzz -DLARDER_FUZZ=ON -DLARDER_TESTS=OFF -DLARDER_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLARDER_SANITIZE=address,undefined,fuzzer-no-link >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 targets=("$@")

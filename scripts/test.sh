@@ -25,7 +25,7 @@ source "$SVC_DIR/env"
 export LARDER_REQUIRE_DB=1 # a test that finds no database fails instead of skipping
 
 echo "== build (RelWithDebInfo, -Werror)"
-bash scripts/build.sh build -DLARDER_TESTS=ON
+bash scripts/build.sh build -DLARDER_TESTS=ON -DLARDER_WERROR=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
 
@@ -35,7 +35,7 @@ echo "== soak: bench/soak.sh --smoke (three short intervals; the 30-minute recor
 bash bench/soak.sh --smoke
 
 echo "== build (ASan + UBSan)"
-BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_SANITIZE=address,undefined
+BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_WERROR=ON -DLARDER_SANITIZE=address,undefined
 echo "== tests under ASan + UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --no-tests=error -j2)
@@ -44,7 +44,7 @@ echo "== fuzzing: every target for 5 s from its seed corpus (the 10-minute recor
 bash scripts/fuzz.sh 5
 
 echo "== build (ThreadSanitizer)"
-BUILD_TYPE=Debug bash scripts/build.sh build-tsan -DLARDER_TESTS=ON -DLARDER_SANITIZE=thread
+BUILD_TYPE=Debug bash scripts/build.sh build-tsan -DLARDER_TESTS=ON -DLARDER_WERROR=ON -DLARDER_SANITIZE=thread
 echo "== server tests under ThreadSanitizer"
 # gRPC and its libraries are not built with TSan: tests/sanitizers/tsan.supp says why reports
 # with their frames are suppressed. The server's threading is the same for every store, so the
