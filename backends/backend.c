@@ -1,5 +1,5 @@
 /* The list of built-in stores, instance lifetime, and checks shared by all stores. */
-#include "backends/backend.h"
+#include "backends/backend_int.h"
 
 #include <stdatomic.h>
 
@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-extern const struct ldr_backend_ops ldr_sqlite_ops;
-extern const struct ldr_backend_ops ldr_postgres_ops;
-extern const struct ldr_backend_ops ldr_mysql_ops;
+#include "backends/mysql.h"
+#include "backends/postgres.h"
+#include "backends/sqlite.h"
 
 static const struct ldr_backend_ops *const backends[] = {
 #ifdef LDR_WITH_SQLITE
@@ -24,16 +24,23 @@ static const struct ldr_backend_ops *const backends[] = {
     NULL,
 };
 
-const struct ldr_backend_ops *ldr_backend_find(const char *name) {
-  for (size_t i = 0; backends[i] != NULL; i++)
-    if (!strcmp(backends[i]->name, name)) return backends[i];
-  return NULL;
+const char *const ldr_cosine_only[] = {"cosine", NULL};
+
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+const struct ldr_store_schema *const *ldr_backend_schemas(void) {
+  /* Filled on every call with the same values: no first-call race. */
+  static const struct ldr_store_schema *schemas[N_BACKENDS];
+  for (size_t i = 0; i < N_BACKENDS; i++) schemas[i] = backends[i] ? backends[i]->schema : NULL;
+  return schemas;
 }
 
 enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backend **out,
                             struct ldr_err *err) {
   *out = NULL;
-  const struct ldr_backend_ops *ops = ldr_backend_find(cfg->type_name);
+  const struct ldr_backend_ops *ops = NULL;
+  for (size_t i = 0; backends[i] != NULL; i++)
+    if (backends[i]->schema == cfg->schema) ops = backends[i];
   if (ops == NULL)
     return ldr_err_set(err, LDR_INTERNAL, "online_store.type: %s is not built into this larder",
                        cfg->type_name);
@@ -84,14 +91,9 @@ enum ldr_rc ldr_table_name(const char *project, const char *view, const char *fi
                            struct ldr_err *err) {
   size_t plen = strlen(project), vlen = strlen(view);
   if (vlen == 0) return ldr_err_set(err, LDR_INVALID, "%s: empty feature view name", field);
-  for (size_t i = 0; i < vlen; i++) {
-    char c = view[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-      return ldr_err_set(err, LDR_INVALID,
-                         "%s: feature view names are letters, digits and '_' only "
-                         "(byte %zu is not)",
-                         field, i);
-  }
+  if (!ldr_config_identifier(view, vlen))
+    return ldr_err_set(err, LDR_INVALID, "%s: feature view names are letters, digits and '_' only",
+                       field);
   if (plen + 1 + vlen > LDR_TABLE_NAME_MAX)
     return ldr_err_set(err, LDR_INVALID, "%s: table name %s_%s is longer than %d bytes", field,
                        project, vlen > 80 ? "..." : view, LDR_TABLE_NAME_MAX);

@@ -69,7 +69,7 @@ struct ldr_backend;
  * `close` exactly once, also after a failed `open`.
  */
 struct ldr_backend_ops {
-  const char *name; /* online_store.type */
+  const struct ldr_store_schema *schema; /* its online_store keys; schema->name is its type */
   size_t impl_size;
   enum ldr_rc (*open)(struct ldr_backend *b, struct ldr_err *err);
   void (*close)(struct ldr_backend *b);
@@ -106,8 +106,8 @@ struct ldr_backend {
   void *impl;
 };
 
-/* Returns the ops of the store named `name`, or NULL when it is not built in. */
-const struct ldr_backend_ops *ldr_backend_find(const char *name);
+/* The config schemas of the stores built in, NULL-terminated, for ldr_config_load. */
+const struct ldr_store_schema *const *ldr_backend_schemas(void);
 
 /*
  * Opens the store `cfg` names. Returns LDR_OK with *out set (free it with

@@ -72,7 +72,31 @@ struct ldr_flat {
 enum ldr_rc ldr_flatten_last_wins(const struct ldr_write_row *rows, size_t n, struct ldr_arena *a,
                                   struct ldr_flat **out, size_t *nout, struct ldr_err *err);
 
-/* Nonzero when `s` is a non-empty identifier of [A-Za-z0-9_] of at most `max` bytes. */
-int ldr_plain_identifier(const char *s, size_t max);
+/* Feast's vector and text search options, which larder accepts only at their defaults. */
+#define LDR_VECTOR_OPTIONS                                                                         \
+  {.key = "vector_enabled",                                                                        \
+   .kind = LDR_FIELD_FALSE_ONLY,                                                                   \
+   .offset = LDR_NO_FIELD,                                                                         \
+   .why = "vector search is not implemented"},                                                     \
+      {.key = "similarity",                                                                        \
+       .kind = LDR_FIELD_STRING,                                                                   \
+       .offset = LDR_NO_FIELD,                                                                     \
+       .choices = ldr_cosine_only,                                                                 \
+       .why = "vector search is not implemented"},                                                 \
+      {.key = "text_search_enabled",                                                               \
+       .kind = LDR_FIELD_FALSE_ONLY,                                                               \
+       .offset = LDR_NO_FIELD,                                                                     \
+       .why = "text search is not implemented"},                                                   \
+  {                                                                                                \
+    .key = "enable_openai_compatible_store", .kind = LDR_FIELD_FALSE_ONLY, .offset = LDR_NO_FIELD, \
+    .why = "the value_num column is not written"                                                   \
+  }
+extern const char *const ldr_cosine_only[];
+
+/* A string member of a backend's options struct as a config key. */
+#define LDR_STRING_KEY(type, k, member, req)                                                       \
+  { .key = k, .kind = LDR_FIELD_STRING, .offset = offsetof(type, member), .required = req }
+#define LDR_INT_KEY(type, k, member, lo, hi)                                                       \
+  { .key = k, .kind = LDR_FIELD_INT, .offset = offsetof(type, member), .min = lo, .max = hi }
 
 #endif

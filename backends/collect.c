@@ -207,14 +207,3 @@ enum ldr_rc ldr_flatten_last_wins(const struct ldr_write_row *rows, size_t n, st
   *nout = m;
   return LDR_OK;
 }
-
-int ldr_plain_identifier(const char *s, size_t max) {
-  size_t n = 0;
-  for (; s[n]; n++) {
-    char ch = s[n];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-          ch == '_'))
-      return 0;
-  }
-  return n > 0 && n <= max;
-}

@@ -15,12 +15,14 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "backends/backend_int.h"
+#include "backends/mysql.h"
 #include "common/log.h"
 
 #define STMT_CACHE 64
@@ -65,6 +67,8 @@ struct my_impl {
 
 static struct my_impl *impl(struct ldr_backend *b) { return b->impl; }
 
+static const struct ldr_mysql_options *options(const struct ldr_backend *b) { return b->cfg->opts; }
+
 static void forget_statements(struct my_impl *s) {
   for (size_t i = 0; i < STMT_CACHE; i++) {
     if (s->stmts[i].st != NULL) mysql_stmt_close(s->stmts[i].st);
@@ -82,7 +86,7 @@ static void drop_connection(struct my_impl *s) {
 }
 
 static const char *server_name(struct ldr_backend *b, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s:%d", b->cfg->mysql.host, b->cfg->mysql.port);
+  snprintf(buf, cap, "%s:%d", options(b)->host, options(b)->port);
   return buf;
 }
 
@@ -185,7 +189,7 @@ static enum ldr_rc stmt_error(struct ldr_backend *b, MYSQL_STMT *st, const char 
 
 static enum ldr_rc connect_once(struct ldr_backend *b, int64_t until_ns, struct ldr_err *err) {
   struct my_impl *s = impl(b);
-  const struct ldr_mysql_config *c = &b->cfg->mysql;
+  const struct ldr_mysql_options *c = options(b);
   char where[300], msg[200];
   drop_connection(s);
   s->conn = mysql_init(NULL);
@@ -829,8 +833,47 @@ static void my_close(struct ldr_backend *b) { drop_connection(impl(b)); }
 
 static int my_connected(struct ldr_backend *b) { return impl(b)->conn != NULL; }
 
-const struct ldr_backend_ops ldr_mysql_ops = {
+#define MY_STRING(k, member) LDR_STRING_KEY(struct ldr_mysql_options, k, member, 0)
+
+static const struct ldr_config_field fields[] = {
+    MY_STRING("host", host),
+    LDR_INT_KEY(struct ldr_mysql_options, "port", port, 1, 65535),
+    MY_STRING("user", user),
+    MY_STRING("password", password),
+    MY_STRING("database", database),
+    MY_STRING("ssl_ca", ssl_ca),
+    MY_STRING("ssl_cert", ssl_cert),
+    MY_STRING("ssl_key", ssl_key),
+    /* Feast's batching switch: larder always writes a batch with multi-row statements. */
+    {.key = "batch_write", .kind = LDR_FIELD_BOOL, .offset = LDR_NO_FIELD},
+    {.key = "batch_size",
+     .kind = LDR_FIELD_INT,
+     .offset = LDR_NO_FIELD,
+     .min = 1,
+     .max = 1000000000},
+};
+
+/* What Feast's MySQL store ends up with when a key is not set (pymysql's defaults). */
+static int defaults(void *opts) {
+  struct ldr_mysql_options *o = opts;
+  o->host = strdup("127.0.0.1");
+  o->port = 3306;
+  o->user = strdup("test");
+  o->password = strdup("test");
+  o->database = strdup("feast");
+  return o->host && o->user && o->password && o->database ? 0 : -1;
+}
+
+const struct ldr_store_schema ldr_mysql_schema = {
     .name = "mysql",
+    .size = sizeof(struct ldr_mysql_options),
+    .fields = fields,
+    .n_fields = sizeof fields / sizeof fields[0],
+    .defaults = defaults,
+};
+
+const struct ldr_backend_ops ldr_mysql_ops = {
+    .schema = &ldr_mysql_schema,
     .impl_size = sizeof(struct my_impl),
     .open = my_open,
     .close = my_close,

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "backends/backend_int.h"
+#include "backends/postgres.h"
 #include "common/log.h"
 
 #define STMT_CACHE 64
@@ -56,6 +58,10 @@ struct pg_impl {
 
 static struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }
 
+static const struct ldr_postgres_options *options(const struct ldr_backend *b) {
+  return b->cfg->opts;
+}
+
 static void drop_connection(struct pg_impl *s) {
   PQfinish(s->conn);
   s->conn = NULL;
@@ -68,7 +74,7 @@ static int connection_ok(const struct pg_impl *s) {
 }
 
 static const char *server_name(struct ldr_backend *b, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s:%d", b->cfg->postgres.host, b->cfg->postgres.port);
+  snprintf(buf, cap, "%s:%d", options(b)->host, options(b)->port);
   return buf;
 }
 
@@ -139,7 +145,7 @@ static enum ldr_rc connect_once(struct ldr_backend *b, int64_t until_ns, struct 
     drop_connection(s);
     return ldr_err_set(
         err, LDR_UNAVAILABLE, "cannot connect to postgres at %s (database %s, user %s): %s",
-        server_name(b, where, sizeof where), b->cfg->postgres.database, b->cfg->postgres.user, msg);
+        server_name(b, where, sizeof where), options(b)->database, options(b)->user, msg);
   }
   /* Binary timestamps are 64-bit microseconds only with integer_datetimes. */
   const char *idt = PQparameterStatus(s->conn, "integer_datetimes");
@@ -615,7 +621,7 @@ struct ddl_arg {
 
 /* The schema the tables live in: db_schema, or the user's name when it is null (as Feast). */
 static const char *schema_of(struct ldr_backend *b) {
-  return b->cfg->postgres.db_schema ? b->cfg->postgres.db_schema : b->cfg->postgres.user;
+  return options(b)->db_schema ? options(b)->db_schema : options(b)->user;
 }
 
 /* Feast creates the schema only when information_schema says it is missing:
@@ -634,7 +640,7 @@ static enum ldr_rc ensure_schema(struct ldr_backend *b, struct ldr_err *err) {
   int exists = PQntuples(res) > 0;
   PQclear(res);
   if (exists) return LDR_OK;
-  char *user = PQescapeIdentifier(s->conn, b->cfg->postgres.user, strlen(b->cfg->postgres.user));
+  char *user = PQescapeIdentifier(s->conn, options(b)->user, strlen(options(b)->user));
   if (user == NULL) return result_error(b, NULL, "update", NULL, err);
   char sql[256];
   snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\" AUTHORIZATION %s", schema, user);
@@ -701,7 +707,7 @@ static void add_param(struct pg_impl *s, size_t *n, const char *k, const char *v
 
 static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
-  const struct ldr_postgres_config *c = &b->cfg->postgres;
+  const struct ldr_postgres_options *c = options(b);
   size_t n = 0;
   s->timeout_ms = -1;
   /* Feast's search_path: the schema, then public; and UTC for the session, so
@@ -751,8 +757,70 @@ static int pg_connected(struct ldr_backend *b) {
   return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK;
 }
 
-const struct ldr_backend_ops ldr_postgres_ops = {
+#define PG_STRING(k, member, req) LDR_STRING_KEY(struct ldr_postgres_options, k, member, req)
+static const char *const sslmodes[] = {"disable",   "allow",       "prefer", "require",
+                                       "verify-ca", "verify-full", NULL};
+static const char *const conn_types[] = {"singleton", "pool", NULL};
+
+static const struct ldr_config_field fields[] = {
+    PG_STRING("host", host, 1),
+    LDR_INT_KEY(struct ldr_postgres_options, "port", port, 1, 65535),
+    PG_STRING("database", database, 1),
+    {.key = "db_schema",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct ldr_postgres_options, db_schema),
+     .null_clears = 1},
+    PG_STRING("user", user, 1),
+    PG_STRING("password", password, 1),
+    {.key = "sslmode",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct ldr_postgres_options, sslmode),
+     .choices = sslmodes,
+     .why = "libpq's sslmodes"},
+    PG_STRING("sslkey_path", sslkey_path, 0),
+    PG_STRING("sslcert_path", sslcert_path, 0),
+    PG_STRING("sslrootcert_path", sslrootcert_path, 0),
+    LDR_INT_KEY(struct ldr_postgres_options, "keepalives_idle", keepalives_idle, 1, 86400),
+    /* Feast's connection pool settings: larder opens one connection per worker. */
+    {.key = "min_conn", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 100000},
+    {.key = "max_conn", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 100000},
+    {.key = "conn_type",
+     .kind = LDR_FIELD_STRING,
+     .offset = LDR_NO_FIELD,
+     .choices = conn_types,
+     .why = "Feast's connection types"},
+    LDR_VECTOR_OPTIONS,
+};
+
+static int defaults(void *opts) {
+  struct ldr_postgres_options *o = opts;
+  o->port = 5432;
+  o->db_schema = strdup("public");
+  o->sslmode = strdup("require");
+  return o->db_schema && o->sslmode ? 0 : -1;
+}
+
+static const char *check(const void *opts, char *buf, size_t cap) {
+  const struct ldr_postgres_options *o = opts;
+  (void)buf;
+  (void)cap;
+  /* Quoted in every statement, and at most PostgreSQL's identifier length. */
+  if (o->db_schema != NULL && !ldr_config_identifier(o->db_schema, 63))
+    return "online_store.db_schema: letters, digits and '_' only, at most 63 of them";
+  return NULL;
+}
+
+const struct ldr_store_schema ldr_postgres_schema = {
     .name = "postgres",
+    .size = sizeof(struct ldr_postgres_options),
+    .fields = fields,
+    .n_fields = sizeof fields / sizeof fields[0],
+    .defaults = defaults,
+    .check = check,
+};
+
+const struct ldr_backend_ops ldr_postgres_ops = {
+    .schema = &ldr_postgres_schema,
     .impl_size = sizeof(struct pg_impl),
     .open = pg_open,
     .close = pg_close,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "backends/backend_int.h"
+#include "backends/sqlite.h"
 
 #define STMT_CACHE 48
 #define MAX_KEY_BUCKET 8192 /* most keys bound to one read statement */
@@ -128,7 +130,7 @@ static enum ldr_rc sqlite_open(struct ldr_backend *b, struct ldr_err *err) {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     configured = 1;
   }
-  const char *path = b->cfg->sqlite.path;
+  const char *path = ((const struct ldr_sqlite_options *)b->cfg->opts)->path;
   enum ldr_rc rc;
   if (mkdir_parents(path) != 0)
     return ldr_err_set(err, LDR_UNAVAILABLE,
@@ -519,8 +521,27 @@ static enum ldr_rc sqlite_ping(struct ldr_backend *b, struct ldr_err *err) {
 
 static int sqlite_connected(struct ldr_backend *b) { return impl(b)->db != NULL; }
 
-const struct ldr_backend_ops ldr_sqlite_ops = {
+static const struct ldr_config_field fields[] = {
+    {.key = "path", .kind = LDR_FIELD_PATH, .offset = offsetof(struct ldr_sqlite_options, path)},
+    LDR_VECTOR_OPTIONS,
+};
+
+static int defaults(void *opts) {
+  struct ldr_sqlite_options *o = opts;
+  o->path = strdup("data/online.db"); /* Feast's default, beside feature_store.yaml */
+  return o->path ? 0 : -1;
+}
+
+const struct ldr_store_schema ldr_sqlite_schema = {
     .name = "sqlite",
+    .size = sizeof(struct ldr_sqlite_options),
+    .fields = fields,
+    .n_fields = sizeof fields / sizeof fields[0],
+    .defaults = defaults,
+};
+
+const struct ldr_backend_ops ldr_sqlite_ops = {
+    .schema = &ldr_sqlite_schema,
     .impl_size = sizeof(struct sqlite_impl),
     .open = sqlite_open,
     .close = sqlite_close,

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 struct loader {
   const char *name;
   const char *dir;
+  const struct ldr_store_schema *const *stores; /* the stores this build serves */
+  const struct ldr_store_schema *schema;        /* the one online_store names */
   yaml_document_t doc;
   struct ldr_config *cfg;
   struct ldr_config_error *err;
@@ -153,184 +156,71 @@ static int mapping_pairs(struct loader *l, const yaml_node_t *map, const char *f
   return n;
 }
 
-static int valid_project(const char *s) {
-  if (s[0] == '\0' || s[0] == '_') return 0;
-  for (const char *p = s; *p; p++) {
-    char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+int ldr_config_identifier(const char *s, size_t max) {
+  size_t n = 0;
+  for (; s[n] != '\0'; n++) {
+    char c = s[n];
+    if (n == max ||
+        !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
       return 0;
   }
-  return 1;
+  return n > 0;
 }
 
-/* Feast's own store names; the ones larder serves map to its backends. */
+static int valid_project(const char *s) {
+  return s[0] != '_' && ldr_config_identifier(s, SIZE_MAX);
+}
+
+/* Feast's class paths of the stores it also names by a short name. */
 static const struct {
-  const char *name;
-  enum ldr_store_type type;
-  const char *short_name;
-} store_types[] = {
-    {"sqlite", LDR_STORE_SQLITE, "sqlite"},
-    {"feast.infra.online_stores.sqlite.SqliteOnlineStore", LDR_STORE_SQLITE, "sqlite"},
-    {"postgres", LDR_STORE_POSTGRES, "postgres"},
-    {"feast.infra.online_stores.postgres_online_store.postgres.PostgreSQLOnlineStore",
-     LDR_STORE_POSTGRES, "postgres"},
-    {"feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore", LDR_STORE_POSTGRES,
-     "postgres"},
-    {"mysql", LDR_STORE_MYSQL, "mysql"},
-    {"feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore", LDR_STORE_MYSQL,
-     "mysql"},
-    {"feast.infra.online_stores.contrib.mysql_online_store.mysql.MySQLOnlineStore", LDR_STORE_MYSQL,
-     "mysql"},
+  const char *path, *name;
+} feast_store_paths[] = {
+    {"feast.infra.online_stores.sqlite.SqliteOnlineStore", "sqlite"},
+    {"feast.infra.online_stores.postgres_online_store.postgres.PostgreSQLOnlineStore", "postgres"},
+    {"feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore", "postgres"},
+    {"feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore", "mysql"},
+    {"feast.infra.online_stores.contrib.mysql_online_store.mysql.MySQLOnlineStore", "mysql"},
 };
 
-#define SERVED "sqlite, postgres, mysql"
-
-static const char *const other_feast_stores[] = {"redis",         "dynamodb",         "datastore",
+/* Feast's other online stores, so that naming one is answered as such. */
+static const char *const other_feast_stores[] = {"sqlite",        "postgres",         "mysql",
+                                                 "redis",         "dynamodb",         "datastore",
                                                  "bigtable",      "snowflake.online", "hbase",
                                                  "cassandra",     "scylladb",         "hazelcast",
                                                  "elasticsearch", "remote",           "singlestore",
                                                  "qdrant",        "couchbase.online", "milvus",
-                                                 "mongodb",       "hybrid",           "aerospike",
-                                                 "mysql"};
+                                                 "mongodb",       "hybrid",           "aerospike"};
+
+/* "sqlite, postgres" for the stores this build serves. */
+static void served_list(const struct loader *l, char *buf, size_t cap) {
+  buf[0] = '\0';
+  for (const struct ldr_store_schema *const *s = l->stores; *s != NULL; s++)
+    snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", s == l->stores ? "" : ", ", (*s)->name);
+  if (buf[0] == '\0') snprintf(buf, cap, "none");
+}
 
 static int resolve_store_type(struct loader *l, const yaml_node_t *n, const char *field) {
+  char served[160];
   if (n->type != YAML_SCALAR_NODE || is_null(n))
     return fail(l, n, "%s: expected a store type such as sqlite", field);
-  const char *s = scalar(n);
-  for (size_t i = 0; i < sizeof store_types / sizeof store_types[0]; i++) {
-    if (!strcmp(s, store_types[i].name)) {
-      l->cfg->store.type = store_types[i].type;
-      l->cfg->store.type_name = store_types[i].short_name;
+  const char *s = scalar(n), *name = s;
+  for (size_t i = 0; i < sizeof feast_store_paths / sizeof feast_store_paths[0]; i++)
+    if (!strcmp(s, feast_store_paths[i].path)) name = feast_store_paths[i].name;
+  for (const struct ldr_store_schema *const *st = l->stores; *st != NULL; st++)
+    if (!strcmp(name, (*st)->name)) {
+      l->schema = *st;
       return 0;
     }
-  }
+  served_list(l, served, sizeof served);
   if (!strcasecmp(s, "none") || !strcasecmp(s, "null"))
     return fail(l, n, "%s: '%s' disables the online store, and larder serves one", field, s);
   for (size_t i = 0; i < sizeof other_feast_stores / sizeof other_feast_stores[0]; i++)
-    if (!strcmp(s, other_feast_stores[i]))
+    if (!strcmp(name, other_feast_stores[i]))
       return fail(l, n,
-                  "%s: the '%s' online store is not served by this larder (it serves: " SERVED ")",
-                  field, s);
-  return fail(l, n, "%s: unknown online store type '%s' (larder serves: " SERVED ")", field, s);
-}
-
-/*
- * The keys of each store's online_store mapping. A key either fills a field of
- * struct ldr_store_config (at `offset`), or is one of Feast's options larder
- * accepts only at its default (`only`, with the reason in `why`), or is
- * checked and otherwise ignored (NO_FIELD).
- */
-enum field_kind { F_STRING, F_INT, F_BOOL, F_FALSE_ONLY };
-#define NO_FIELD ((size_t)-1)
-#define STORE_FIELD(member) offsetof(struct ldr_store_config, member)
-
-struct store_field {
-  const char *key;
-  enum field_kind kind;
-  size_t offset;
-  int required;
-  long min, max;              /* F_INT */
-  const char *const *choices; /* F_STRING: the allowed values, NULL-terminated; NULL = any */
-  const char *why;            /* a value outside `choices` (or true for F_FALSE_ONLY) is refused */
-  int null_clears;            /* null sets the field to NULL instead of keeping the default */
-};
-
-static const char *const cosine_only[] = {"cosine", NULL};
-static const char *const sslmodes[] = {"disable",   "allow",       "prefer", "require",
-                                       "verify-ca", "verify-full", NULL};
-static const char *const conn_types[] = {"singleton", "pool", NULL};
-
-#define VECTOR_OPTIONS                                                                             \
-  {.key = "vector_enabled",                                                                        \
-   .kind = F_FALSE_ONLY,                                                                           \
-   .offset = NO_FIELD,                                                                             \
-   .why = "vector search is not implemented"},                                                     \
-      {.key = "similarity",                                                                        \
-       .kind = F_STRING,                                                                           \
-       .offset = NO_FIELD,                                                                         \
-       .choices = cosine_only,                                                                     \
-       .why = "vector search is not implemented"},                                                 \
-      {.key = "text_search_enabled",                                                               \
-       .kind = F_FALSE_ONLY,                                                                       \
-       .offset = NO_FIELD,                                                                         \
-       .why = "text search is not implemented"},                                                   \
-  {                                                                                                \
-    .key = "enable_openai_compatible_store", .kind = F_FALSE_ONLY, .offset = NO_FIELD,             \
-    .why = "the value_num column is not written"                                                   \
-  }
-
-#define STRING_KEY(k, member, req)                                                                 \
-  { .key = k, .kind = F_STRING, .offset = STORE_FIELD(member), .required = req }
-#define INT_KEY(k, member, lo, hi)                                                                 \
-  { .key = k, .kind = F_INT, .offset = STORE_FIELD(member), .min = lo, .max = hi }
-
-static const struct store_field sqlite_fields[] = {
-    STRING_KEY("path", sqlite.path, 0),
-    VECTOR_OPTIONS,
-};
-
-static const struct store_field postgres_fields[] = {
-    STRING_KEY("host", postgres.host, 1),
-    INT_KEY("port", postgres.port, 1, 65535),
-    STRING_KEY("database", postgres.database, 1),
-    {.key = "db_schema",
-     .kind = F_STRING,
-     .offset = STORE_FIELD(postgres.db_schema),
-     .null_clears = 1},
-    STRING_KEY("user", postgres.user, 1),
-    STRING_KEY("password", postgres.password, 1),
-    {.key = "sslmode",
-     .kind = F_STRING,
-     .offset = STORE_FIELD(postgres.sslmode),
-     .choices = sslmodes,
-     .why = "libpq's sslmodes"},
-    STRING_KEY("sslkey_path", postgres.sslkey_path, 0),
-    STRING_KEY("sslcert_path", postgres.sslcert_path, 0),
-    STRING_KEY("sslrootcert_path", postgres.sslrootcert_path, 0),
-    INT_KEY("keepalives_idle", postgres.keepalives_idle, 1, 86400),
-    /* Feast's connection pool settings: larder opens one connection per worker. */
-    {.key = "min_conn", .kind = F_INT, .offset = NO_FIELD, .min = 0, .max = 100000},
-    {.key = "max_conn", .kind = F_INT, .offset = NO_FIELD, .min = 0, .max = 100000},
-    {.key = "conn_type",
-     .kind = F_STRING,
-     .offset = NO_FIELD,
-     .choices = conn_types,
-     .why = "Feast's connection types"},
-    VECTOR_OPTIONS,
-};
-
-static const struct store_field mysql_fields[] = {
-    STRING_KEY("host", mysql.host, 0),
-    INT_KEY("port", mysql.port, 1, 65535),
-    STRING_KEY("user", mysql.user, 0),
-    STRING_KEY("password", mysql.password, 0),
-    STRING_KEY("database", mysql.database, 0),
-    STRING_KEY("ssl_ca", mysql.ssl_ca, 0),
-    STRING_KEY("ssl_cert", mysql.ssl_cert, 0),
-    STRING_KEY("ssl_key", mysql.ssl_key, 0),
-    /* Feast's batching switch: larder always writes a batch with multi-row statements. */
-    {.key = "batch_write", .kind = F_BOOL, .offset = NO_FIELD},
-    {.key = "batch_size", .kind = F_INT, .offset = NO_FIELD, .min = 1, .max = 1000000000},
-};
-
-static const struct {
-  enum ldr_store_type type;
-  const struct store_field *fields;
-  size_t n;
-} store_fields[] = {
-    {LDR_STORE_SQLITE, sqlite_fields, sizeof sqlite_fields / sizeof sqlite_fields[0]},
-    {LDR_STORE_POSTGRES, postgres_fields, sizeof postgres_fields / sizeof postgres_fields[0]},
-    {LDR_STORE_MYSQL, mysql_fields, sizeof mysql_fields / sizeof mysql_fields[0]},
-};
-
-static const struct store_field *fields_of(enum ldr_store_type type, size_t *n) {
-  for (size_t i = 0; i < sizeof store_fields / sizeof store_fields[0]; i++)
-    if (store_fields[i].type == type) {
-      *n = store_fields[i].n;
-      return store_fields[i].fields;
-    }
-  *n = 0;
-  return NULL;
+                  "%s: the '%s' online store is not served by this build of larder (it serves: %s)",
+                  field, name, served);
+  return fail(l, n, "%s: unknown online store type '%s' (this build of larder serves: %s)", field,
+              s, served);
 }
 
 static int in_list(const char *s, const char *const *list) {
@@ -339,10 +229,11 @@ static int in_list(const char *s, const char *const *list) {
   return 0;
 }
 
-static int load_field(struct loader *l, const struct store_field *f, const yaml_node_t *v) {
+static int load_field(struct loader *l, void *opts, const struct ldr_config_field *f,
+                      const yaml_node_t *v) {
   char field[96];
   snprintf(field, sizeof field, "online_store.%s", f->key);
-  void *slot = f->offset == NO_FIELD ? NULL : (char *)&l->cfg->store + f->offset;
+  void *slot = f->offset == LDR_NO_FIELD ? NULL : (char *)opts + f->offset;
   /* Feast's optional fields accept null: the default stays (db_schema: null
    * means the user's own schema, as in Feast). */
   if (is_null(v) && !f->required) {
@@ -353,23 +244,26 @@ static int load_field(struct loader *l, const struct store_field *f, const yaml_
     return 0;
   }
   switch (f->kind) {
-  case F_BOOL: {
-    int b;
-    return get_bool(l, v, field, &b);
+  case LDR_FIELD_BOOL: {
+    int b = 0;
+    if (get_bool(l, v, field, &b) != 0) return -1;
+    if (slot) *(int *)slot = b;
+    return 0;
   }
-  case F_FALSE_ONLY: {
-    int b;
+  case LDR_FIELD_FALSE_ONLY: {
+    int b = 0;
     if (get_bool(l, v, field, &b) != 0) return -1;
     if (b) return fail(l, v, "%s: only false is accepted (%s in larder)", field, f->why);
     return 0;
   }
-  case F_INT: {
-    long x;
+  case LDR_FIELD_INT: {
+    long x = 0;
     if (get_long(l, v, field, f->min, f->max, &x) != 0) return -1;
     if (slot) *(int *)slot = (int)x;
     return 0;
   }
-  case F_STRING: {
+  case LDR_FIELD_STRING:
+  case LDR_FIELD_PATH: {
     char *s = NULL;
     if (get_string(l, v, field, &s) != 0) return -1;
     if (s[0] == '\0') {
@@ -412,78 +306,82 @@ static int join_dir(struct loader *l, const char *path, char **out) {
   return fail_at(l, start, "out of memory");
 }
 
-static void store_defaults(struct ldr_store_config *s) {
-  s->postgres.port = 5432;
-  s->postgres.db_schema = strdup("public");
-  s->postgres.sslmode = strdup("require");
-  /* What Feast's MySQL store ends up with when a key is not set (pymysql's defaults). */
-  s->mysql.host = strdup("127.0.0.1");
-  s->mysql.port = 3306;
-  s->mysql.user = strdup("test");
-  s->mysql.password = strdup("test");
-  s->mysql.database = strdup("feast");
+/* Gives the store its options struct with the schema's defaults. */
+static int start_store(struct loader *l, const yaml_node_t *where) {
+  struct ldr_store_config *s = &l->cfg->store;
+  s->schema = l->schema;
+  s->type_name = l->schema->name;
+  s->opts = calloc(1, l->schema->size ? l->schema->size : 1);
+  if (s->opts == NULL || (l->schema->defaults != NULL && l->schema->defaults(s->opts) != 0))
+    return fail(l, where, "online_store: out of memory");
+  return 0;
 }
 
-/* Checks required keys and resolves what depends on the others. `where` is the
- * online_store node (missing keys point at it). */
+/* Checks required keys, joins paths and runs the schema's own checks. `where`
+ * is the online_store node (missing keys point at it). */
 static int finish_store(struct loader *l, const yaml_node_t *where) {
-  struct ldr_store_config *s = &l->cfg->store;
-  size_t n;
-  const struct store_field *fields = fields_of(s->type, &n);
-  for (size_t i = 0; i < n; i++) {
-    const struct store_field *f = &fields[i];
-    if (f->required && f->kind == F_STRING && *(char **)((char *)s + f->offset) == NULL)
-      return fail(l, where, "online_store.%s: required for the %s store", f->key, s->type_name);
+  const struct ldr_store_schema *schema = l->cfg->store.schema;
+  void *opts = l->cfg->store.opts;
+  for (size_t i = 0; i < schema->n_fields; i++) {
+    const struct ldr_config_field *f = &schema->fields[i];
+    if (f->offset == LDR_NO_FIELD) continue;
+    char **slot = (char **)((char *)opts + f->offset);
+    if (f->required && (f->kind == LDR_FIELD_STRING || f->kind == LDR_FIELD_PATH) && *slot == NULL)
+      return fail(l, where, "online_store.%s: required for the %s store", f->key, schema->name);
+    if (f->kind == LDR_FIELD_PATH && *slot != NULL) {
+      char *given = *slot;
+      *slot = NULL;
+      int rc = join_dir(l, given, slot);
+      free(given);
+      if (rc != 0) return rc;
+    }
   }
-  if (s->type == LDR_STORE_SQLITE) {
-    char *given = s->sqlite.path;
-    s->sqlite.path = NULL;
-    int rc = join_dir(l, given ? given : "data/online.db", &s->sqlite.path);
-    free(given);
-    return rc;
-  }
-  if (s->type == LDR_STORE_POSTGRES && s->postgres.db_schema != NULL) {
-    const char *p = s->postgres.db_schema;
-    for (; *p; p++)
-      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '_'))
-        return fail(l, where, "online_store.db_schema: letters, digits and '_' only");
-    if (strlen(s->postgres.db_schema) > 63)
-      return fail(l, where, "online_store.db_schema: longer than 63 characters");
-  }
-  return 0;
+  char buf[200];
+  const char *msg = schema->check ? schema->check(opts, buf, sizeof buf) : NULL;
+  return msg ? fail(l, where, "%s", msg) : 0;
 }
 
 static int load_online_store(struct loader *l, const yaml_node_t *n) {
   const yaml_node_t **keys = NULL, **values = NULL;
   int rc = -1;
   const yaml_node_t *where = n ? n : yaml_document_get_root_node(&l->doc);
-  l->cfg->store.type = LDR_STORE_SQLITE;
-  l->cfg->store.type_name = "sqlite";
-  if (n == NULL || is_null(n)) return finish_store(l, where);
-  if (n->type == YAML_SCALAR_NODE) {
+  int np = 0;
+  l->schema = NULL;
+  if (n != NULL && n->type == YAML_SCALAR_NODE && !is_null(n)) {
     if (resolve_store_type(l, n, "online_store") != 0) return -1;
-    return finish_store(l, where);
+  } else if (n != NULL && !is_null(n)) {
+    np = mapping_pairs(l, n, "online_store", &keys, &values);
+    if (np < 0) goto out;
+    for (int i = 0; i < np; i++)
+      if (!strcmp(scalar(keys[i]), "type") &&
+          resolve_store_type(l, values[i], "online_store.type") != 0)
+        goto out;
   }
-  int np = mapping_pairs(l, n, "online_store", &keys, &values);
-  if (np < 0) goto out;
-  for (int i = 0; i < np; i++)
-    if (!strcmp(scalar(keys[i]), "type") &&
-        resolve_store_type(l, values[i], "online_store.type") != 0)
+  if (l->schema == NULL) { /* Feast's default store */
+    for (const struct ldr_store_schema *const *st = l->stores; *st != NULL; st++)
+      if (!strcmp((*st)->name, "sqlite")) l->schema = *st;
+    if (l->schema == NULL) {
+      char served[160];
+      served_list(l, served, sizeof served);
+      fail(l, where,
+           "online_store.type: required, since this build of larder does not serve Feast's "
+           "default store, sqlite (it serves: %s)",
+           served);
       goto out;
-  size_t nf;
-  const struct store_field *fields = fields_of(l->cfg->store.type, &nf);
+    }
+  }
+  if (start_store(l, where) != 0) goto out;
+  const struct ldr_store_schema *schema = l->schema;
   for (int i = 0; i < np; i++) {
     const char *k = scalar(keys[i]);
     if (!strcmp(k, "type")) continue;
     size_t j = 0;
-    while (j < nf && strcmp(fields[j].key, k)) j++;
-    if (j == nf) {
-      fail(l, keys[i], "online_store: unknown key '%s' for the %s store", k,
-           l->cfg->store.type_name);
+    while (j < schema->n_fields && strcmp(schema->fields[j].key, k)) j++;
+    if (j == schema->n_fields) {
+      fail(l, keys[i], "online_store: unknown key '%s' for the %s store", k, schema->name);
       goto out;
     }
-    if (load_field(l, &fields[j], values[i]) != 0) goto out;
+    if (load_field(l, l->cfg->store.opts, &schema->fields[j], values[i]) != 0) goto out;
   }
   rc = finish_store(l, where);
 out:
@@ -712,8 +610,6 @@ out:
 }
 
 static void set_defaults(struct ldr_config *c) {
-  c->store.type = LDR_STORE_SQLITE;
-  c->store.type_name = "sqlite";
   c->store.key_version = 3;
   c->workers = 0;
   c->admin_rpcs = 1;
@@ -727,7 +623,6 @@ static void set_defaults(struct ldr_config *c) {
   c->max_connection_age_s = c->max_connection_age_grace_s = c->max_concurrent_streams = -1;
   c->registry_cache_ttl_s = 600;
   c->listen = strdup("0.0.0.0:6566");
-  store_defaults(&c->store);
 }
 
 static int load_root(struct loader *l) {
@@ -823,9 +718,12 @@ static int parse_text(struct loader *l, const char *text, size_t len) {
 }
 
 int ldr_config_load_text(const char *name, const char *dir, const char *text, size_t len,
-                         const char *(*lookup)(const char *), struct ldr_config *cfg,
+                         const char *(*lookup)(const char *),
+                         const struct ldr_store_schema *const *stores, struct ldr_config *cfg,
                          struct ldr_config_error *err) {
-  struct loader l = {.name = name, .dir = dir, .cfg = cfg, .err = err};
+  static const struct ldr_store_schema *const none[] = {NULL};
+  struct loader l = {
+      .name = name, .dir = dir, .stores = stores ? stores : none, .cfg = cfg, .err = err};
   size_t xlen = 0;
   int rc = -1;
   memset(cfg, 0, sizeof *cfg);
@@ -846,7 +744,8 @@ out:
   return rc;
 }
 
-int ldr_config_load(const char *path, struct ldr_config *cfg, struct ldr_config_error *err) {
+int ldr_config_load(const char *path, const struct ldr_store_schema *const *stores,
+                    struct ldr_config *cfg, struct ldr_config_error *err) {
   FILE *f = NULL;
   char *text = NULL, *dir = NULL;
   int rc = -1;
@@ -878,7 +777,7 @@ int ldr_config_load(const char *path, struct ldr_config *cfg, struct ldr_config_
     snprintf(err->msg, sizeof err->msg, "%s: out of memory", path);
     goto out;
   }
-  rc = ldr_config_load_text(path, dir, text, len, NULL, cfg, err);
+  rc = ldr_config_load_text(path, dir, text, len, NULL, stores, cfg, err);
 out:
   if (f != NULL) fclose(f);
   free(text);
@@ -900,12 +799,13 @@ void ldr_config_destroy(struct ldr_config *cfg) {
   free(cfg->auth_tokens_env);
   free(cfg->registry_unsupported);
   free(cfg->listen);
-  /* Every string of a store's fields is heap-owned. */
-  for (size_t i = 0; i < sizeof store_fields / sizeof store_fields[0]; i++)
-    for (size_t j = 0; j < store_fields[i].n; j++) {
-      const struct store_field *f = &store_fields[i].fields[j];
-      if (f->kind == F_STRING && f->offset != NO_FIELD)
-        free(*(char **)((char *)&cfg->store + f->offset));
-    }
+  /* Every string of a store's options is heap-owned. */
+  const struct ldr_store_schema *schema = cfg->store.schema;
+  for (size_t i = 0; schema != NULL && cfg->store.opts != NULL && i < schema->n_fields; i++) {
+    const struct ldr_config_field *f = &schema->fields[i];
+    if ((f->kind == LDR_FIELD_STRING || f->kind == LDR_FIELD_PATH) && f->offset != LDR_NO_FIELD)
+      free(*(char **)((char *)cfg->store.opts + f->offset));
+  }
+  free(cfg->store.opts);
   memset(cfg, 0, sizeof *cfg);
 }

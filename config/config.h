@@ -7,37 +7,58 @@
 
 #include <stddef.h>
 
-enum ldr_store_type { LDR_STORE_SQLITE, LDR_STORE_POSTGRES, LDR_STORE_MYSQL };
+/*
+ * One key of a store's `online_store` mapping. A key fills a member of the
+ * store's own options struct (at `offset`), or is one of Feast's options that
+ * larder accepts only at its default (`why` says why), or is checked and then
+ * ignored (offset LDR_NO_FIELD).
+ */
+enum ldr_field_kind {
+  LDR_FIELD_STRING,     /* char *, malloc'd */
+  LDR_FIELD_PATH,       /* char *, relative paths joined to the yaml file's folder */
+  LDR_FIELD_INT,        /* int, in [min, max] */
+  LDR_FIELD_BOOL,       /* int, 0 or 1 */
+  LDR_FIELD_FALSE_ONLY, /* only false is accepted */
+};
+#define LDR_NO_FIELD ((size_t)-1)
 
-/* Everything a backend needs to open its store. Strings are owned by the
- * ldr_config that holds this struct. */
+struct ldr_config_field {
+  const char *key;
+  enum ldr_field_kind kind;
+  size_t offset;
+  int required;
+  long min, max;              /* LDR_FIELD_INT */
+  const char *const *choices; /* strings: the allowed values, NULL-terminated; NULL = any */
+  const char *why;            /* why a value outside `choices` (or true) is refused */
+  int null_clears;            /* null sets the string to NULL instead of keeping the default */
+};
+
+/*
+ * What a backend tells the loader about its configuration (each backend file
+ * owns its schema): the store's name as `online_store.type` gives it, the
+ * size of its options struct, the keys, the defaults and the checks that span
+ * several keys. The loader allocates the options zeroed, calls `defaults`,
+ * fills the keys, joins PATH fields to the file's folder, then calls `check`.
+ */
+struct ldr_store_schema {
+  const char *name;
+  size_t size;
+  const struct ldr_config_field *fields;
+  size_t n_fields;
+  /* Sets the defaults that are not zero (strings malloc'd); 0, or -1 when memory is short. */
+  int (*defaults)(void *opts);
+  /* NULL, or a message "online_store.<key>: what is wrong" written into buf. */
+  const char *(*check)(const void *opts, char *buf, size_t cap);
+};
+
+/* Everything a backend needs to open its store. Owned by the ldr_config that holds it. */
 struct ldr_store_config {
-  enum ldr_store_type type;
-  const char *type_name;  /* "sqlite", "postgres" or "mysql" */
+  const struct ldr_store_schema *schema;
+  const char *type_name;  /* schema->name */
   const char *project;    /* validated: [A-Za-z0-9_], not starting with '_' */
   int key_version;        /* entity_key_serialization_version (default 3) */
   int wait_for_backend_s; /* larder.wait_for_backend_s: retry an unreachable database */
-  struct {
-    char *path; /* absolute, or relative to the working directory */
-  } sqlite;
-  struct ldr_postgres_config {
-    char *host;
-    int port; /* 5432 */
-    char *database;
-    char *db_schema; /* "public"; NULL (db_schema: null) means the user's name */
-    char *user;
-    char *password;
-    char *sslmode; /* "require", as in Feast */
-    char *sslkey_path, *sslcert_path, *sslrootcert_path;
-    int keepalives_idle; /* 0: libpq's default */
-  } postgres;
-  struct ldr_mysql_config {
-    char *host;                        /* "127.0.0.1"; always reached over TCP */
-    int port;                          /* 3306 */
-    char *user, *password;             /* "test", "test": pymysql's defaults in Feast */
-    char *database;                    /* "feast" */
-    char *ssl_ca, *ssl_cert, *ssl_key; /* any of them turns TLS on */
-  } mysql;
+  void *opts;             /* the schema's options struct */
 };
 
 struct ldr_config {
@@ -84,17 +105,25 @@ struct ldr_config_error {
 
 /*
  * Loads `path` into `cfg`, which the caller owns and releases with
- * ldr_config_destroy, also after a failure. Returns 0 on success, -1 with
- * `err` filled otherwise.
+ * ldr_config_destroy, also after a failure. `stores` lists the stores this
+ * build serves (NULL-terminated; borrowed, and must outlive `cfg`): another
+ * online_store.type is a config error. Returns 0 on success, -1 with `err`
+ * filled otherwise.
  */
-int ldr_config_load(const char *path, struct ldr_config *cfg, struct ldr_config_error *err);
+int ldr_config_load(const char *path, const struct ldr_store_schema *const *stores,
+                    struct ldr_config *cfg, struct ldr_config_error *err);
 
 /* As ldr_config_load, for YAML text already in memory; `name` is used in error
  * messages and `dir` anchors relative paths. `lookup` returns the value of an
  * environment variable or NULL (getenv when NULL). */
 int ldr_config_load_text(const char *name, const char *dir, const char *text, size_t len,
-                         const char *(*lookup)(const char *), struct ldr_config *cfg,
+                         const char *(*lookup)(const char *),
+                         const struct ldr_store_schema *const *stores, struct ldr_config *cfg,
                          struct ldr_config_error *err);
+
+/* Returns nonzero when `s` is 1 to `max` bytes of [A-Za-z0-9_]: a name that goes
+ * into SQL identifiers quoted, without escaping. */
+int ldr_config_identifier(const char *s, size_t max);
 
 /* Returns nonzero when `s` looks like host:port (IPv6 hosts in brackets). */
 int ldr_config_valid_listen(const char *s);

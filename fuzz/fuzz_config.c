@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend.h"
 #include "config/config.h"
 
 static const char *lookup(const char *name) {
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct ldr_config_error err;
   /* A folder that does not exist: loading must never touch the file system. */
   if (ldr_config_load_text("fuzz.yaml", "/nonexistent/larder-fuzz", (const char *)data, size,
-                           lookup, &cfg, &err) != 0) {
+                           lookup, ldr_backend_schemas(), &cfg, &err) != 0) {
     if (strncmp(err.msg, "fuzz.yaml:", 10) != 0) {
       fprintf(stderr, "error without its position: %s\n", err.msg);
       abort();

@@ -63,7 +63,8 @@ static void setup(void) {
                              "online_store:\n  type: sqlite\n  path: online.db\n"
                              "larder:\n  max_batch_rows: 1000\n  log_level: error\n";
   struct ldr_config_error cerr;
-  if (ldr_config_load_text("fuzz.yaml", dir, yaml, strlen(yaml), no_env, &cfg, &cerr) != 0)
+  if (ldr_config_load_text("fuzz.yaml", dir, yaml, strlen(yaml), no_env, ldr_backend_schemas(),
+                           &cfg, &cerr) != 0)
     die("config", cerr.msg);
   ldr_log_set_level(LDR_LOG_ERROR);
   struct ldr_err err;

@@ -23,6 +23,8 @@ LARDER_BIN = os.path.abspath(os.environ.get("LARDER_BIN", os.path.join(ROOT, "bu
 PROTOS = os.environ.get("LARDER_PROTOS", os.path.join(ROOT, "protos"))
 TEST_DATA = os.environ.get("LARDER_TEST_DATA", os.path.join(ROOT, "tests", "data"))
 BACKEND = os.environ.get("LARDER_TEST_BACKEND", "sqlite")
+# The stores this build of larder serves (tests/CMakeLists.txt sets it).
+BACKENDS_BUILT = os.environ.get("LARDER_BACKENDS", "sqlite,postgres,mysql").split(",")
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests
 
 # A test of a client-server backend needs the server of integration/services.sh.

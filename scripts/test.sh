@@ -29,6 +29,9 @@ bash scripts/build.sh build -DLARDER_TESTS=ON -DLARDER_WERROR=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
 
+echo "== every build type with gcc and clang, and each backend left out (scripts/build-matrix.sh)"
+bash scripts/build-matrix.sh
+
 echo "== benchmarks: bench/run.sh --smoke (every server and baseline for a second; no timing checked)"
 bash bench/run.sh --smoke
 echo "== soak: bench/soak.sh --smoke (three short intervals; the 30-minute record is in bench/RESULTS.md)"

@@ -79,7 +79,7 @@ static int probe(const char *path, const char *listen, int nargs, char **args) {
     struct ldr_config_error cerr;
     if (path == NULL) path = getenv("FEAST_FS_YAML_FILE_PATH");
     if (path == NULL || path[0] == '\0') path = "feature_store.yaml";
-    if (ldr_config_load(path, &cfg, &cerr) != 0) {
+    if (ldr_config_load(path, ldr_backend_schemas(), &cfg, &cerr) != 0) {
       fprintf(stderr, "%s\n", cerr.msg);
       ldr_config_destroy(&cfg);
       return 2;
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
 
   struct ldr_config cfg;
   struct ldr_config_error cerr;
-  if (ldr_config_load(path, &cfg, &cerr) != 0) {
+  if (ldr_config_load(path, ldr_backend_schemas(), &cfg, &cerr) != 0) {
     fprintf(stderr, "%s\n", cerr.msg);
     ldr_config_destroy(&cfg);
     return 2;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/mysql.h"
 #include "tests/backends/native.h"
 
 static MYSQL *locker;
@@ -18,13 +19,15 @@ static const char *env(const char *name) {
 
 static int setup(struct ldr_store_config *cfg) {
   if (!env("TEST_MYSQL_HOST")) return -1;
-  cfg->type = LDR_STORE_MYSQL;
+  static struct ldr_mysql_options o;
+  o.host = (char *)env("TEST_MYSQL_HOST");
+  o.port = atoi(env("TEST_MYSQL_PORT") ? env("TEST_MYSQL_PORT") : "3306");
+  o.user = (char *)env("TEST_MYSQL_USER");
+  o.password = (char *)env("TEST_MYSQL_PASSWORD");
+  o.database = (char *)env("TEST_MYSQL_DB");
+  cfg->schema = &ldr_mysql_schema;
   cfg->type_name = "mysql";
-  cfg->mysql.host = (char *)env("TEST_MYSQL_HOST");
-  cfg->mysql.port = atoi(env("TEST_MYSQL_PORT") ? env("TEST_MYSQL_PORT") : "3306");
-  cfg->mysql.user = (char *)env("TEST_MYSQL_USER");
-  cfg->mysql.password = (char *)env("TEST_MYSQL_PASSWORD");
-  cfg->mysql.database = (char *)env("TEST_MYSQL_DB");
+  cfg->opts = &o;
   return 0;
 }
 

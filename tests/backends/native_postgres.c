@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/postgres.h"
 #include "tests/backends/native.h"
 
 static PGconn *locker;
@@ -16,15 +17,17 @@ static const char *env(const char *name) {
 
 static int setup(struct ldr_store_config *cfg) {
   if (!env("TEST_PG_HOST")) return -1;
-  cfg->type = LDR_STORE_POSTGRES;
+  static struct ldr_postgres_options o;
+  o.host = (char *)env("TEST_PG_HOST");
+  o.port = atoi(env("TEST_PG_PORT") ? env("TEST_PG_PORT") : "5432");
+  o.database = (char *)env("TEST_PG_DB");
+  o.user = (char *)env("TEST_PG_USER");
+  o.password = (char *)env("TEST_PG_PASSWORD");
+  o.db_schema = "public";
+  o.sslmode = "disable";
+  cfg->schema = &ldr_postgres_schema;
   cfg->type_name = "postgres";
-  cfg->postgres.host = (char *)env("TEST_PG_HOST");
-  cfg->postgres.port = atoi(env("TEST_PG_PORT") ? env("TEST_PG_PORT") : "5432");
-  cfg->postgres.database = (char *)env("TEST_PG_DB");
-  cfg->postgres.user = (char *)env("TEST_PG_USER");
-  cfg->postgres.password = (char *)env("TEST_PG_PASSWORD");
-  cfg->postgres.db_schema = "public";
-  cfg->postgres.sslmode = "disable";
+  cfg->opts = &o;
   return 0;
 }
 

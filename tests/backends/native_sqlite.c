@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/sqlite.h"
 #include "tests/backends/native.h"
 
 static char dir[64];
@@ -15,9 +16,11 @@ static int setup(struct ldr_store_config *cfg) {
   snprintf(dir, sizeof dir, "/tmp/larder-conf-XXXXXX");
   if (mkdtemp(dir) == NULL) return -1;
   snprintf(path, sizeof path, "%s/sub/online.db", dir); /* the parent folder is created on open */
-  cfg->type = LDR_STORE_SQLITE;
+  static struct ldr_sqlite_options o;
+  o.path = path;
+  cfg->schema = &ldr_sqlite_schema;
   cfg->type_name = "sqlite";
-  cfg->sqlite.path = path;
+  cfg->opts = &o;
   return 0;
 }
 

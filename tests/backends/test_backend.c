@@ -579,13 +579,24 @@ static void deadline_while_locked(void **state) {
   must_write(fx->table, 1, "f", 3, 3000);
 }
 
-static const struct native *const natives[] = {&native_sqlite, &native_postgres, &native_mysql};
+static const struct native *const natives[] = {
+#ifdef LDR_WITH_SQLITE
+    &native_sqlite,
+#endif
+#ifdef LDR_WITH_POSTGRES
+    &native_postgres,
+#endif
+#ifdef LDR_WITH_MYSQL
+    &native_mysql,
+#endif
+    NULL,
+};
 
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, fresh_table, drop_table)
 
 int main(int argc, char **argv) {
   const char *name = argc > 1 ? argv[1] : "sqlite";
-  for (size_t i = 0; i < sizeof natives / sizeof natives[0]; i++)
+  for (size_t i = 0; natives[i] != NULL; i++)
     if (!strcmp(natives[i]->name, name)) native = natives[i];
   if (native == NULL) {
     fprintf(stderr, "no backend named %s\n", name);

@@ -14,6 +14,103 @@
 
 #include "config/config.h"
 
+/*
+ * The loader knows no backend: these two schemas stand in for a file store
+ * (Feast's default, "sqlite") and a server store with required keys, choices,
+ * numbers, a null that clears and a check across keys. The real schemas are
+ * tested beside their backends (tests/backends/test_<store>.c).
+ */
+struct file_opts {
+  char *path;
+  int flag;
+};
+struct server_opts {
+  char *host, *database, *schema, *mode;
+  int port;
+};
+static const char *const modes[] = {"plain", "secure", NULL};
+static const char *const cosine[] = {"cosine", NULL};
+static const struct ldr_config_field file_fields[] = {
+    {.key = "path", .kind = LDR_FIELD_PATH, .offset = offsetof(struct file_opts, path)},
+    {.key = "flag", .kind = LDR_FIELD_BOOL, .offset = offsetof(struct file_opts, flag)},
+    {.key = "vector_enabled", .kind = LDR_FIELD_FALSE_ONLY, .offset = LDR_NO_FIELD, .why = "no"},
+    {.key = "similarity",
+     .kind = LDR_FIELD_STRING,
+     .offset = LDR_NO_FIELD,
+     .choices = cosine,
+     .why = "no"},
+    {.key = "text_search_enabled",
+     .kind = LDR_FIELD_FALSE_ONLY,
+     .offset = LDR_NO_FIELD,
+     .why = "no"},
+    {.key = "enable_openai_compatible_store",
+     .kind = LDR_FIELD_FALSE_ONLY,
+     .offset = LDR_NO_FIELD,
+     .why = "no"},
+};
+static int file_defaults(void *opts) {
+  struct file_opts *o = opts;
+  o->path = strdup("data/online.db");
+  return o->path ? 0 : -1;
+}
+static const struct ldr_store_schema file_schema = {
+    .name = "sqlite",
+    .size = sizeof(struct file_opts),
+    .fields = file_fields,
+    .n_fields = sizeof file_fields / sizeof file_fields[0],
+    .defaults = file_defaults,
+};
+static const struct ldr_config_field server_fields[] = {
+    {.key = "host",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct server_opts, host),
+     .required = 1},
+    {.key = "database",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct server_opts, database),
+     .required = 1},
+    {.key = "schema",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct server_opts, schema),
+     .null_clears = 1},
+    {.key = "mode",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct server_opts, mode),
+     .choices = modes},
+    {.key = "port",
+     .kind = LDR_FIELD_INT,
+     .offset = offsetof(struct server_opts, port),
+     .min = 1,
+     .max = 65535},
+    {.key = "pool", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 10},
+};
+static int server_defaults(void *opts) {
+  struct server_opts *o = opts;
+  o->port = 5432;
+  o->schema = strdup("public");
+  return o->schema ? 0 : -1;
+}
+static const char *server_check(const void *opts, char *buf, size_t cap) {
+  const struct server_opts *o = opts;
+  if (o->schema && !ldr_config_identifier(o->schema, 63)) {
+    snprintf(buf, cap, "online_store.schema: '%s' is not an identifier", o->schema);
+    return buf;
+  }
+  return NULL;
+}
+static const struct ldr_store_schema server_schema = {
+    .name = "postgres",
+    .size = sizeof(struct server_opts),
+    .fields = server_fields,
+    .n_fields = sizeof server_fields / sizeof server_fields[0],
+    .defaults = server_defaults,
+    .check = server_check,
+};
+static const struct ldr_store_schema *const stores[] = {&file_schema, &server_schema, NULL};
+
+#define FILE_OPTS(cfg) ((const struct file_opts *)(cfg).store.opts)
+#define SERVER_OPTS(cfg) ((const struct server_opts *)(cfg).store.opts)
+
 /* A fixed environment, so the tests never depend on the caller's. */
 static const char *lookup(const char *name) {
   static const char *const env[][2] = {
@@ -67,7 +164,7 @@ static void expand_vars(void **state) {
 }
 
 static int load(const char *text, struct ldr_config *cfg, struct ldr_config_error *err) {
-  return ldr_config_load_text("fs.yaml", "/repo", text, strlen(text), lookup, cfg, err);
+  return ldr_config_load_text("fs.yaml", "/repo", text, strlen(text), lookup, stores, cfg, err);
 }
 
 static void errors(void **state) {
@@ -137,23 +234,29 @@ static void errors(void **state) {
       {"project: pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\n",
        "fs.yaml:1:10: project: longer than 58 characters"},
       {"project: p\n  bad indent: x\n", "fs.yaml:2:13: mapping values are not allowed"},
-      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  user: u\n  password: p\n",
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n",
        "fs.yaml:3:3: online_store.database: required for the postgres store"},
       {"project: p\nonline_store: postgres\n",
        "fs.yaml:2:15: online_store.host: required for the postgres store"},
       {"project: p\nonline_store:\n  type: postgres\n  path: x.db\n",
        "fs.yaml:4:3: online_store: unknown key 'path' for the postgres store"},
-      {"project: p\nonline_store:\n  type: postgres\n  sslmode: always\n",
-       "fs.yaml:4:12: online_store.sslmode: 'always' is not one of: disable, allow, prefer, "
-       "require"},
-      {"project: p\nonline_store:\n  type: postgres\n  conn_type: shared\n",
-       "fs.yaml:4:14: online_store.conn_type: 'shared' is not one of: singleton, pool"},
+      {"project: p\nonline_store:\n  type: postgres\n  mode: always\n",
+       "fs.yaml:4:9: online_store.mode: 'always' is not one of: plain, secure"},
+      {"project: p\nonline_store:\n  type: postgres\n  pool: 11\n",
+       "fs.yaml:4:9: online_store.pool: 11 is out of range"},
       {"project: p\nonline_store:\n  type: postgres\n  port: 99999\n",
        "fs.yaml:4:9: online_store.port: 99999 is out of range"},
-      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n  user: u\n  "
-       "password: p\n"
-       "  db_schema: my-schema\n",
-       "fs.yaml:3:3: online_store.db_schema: letters, digits and '_' only"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n  schema: "
+       "my-schema\n",
+       "fs.yaml:3:3: online_store.schema: 'my-schema' is not an identifier"},
+      {"project: p\nonline_store:\n  type: sqlite\n  flag: sometimes\n",
+       "fs.yaml:4:9: online_store.flag: expected true or false"},
+      {"project: p\nonline_store:\n  type: mysql\n",
+       "fs.yaml:3:9: online_store.type: the 'mysql' online store is not served by this build of "
+       "larder (it serves: sqlite, postgres)"},
+      {"project: p\nonline_store:\n  type: "
+       "feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore\n",
+       "fs.yaml:3:9: online_store.type: the 'mysql' online store is not served by this build"},
       {"project: p\nlarder:\n  wait_for_backend_s: forever\n",
        "fs.yaml:3:23: larder.wait_for_backend_s: expected an integer"},
       {"project: p\nregistry:\n  path: r.db\n  cache_ttl_seconds: -1\n",
@@ -179,9 +282,9 @@ static void defaults(void **state) {
   assert_int_equal(load("project: driver_ranking\n", &cfg, &err), 0);
   assert_string_equal(cfg.project, "driver_ranking");
   assert_string_equal(cfg.store.project, "driver_ranking");
-  assert_int_equal(cfg.store.type, LDR_STORE_SQLITE);
+  assert_ptr_equal(cfg.store.schema, &file_schema);
   assert_string_equal(cfg.store.type_name, "sqlite");
-  assert_string_equal(cfg.store.sqlite.path, "/repo/data/online.db");
+  assert_string_equal(FILE_OPTS(cfg)->path, "/repo/data/online.db");
   assert_int_equal(cfg.store.key_version, 3);
   assert_null(cfg.registry);
   assert_string_equal(cfg.listen, "0.0.0.0:6566");
@@ -333,7 +436,7 @@ static void feast_file_with_substitution(void **state) {
   if (load(text, &cfg, &err) != 0) fail_msg("%s", err.msg);
   assert_string_equal(cfg.project, "driver_ranking");
   assert_string_equal(cfg.registry, "data/registry.db");
-  assert_string_equal(cfg.store.sqlite.path, "/var/lib/x.db");
+  assert_string_equal(FILE_OPTS(cfg)->path, "/var/lib/x.db");
   assert_int_equal(cfg.store.key_version, 2);
   assert_string_equal(cfg.listen, "[::]:7000");
   assert_int_equal(cfg.workers, 4);
@@ -354,98 +457,52 @@ static void store_forms(void **state) {
       "project: p\nonline_store:\n  path: data/online.db\n", /* type defaults to sqlite */
       "project: p\nonline_store:\n",                         /* null: the default store */
       "project: p\nonline_store:\n  path:\n",                /* null: the default path */
-      "project: p\nregistry:\n  registry_type: file\n  path: data/registry.db\n  "
-      "cache_ttl_seconds: 60\n",
+      ("project: p\nregistry:\n  registry_type: file\n  path: data/registry.db\n  "
+       "cache_ttl_seconds: 60\n"),
   };
   for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
     struct ldr_config cfg;
     struct ldr_config_error err;
     if (load(texts[i], &cfg, &err) != 0) fail_msg("case %zu: %s", i, err.msg);
-    assert_int_equal(cfg.store.type, LDR_STORE_SQLITE);
-    assert_string_equal(cfg.store.sqlite.path, "/repo/data/online.db");
+    assert_ptr_equal(cfg.store.schema, &file_schema);
+    assert_string_equal(FILE_OPTS(cfg)->path, "/repo/data/online.db");
     ldr_config_destroy(&cfg);
   }
 }
 
-static void postgres_store(void **state) {
-  (void)state;
-  static const char *const types[] = {
-      "postgres", "feast.infra.online_stores.postgres_online_store.postgres.PostgreSQLOnlineStore",
-      "feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore"};
-  for (size_t i = 0; i < 3; i++) {
-    char text[512];
-    snprintf(
-        text, sizeof text,
-        "project: p\nonline_store:\n  type: %s\n  host: db.internal\n  database: feast\n"
-        "  user: feast\n  password: ${PGPASS}\n  min_conn: 2\n  max_conn: 20\n  conn_type: pool\n"
-        "  vector_enabled: false\nlarder:\n  wait_for_backend_s: 30\n",
-        types[i]);
-    struct ldr_config cfg;
-    struct ldr_config_error err;
-    if (load(text, &cfg, &err) != 0) fail_msg("case %zu: %s", i, err.msg);
-    assert_int_equal(cfg.store.type, LDR_STORE_POSTGRES);
-    assert_string_equal(cfg.store.type_name, "postgres");
-    assert_string_equal(cfg.store.postgres.host, "db.internal");
-    assert_int_equal(cfg.store.postgres.port, 5432);
-    assert_string_equal(cfg.store.postgres.database, "feast");
-    assert_string_equal(cfg.store.postgres.user, "feast");
-    assert_string_equal(cfg.store.postgres.password, "s3cr:et$x"); /* from the environment */
-    assert_string_equal(cfg.store.postgres.db_schema, "public");
-    assert_string_equal(cfg.store.postgres.sslmode, "require"); /* Feast's default */
-    assert_null(cfg.store.postgres.sslrootcert_path);
-    assert_int_equal(cfg.store.postgres.keepalives_idle, 0);
-    assert_int_equal(cfg.store.wait_for_backend_s, 30);
-    ldr_config_destroy(&cfg);
-  }
-  static const char full[] =
-      "project: p\nonline_store:\n  type: postgres\n  host: h\n  port: 6543\n  database: d\n"
-      "  db_schema:\n  user: u\n  password: pw\n  sslmode: verify-full\n  sslrootcert_path: "
-      "/ca.pem\n"
-      "  sslcert_path: c.pem\n  sslkey_path: k.pem\n  keepalives_idle: 30\n";
-  struct ldr_config cfg;
-  struct ldr_config_error err;
-  if (load(full, &cfg, &err) != 0) fail_msg("%s", err.msg);
-  assert_int_equal(cfg.store.postgres.port, 6543);
-  assert_null(cfg.store.postgres.db_schema); /* null: the user's schema, as in Feast */
-  assert_string_equal(cfg.store.postgres.sslmode, "verify-full");
-  assert_string_equal(cfg.store.postgres.sslrootcert_path, "/ca.pem");
-  assert_string_equal(cfg.store.postgres.sslcert_path, "c.pem");
-  assert_string_equal(cfg.store.postgres.sslkey_path, "k.pem");
-  assert_int_equal(cfg.store.postgres.keepalives_idle, 30);
-  ldr_config_destroy(&cfg);
-}
-
-static void mysql_store(void **state) {
+/* A store's keys: Feast's class paths name it, defaults stay, null clears. */
+static void server_store(void **state) {
   (void)state;
   struct ldr_config cfg;
   struct ldr_config_error err;
-  if (load("project: p\nonline_store: mysql\n", &cfg, &err) != 0) fail_msg("%s", err.msg);
-  assert_int_equal(cfg.store.type, LDR_STORE_MYSQL);
-  assert_string_equal(cfg.store.mysql.host, "127.0.0.1");
-  assert_int_equal(cfg.store.mysql.port, 3306);
-  assert_string_equal(cfg.store.mysql.user, "test");
-  assert_string_equal(cfg.store.mysql.password, "test");
-  assert_string_equal(cfg.store.mysql.database, "feast");
-  assert_null(cfg.store.mysql.ssl_ca);
-  ldr_config_destroy(&cfg);
   static const char text[] =
       "project: p\nonline_store:\n  type: "
-      "feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore\n"
-      "  host: db\n  port: 3307\n  user: u\n  password: ${PGPASS}\n  database: d\n  batch_write: "
-      "true\n"
-      "  batch_size: 100\n  ssl_ca: /ca.pem\n  ssl_cert: c.pem\n  ssl_key: k.pem\n";
+      "feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore\n"
+      "  host: db.internal\n  database: feast\n  pool: 2\nlarder:\n  wait_for_backend_s: 30\n";
   if (load(text, &cfg, &err) != 0) fail_msg("%s", err.msg);
-  assert_string_equal(cfg.store.type_name, "mysql");
-  assert_string_equal(cfg.store.mysql.host, "db");
-  assert_int_equal(cfg.store.mysql.port, 3307);
-  assert_string_equal(cfg.store.mysql.password, "s3cr:et$x");
-  assert_string_equal(cfg.store.mysql.database, "d");
-  assert_string_equal(cfg.store.mysql.ssl_ca, "/ca.pem");
-  assert_string_equal(cfg.store.mysql.ssl_key, "k.pem");
+  assert_ptr_equal(cfg.store.schema, &server_schema);
+  assert_string_equal(cfg.store.type_name, "postgres");
+  assert_string_equal(SERVER_OPTS(cfg)->host, "db.internal");
+  assert_int_equal(SERVER_OPTS(cfg)->port, 5432);
+  assert_string_equal(SERVER_OPTS(cfg)->schema, "public");
+  assert_null(SERVER_OPTS(cfg)->mode);
+  assert_int_equal(cfg.store.wait_for_backend_s, 30);
   ldr_config_destroy(&cfg);
+  if (load("project: p\nonline_store:\n  type: postgres\n  host: ${PGPASS}\n  database: d\n"
+           "  schema:\n  mode: secure\n  port: 6543\n",
+           &cfg, &err) != 0)
+    fail_msg("%s", err.msg);
+  assert_string_equal(SERVER_OPTS(cfg)->host, "s3cr:et$x"); /* from the environment */
+  assert_null(SERVER_OPTS(cfg)->schema);                    /* null: cleared */
+  assert_string_equal(SERVER_OPTS(cfg)->mode, "secure");
+  assert_int_equal(SERVER_OPTS(cfg)->port, 6543);
+  ldr_config_destroy(&cfg);
+  /* A build without a default store needs the type said. */
+  static const struct ldr_store_schema *const only_server[] = {&server_schema, NULL};
   assert_int_equal(
-      load("project: p\nonline_store:\n  type: mysql\n  batch_write: sometimes\n", &cfg, &err), -1);
-  assert_string_equal(err.msg, "fs.yaml:4:16: online_store.batch_write: expected true or false");
+      ldr_config_load_text("fs.yaml", "/repo", "project: p\n", 11, lookup, only_server, &cfg, &err),
+      -1);
+  assert_non_null(strstr(err.msg, "online_store.type: required"));
   ldr_config_destroy(&cfg);
 }
 
@@ -453,7 +510,7 @@ static void file_errors(void **state) {
   (void)state;
   struct ldr_config cfg;
   struct ldr_config_error err;
-  assert_int_equal(ldr_config_load("/nonexistent/feature_store.yaml", &cfg, &err), -1);
+  assert_int_equal(ldr_config_load("/nonexistent/feature_store.yaml", stores, &cfg, &err), -1);
   assert_string_equal(err.msg, "/nonexistent/feature_store.yaml: No such file or directory");
   ldr_config_destroy(&cfg);
 }
@@ -470,10 +527,10 @@ static void relative_to_the_file(void **state) {
   fclose(f);
   struct ldr_config cfg;
   struct ldr_config_error err;
-  if (ldr_config_load(path, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  if (ldr_config_load(path, stores, &cfg, &err) != 0) fail_msg("%s", err.msg);
   char want[300];
   snprintf(want, sizeof want, "%s/sub/online.db", dir);
-  assert_string_equal(cfg.store.sqlite.path, want);
+  assert_string_equal(FILE_OPTS(cfg)->path, want);
   assert_string_equal(cfg.file, path);
   ldr_config_destroy(&cfg);
   unlink(path);
@@ -482,17 +539,11 @@ static void relative_to_the_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(expand_vars),
-      cmocka_unit_test(errors),
-      cmocka_unit_test(defaults),
-      cmocka_unit_test(registries),
-      cmocka_unit_test(mesh_settings),
-      cmocka_unit_test(feast_file_with_substitution),
-      cmocka_unit_test(store_forms),
-      cmocka_unit_test(postgres_store),
-      cmocka_unit_test(mysql_store),
-      cmocka_unit_test(file_errors),
-      cmocka_unit_test(relative_to_the_file),
+      cmocka_unit_test(expand_vars),   cmocka_unit_test(errors),
+      cmocka_unit_test(defaults),      cmocka_unit_test(registries),
+      cmocka_unit_test(mesh_settings), cmocka_unit_test(feast_file_with_substitution),
+      cmocka_unit_test(store_forms),   cmocka_unit_test(server_store),
+      cmocka_unit_test(file_errors),   cmocka_unit_test(relative_to_the_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

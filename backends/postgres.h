@@ -1,0 +1,23 @@
+/* Feast's PostgreSQL online store: its options and its ops. */
+#ifndef LDR_POSTGRES_H
+#define LDR_POSTGRES_H
+
+#include "backends/backend.h"
+
+/* online_store keys of `type: postgres`. */
+struct ldr_postgres_options {
+  char *host;
+  int port; /* 5432 */
+  char *database;
+  char *db_schema; /* "public"; NULL (db_schema: null) means the user's name */
+  char *user;
+  char *password;
+  char *sslmode; /* "require", as in Feast */
+  char *sslkey_path, *sslcert_path, *sslrootcert_path;
+  int keepalives_idle; /* 0: libpq's default */
+};
+
+extern const struct ldr_store_schema ldr_postgres_schema;
+extern const struct ldr_backend_ops ldr_postgres_ops;
+
+#endif
