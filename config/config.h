@@ -61,6 +61,17 @@ struct ldr_store_config {
   void *opts;             /* the schema's options struct */
 };
 
+/* What a credential may do (larder.auth.scoped, larder.tls.client_scopes). */
+enum { LDR_SCOPE_READ = 1, LDR_SCOPE_WRITE = 2, LDR_SCOPE_ADMIN = 4 };
+
+/* A file (one token per line, '#' comments) or an environment variable (tokens
+ * separated by commas or white space) of bearer tokens, and their scopes. */
+struct ldr_token_source {
+  char *file; /* joined to the yaml file's folder */
+  char *env;
+  unsigned scopes;
+};
+
 struct ldr_config {
   char *file; /* the path it was loaded from */
   char *dir;  /* the folder of that file: relative paths start here */
@@ -73,25 +84,31 @@ struct ldr_config {
   char *registry_unsupported;
   int registry_cache_ttl_s; /* registry.cache_ttl_seconds: 600; 0 = read once */
   struct ldr_store_config store;
-  /* larder: */
+  /* larder: (defaults in DESIGN §5) */
   char *listen;
   int workers; /* 0 = CPUs in the affinity mask */
   int admin_rpcs;
   long max_batch_rows;
   long max_message_bytes;
+  int max_join_keys; /* join keys in one entity key */
+  int max_columns;   /* entity and request_context columns of one GetOnlineFeatures */
   int grace_period_s;
-  int default_deadline_s; /* how long the database may take for a call that has no deadline; 0: no
-                             limit */
+  int default_deadline_s; /* the database's time for a call that has no deadline; 0: no limit */
+  int receive_timeout_s;  /* a matched call's message must arrive within it */
+  int watch_max_s;        /* the lifetime of one health Watch */
+  int read_only;          /* writes, Update and Teardown are refused; the store may be read-only */
   int log_level;          /* 0 debug, 1 info, 2 warn, 3 error */
   int log_json;           /* larder.log_format: json */
   int enforce_ttl;        /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
   char *metrics_listen;   /* host:port of the Prometheus endpoint, or NULL */
   /* larder.tls: PEM files, joined to `dir`; NULL when TLS is off. client_ca
-   * turns on mutual TLS. */
+   * turns on mutual TLS; a verified client certificate then grants
+   * tls_client_scopes when auth is off. */
   char *tls_cert, *tls_key, *tls_client_ca;
-  /* larder.auth: bearer tokens, one per line in a file and/or separated by
-   * commas or white space in an environment variable. Both NULL: no auth. */
-  char *auth_tokens_file, *auth_tokens_env;
+  unsigned tls_client_scopes;
+  /* larder.auth: where bearer tokens come from and what each grants; none: no auth. */
+  struct ldr_token_source *token_sources;
+  size_t n_token_sources;
   /* HTTP/2 connection settings; -1 = gRPC's default. */
   int keepalive_time_s, keepalive_timeout_s, max_connection_idle_s, max_connection_age_s,
       max_connection_age_grace_s, max_concurrent_streams;

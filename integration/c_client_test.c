@@ -262,7 +262,9 @@ static int start_server(const char *larder) {
   snprintf(config, sizeof config, "%s/feature_store.yaml", dir);
   FILE *f = fopen(config, "w");
   if (f == NULL) return -1;
-  fprintf(f, "project: cc\nonline_store:\n  path: online.db\nlarder:\n  listen: %s\n  workers: 2\n",
+  fprintf(f,
+          "project: cc\nonline_store:\n  path: online.db\nlarder:\n  listen: %s\n  workers: 2\n"
+          "  admin_rpcs: true\n",
           addr);
   fclose(f);
   char *argv[] = {(char *)larder, "serve", "-c", config, NULL};

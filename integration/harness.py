@@ -171,7 +171,8 @@ class Server:
         # Client-server databases outlive a test run: each server gets its own
         # project, so its tables never meet those of another run.
         self.project = project if self.backend == "sqlite" else "%s_%s" % (project, os.urandom(4).hex())
-        settings = {"listen": self.addr, "workers": 2}
+        # Update and Teardown are off by default (larder.admin_rpcs); the tests create their tables.
+        settings = {"listen": self.addr, "workers": 2, "admin_rpcs": True}
         settings.update(larder or {})
         lines = ["project: %s" % self.project, "registry: %s" % registry, "provider: local",
                  store_yaml(self.backend, self.tmpdir, env).rstrip("\n"), "larder:"]

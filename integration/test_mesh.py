@@ -339,7 +339,9 @@ class Tls(unittest.TestCase):
 
     def tls_yaml(self, client_ca=False):
         d = self.dir
-        return "{cert: %s/server.pem, key: %s/server.key%s}" % (d, d, ", client_ca: %s/ca.pem" % d if client_ca else "")
+        # A verified client certificate may also create tables here (larder.tls.client_scopes).
+        return "{cert: %s/server.pem, key: %s/server.key%s}" % (
+            d, d, ", client_ca: %s/ca.pem, client_scopes: [read, write, admin]" % d if client_ca else "")
 
     def assert_refused(self, addr, credentials=None):
         channel = grpc.secure_channel(addr, credentials) if credentials else grpc.insecure_channel(addr)
@@ -389,7 +391,9 @@ class Auth(unittest.TestCase):
         with open(path, "w") as f:
             f.write("# one token per line\n%s\n\n  %s  \n" % tuple(self.FILE_TOKENS))
         env = dict(os.environ, LARDER_TEST_TOKENS="unused-%s, %s" % (os.urandom(4).hex(), self.ENV_TOKEN))
-        return harness.Server(env=env, larder={"auth": "{tokens_file: %s, tokens_env: LARDER_TEST_TOKENS}" % path,
+        # Scoped with admin: the tests create their tables with these tokens.
+        return harness.Server(env=env, larder={"auth": "{scoped: [{tokens_file: %s, tokens_env: LARDER_TEST_TOKENS, "
+                                                       "scopes: [read, write, admin]}]}" % path,
                                                "log_level": "debug", "admin_rpcs": admin})
 
     @staticmethod

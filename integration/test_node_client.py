@@ -43,7 +43,7 @@ class NodeClient(unittest.TestCase):
                         ignore=shutil.ignore_patterns("node_modules"))
         os.symlink(os.path.join(harness.ROOT, "protos"), os.path.join(work, "protos"))
         env = dict(os.environ, LARDER_TEST_TOKENS=token)
-        with harness.Server(project="demo", env=env, larder={"auth": "{tokens_env: LARDER_TEST_TOKENS}"}) as server:
+        with harness.Server(project="demo", env=env, larder={"auth": "{scoped: [{tokens_env: LARDER_TEST_TOKENS, scopes: [read, write, admin]}]}"}) as server:
             self.assertIn("127.0.0.1:6566", script)
             out = subprocess.run(["bash", "-c", script.replace("127.0.0.1:6566", server.addr)], cwd=work,
                                  env=dict(os.environ, LARDER_TOKEN=token), capture_output=True, text=True,

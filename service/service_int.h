@@ -60,22 +60,6 @@ struct ldr_worker_state {
   struct ldr_metrics_worker *metrics;
 };
 
-/* ---- security (security.c) ---- */
-
-struct ldr_auth;
-
-/* Loads the bearer tokens of larder.auth; *out stays NULL when auth is off. */
-enum ldr_rc ldr_auth_load(const struct ldr_config *cfg, struct ldr_auth **out, struct ldr_err *err);
-void ldr_auth_free(struct ldr_auth *a);
-size_t ldr_auth_count(const struct ldr_auth *a);
-/* LDR_OK when auth is off or the call's metadata has `authorization: Bearer
- * <a token>`; LDR_UNAUTHENTICATED otherwise. */
-enum ldr_rc ldr_auth_check(const struct ldr_auth *a, const grpc_metadata_array *md,
-                           struct ldr_err *err);
-/* The server's credentials: TLS (mutual with a client CA) or plaintext; NULL
- * with `err` set when the PEM files cannot be used. */
-grpc_server_credentials *ldr_server_credentials(const struct ldr_config *cfg, struct ldr_err *err);
-
 /* One call as a handler sees it. The request bytes and everything a handler
  * allocates live in `arena`; the reply is a slice the server sends and releases. */
 struct ldr_handler_ctx {
@@ -104,10 +88,9 @@ struct ldr_method {
   const char *path;
   const char *name; /* for messages: "OnlineRead" */
   ldr_handler_fn fn;
-  int admin;  /* refused when larder.admin_rpcs is false */
-  int read;   /* an OnlineRead: may be served together with others (ldr_read_prepare) */
-  int stream; /* LDR_STREAM_*: `fn` answers each request message of the stream */
-  int open;   /* answered without a bearer token (health probes) */
+  unsigned scope; /* LDR_SCOPE_* the caller needs (admin also needs larder.admin_rpcs); 0: open */
+  int batched;    /* an OnlineRead: may be served together with others (ldr_read_prepare) */
+  int stream;     /* LDR_STREAM_*: `fn` answers each request message of the stream */
 };
 
 enum { LDR_UNARY = 0, LDR_STREAM_BIDI = 1, LDR_STREAM_WATCH = 2 };

@@ -289,7 +289,7 @@ static void defaults(void **state) {
   assert_null(cfg.registry);
   assert_string_equal(cfg.listen, "0.0.0.0:6566");
   assert_int_equal(cfg.workers, 0);
-  assert_int_equal(cfg.admin_rpcs, 1);
+  assert_int_equal(cfg.admin_rpcs, 0);
   assert_int_equal(cfg.max_batch_rows, 10000);
   assert_int_equal(cfg.max_message_bytes, 4194304);
   assert_int_equal(cfg.grace_period_s, 10);
@@ -349,11 +349,12 @@ static void mesh_settings(void **state) {
   assert_int_equal(load("project: p\n", &cfg, &err), 0);
   assert_null(cfg.metrics_listen);
   assert_null(cfg.tls_cert);
-  assert_null(cfg.auth_tokens_file);
+  assert_int_equal(cfg.n_token_sources, 0);
+  assert_int_equal(cfg.tls_client_scopes, LDR_SCOPE_READ | LDR_SCOPE_WRITE);
   assert_int_equal(cfg.log_json, 0);
   assert_int_equal(cfg.keepalive_time_s, -1);
   assert_int_equal(cfg.max_connection_idle_s, -1);
-  assert_int_equal(cfg.max_concurrent_streams, -1);
+  assert_int_equal(cfg.max_concurrent_streams, 100);
   ldr_config_destroy(&cfg);
 
   assert_int_equal(load("project: p\nlarder:\n  metrics_listen: 127.0.0.1:9090\n"
@@ -371,8 +372,11 @@ static void mesh_settings(void **state) {
   assert_string_equal(cfg.tls_cert, "/repo/tls/server.pem");
   assert_string_equal(cfg.tls_key, "/etc/k.pem");
   assert_string_equal(cfg.tls_client_ca, "/repo/ca.pem");
-  assert_string_equal(cfg.auth_tokens_file, "/repo/tokens.txt");
-  assert_string_equal(cfg.auth_tokens_env, "LARDER_TOKENS");
+  assert_int_equal(cfg.n_token_sources, 2);
+  assert_string_equal(cfg.token_sources[0].file, "/repo/tokens.txt");
+  assert_null(cfg.token_sources[0].env);
+  assert_string_equal(cfg.token_sources[1].env, "LARDER_TOKENS");
+  assert_int_equal(cfg.token_sources[1].scopes, LDR_SCOPE_READ | LDR_SCOPE_WRITE);
   assert_int_equal(cfg.keepalive_time_s, 30);
   assert_int_equal(cfg.keepalive_timeout_s, 5);
   assert_int_equal(cfg.max_connection_idle_s, 300);
@@ -390,7 +394,22 @@ static void mesh_settings(void **state) {
       {"larder:\n  tls: {cert: a.pem}\n", "3:8: larder.tls: cert and key are both required"},
       {"larder:\n  tls: {key: k.pem, client_ca: c.pem}\n", "larder.tls: cert and key"},
       {"larder:\n  tls: {cert: a, key: b, ca: c}\n", "larder.tls: unknown key 'ca'"},
-      {"larder:\n  auth: {}\n", "larder.auth: tokens_file or tokens_env is required"},
+      {"larder:\n  auth: {}\n", "larder.auth: tokens_file, tokens_env or scoped is required"},
+      {"larder:\n  auth: {scoped: [{tokens_file: t, scopes: [read, root]}]}\n",
+       "larder.auth.scoped[0].scopes: expected read, write or admin, not 'root'"},
+      {"larder:\n  auth: {scoped: [{scopes: [read]}]}\n",
+       "larder.auth.scoped[0]: tokens_file or tokens_env is required"},
+      {"larder:\n  auth: {scoped: [{tokens_env: X}]}\n", "larder.auth.scoped[0].scopes: required"},
+      {"larder:\n  auth: {scoped: [{tokens_env: X, scopes: []}]}\n",
+       "larder.auth.scoped[0].scopes: expected a list of scopes"},
+      {"larder:\n  auth: {scoped: {tokens_env: X}}\n", "larder.auth.scoped: expected a list"},
+      {"larder:\n  tls: {cert: a, key: b, client_scopes: [read]}\n",
+       "larder.tls.client_scopes: needs client_ca"},
+      {"larder:\n  max_join_keys: 0\n", "larder.max_join_keys: 0 is out of range"},
+      {"larder:\n  max_columns: -1\n", "larder.max_columns: -1 is out of range"},
+      {"larder:\n  receive_timeout_s: 0\n", "larder.receive_timeout_s: 0 is out of range"},
+      {"larder:\n  watch_max_s: 0\n", "larder.watch_max_s: 0 is out of range"},
+      {"larder:\n  read_only: perhaps\n", "larder.read_only: expected true or false"},
       {"larder:\n  auth: {tokens: x}\n", "larder.auth: unknown key 'tokens'"},
       {"larder:\n  keepalive_time_s: 0\n", "larder.keepalive_time_s"},
       {"larder:\n  max_concurrent_streams: -3\n", "larder.max_concurrent_streams"},
@@ -403,6 +422,45 @@ static void mesh_settings(void **state) {
     ldr_config_destroy(&cfg); /* a failed load frees with destroy too */
     if (strstr(err.msg, bad[i].msg) == NULL) fail_msg("case %zu: %s", i, err.msg);
   }
+}
+
+/* Scoped tokens, client certificate scopes and the limits of issue 13. */
+static void scopes_and_limits(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  assert_int_equal(load("project: p\n", &cfg, &err), 0);
+  assert_int_equal(cfg.admin_rpcs, 0);
+  assert_int_equal(cfg.max_join_keys, 64);
+  assert_int_equal(cfg.max_columns, 256);
+  assert_int_equal(cfg.receive_timeout_s, 10);
+  assert_int_equal(cfg.watch_max_s, 3600);
+  assert_int_equal(cfg.read_only, 0);
+  ldr_config_destroy(&cfg);
+  if (load("project: p\nlarder:\n  auth:\n    tokens_env: RW\n    scoped:\n"
+           "      - {tokens_file: ro.txt, scopes: [read]}\n"
+           "      - {tokens_env: ADM, tokens_file: /adm.txt, scopes: [admin, read, write]}\n"
+           "  tls: {cert: c.pem, key: k.pem, client_ca: ca.pem, client_scopes: [read]}\n"
+           "  max_join_keys: 8\n  max_columns: 1000\n  receive_timeout_s: 2\n"
+           "  watch_max_s: 60\n  read_only: true\n  admin_rpcs: true\n",
+           &cfg, &err) != 0)
+    fail_msg("%s", err.msg);
+  assert_int_equal(cfg.n_token_sources, 4);
+  assert_string_equal(cfg.token_sources[0].env, "RW");
+  assert_int_equal(cfg.token_sources[0].scopes, LDR_SCOPE_READ | LDR_SCOPE_WRITE);
+  assert_string_equal(cfg.token_sources[1].file, "/repo/ro.txt");
+  assert_int_equal(cfg.token_sources[1].scopes, LDR_SCOPE_READ);
+  assert_string_equal(cfg.token_sources[2].file, "/adm.txt");
+  assert_string_equal(cfg.token_sources[3].env, "ADM");
+  assert_int_equal(cfg.token_sources[3].scopes, LDR_SCOPE_READ | LDR_SCOPE_WRITE | LDR_SCOPE_ADMIN);
+  assert_int_equal(cfg.tls_client_scopes, LDR_SCOPE_READ);
+  assert_int_equal(cfg.max_join_keys, 8);
+  assert_int_equal(cfg.max_columns, 1000);
+  assert_int_equal(cfg.receive_timeout_s, 2);
+  assert_int_equal(cfg.watch_max_s, 60);
+  assert_int_equal(cfg.read_only, 1);
+  assert_int_equal(cfg.admin_rpcs, 1);
+  ldr_config_destroy(&cfg);
 }
 
 static void feast_file_with_substitution(void **state) {
@@ -539,11 +597,17 @@ static void relative_to_the_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(expand_vars),   cmocka_unit_test(errors),
-      cmocka_unit_test(defaults),      cmocka_unit_test(registries),
-      cmocka_unit_test(mesh_settings), cmocka_unit_test(feast_file_with_substitution),
-      cmocka_unit_test(store_forms),   cmocka_unit_test(server_store),
-      cmocka_unit_test(file_errors),   cmocka_unit_test(relative_to_the_file),
+      cmocka_unit_test(expand_vars),
+      cmocka_unit_test(errors),
+      cmocka_unit_test(defaults),
+      cmocka_unit_test(registries),
+      cmocka_unit_test(mesh_settings),
+      cmocka_unit_test(scopes_and_limits),
+      cmocka_unit_test(feast_file_with_substitution),
+      cmocka_unit_test(store_forms),
+      cmocka_unit_test(server_store),
+      cmocka_unit_test(file_errors),
+      cmocka_unit_test(relative_to_the_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
