@@ -60,6 +60,23 @@ struct ldr_read_row {
   struct ldr_read_feature *features;
 };
 
+/* One view's part of a read: its keys, and where the results go. */
+struct ldr_read {
+  const char *table;
+  const struct ldr_key *keys;
+  size_t n_keys;
+  const char *const *features; /* n_features == 0: every stored feature */
+  size_t n_features;
+  struct ldr_read_row *out; /* n_keys results, in request order */
+};
+
+/* One view's part of a write. */
+struct ldr_write {
+  const char *table;
+  const struct ldr_write_row *rows;
+  size_t n_rows;
+};
+
 struct ldr_backend;
 
 /*
@@ -79,18 +96,18 @@ struct ldr_backend_ops {
   /* Drops the tables; missing ones are fine. Never deletes the database itself. */
   enum ldr_rc (*teardown)(struct ldr_backend *b, const char *const *tables, size_t n,
                           struct ldr_err *err);
-  /* Upserts every feature of every row in one transaction: all or nothing;
-   * a (key, feature) repeated in the batch ends with its last value.
-   * LDR_NOT_FOUND when the table does not exist. Scratch memory comes from `arena`. */
-  enum ldr_rc (*write_batch)(struct ldr_backend *b, const char *table,
-                             const struct ldr_write_row *rows, size_t n, struct ldr_arena *arena,
-                             struct ldr_err *err);
-  /* Fills out[0..n_keys) in request order, copying results into `arena`.
-   * With n_features == 0 every stored feature is returned. LDR_NOT_FOUND when
-   * the table does not exist, also for n_keys == 0. */
-  enum ldr_rc (*read)(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
-                      size_t n_keys, const char *const *features, size_t n_features,
-                      struct ldr_arena *arena, struct ldr_read_row *out, struct ldr_err *err);
+  /* Upserts every feature of every row of every write in one transaction:
+   * all or nothing; a (key, feature) repeated in a write ends with its last
+   * value. LDR_NOT_FOUND when a table does not exist (also for a write with
+   * no rows). Scratch memory comes from `arena`. */
+  enum ldr_rc (*write)(struct ldr_backend *b, const struct ldr_write *writes, size_t n,
+                       struct ldr_arena *arena, struct ldr_err *err);
+  /* Fills the `out` of every read, copying results into `arena`, with one
+   * round trip to a database server whatever `n` and the number of keys.
+   * LDR_NOT_FOUND when a table does not exist (also for a read of no keys);
+   * LDR_EXHAUSTED as soon as the names and values read pass b->result_cap. */
+  enum ldr_rc (*read)(struct ldr_backend *b, struct ldr_read *reads, size_t n,
+                      struct ldr_arena *arena, struct ldr_err *err);
   /* Checks the store answers. */
   enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
   /* Nonzero while the connection to the store is open (for metrics). */
@@ -103,6 +120,7 @@ struct ldr_backend {
   const struct ldr_store_config *cfg; /* borrowed; outlives the backend */
   int key_version;                    /* the version keys are serialized with */
   int64_t deadline_ns;                /* CLOCK_MONOTONIC; 0 = none. Set per call. */
+  size_t result_cap;                  /* most bytes of names and values a read returns; 0 = none */
   void *impl;
 };
 

@@ -28,12 +28,21 @@ struct ldr_collector {
   size_t *uniq_of_ref; /* refs[i] is uniq[uniq_of_ref[i]] */
   struct ldr_got *got;
   size_t ngot, capgot;
-  size_t last; /* the uniq index of the previous row, for runs of one key */
+  size_t last;    /* the uniq index of the previous row, for runs of one key */
+  size_t *budget; /* bytes of names and values the call may still take (shared by its reads) */
+  size_t spent;   /* what the rows added so far took from it */
 };
 
-/* Sorts the request keys and finds the distinct ones. LDR_EXHAUSTED when the arena is full. */
+/* Sorts the request keys and finds the distinct ones. Rows added later are
+ * counted against *budget. LDR_EXHAUSTED when the arena is full. */
 enum ldr_rc ldr_collect_begin(struct ldr_collector *c, struct ldr_arena *a,
-                              const struct ldr_key *keys, size_t n, struct ldr_err *err);
+                              const struct ldr_key *keys, size_t n, size_t *budget,
+                              struct ldr_err *err);
+
+/* The budget of a read by `b`: its result_cap, or no limit. */
+static inline size_t ldr_read_budget(const struct ldr_backend *b) {
+  return b->result_cap ? b->result_cap : (size_t)-1;
+}
 
 /* Forgets the rows added so far (a retried statement adds them again). */
 void ldr_collect_reset(struct ldr_collector *c);
@@ -43,6 +52,11 @@ void ldr_collect_reset(struct ldr_collector *c);
 enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key_len,
                             const void *name, size_t name_len, const void *value, size_t value_len,
                             const struct ldr_ts *ts, struct ldr_err *err);
+
+/* Checks that a row of these sizes still fits the budget, before its columns
+ * are fetched (a driver that reads a column of unknown width first). */
+enum ldr_rc ldr_collect_reserve(const struct ldr_collector *c, size_t name_len, size_t value_len,
+                                struct ldr_err *err);
 
 /* As ldr_collect_row, but the name and value are not copied: they must live
  * as long as the arena (see ldr_arena_on_reset). */

@@ -24,14 +24,30 @@ static int ref_cmp(const void *x, const void *y) {
   return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
+/* What a row adds to a reply, near enough: its name and value and their framing. */
+static size_t row_cost(size_t name_len, size_t value_len) { return name_len + value_len + 16; }
+
+static enum ldr_rc over_budget(struct ldr_err *err) {
+  return ldr_err_set(err, LDR_EXHAUSTED,
+                     "read: the rows read pass larder.max_message_bytes; ask for fewer keys or "
+                     "features");
+}
+
+enum ldr_rc ldr_collect_reserve(const struct ldr_collector *c, size_t name_len, size_t value_len,
+                                struct ldr_err *err) {
+  return *c->budget < row_cost(name_len, value_len) ? over_budget(err) : LDR_OK;
+}
+
 static enum ldr_rc full(struct ldr_err *err) {
   return ldr_err_set(err, LDR_EXHAUSTED, "read: the result is larger than a call may hold");
 }
 
 enum ldr_rc ldr_collect_begin(struct ldr_collector *c, struct ldr_arena *a,
-                              const struct ldr_key *keys, size_t n, struct ldr_err *err) {
+                              const struct ldr_key *keys, size_t n, size_t *budget,
+                              struct ldr_err *err) {
   memset(c, 0, sizeof *c);
   c->arena = a;
+  c->budget = budget;
   c->nrefs = n;
   c->refs = ldr_arena_alloc(a, (n ? n : 1) * sizeof *c->refs);
   c->uniq = ldr_arena_alloc(a, (n ? n : 1) * sizeof *c->uniq);
@@ -54,6 +70,8 @@ enum ldr_rc ldr_collect_begin(struct ldr_collector *c, struct ldr_arena *a,
 }
 
 void ldr_collect_reset(struct ldr_collector *c) {
+  *c->budget += c->spent;
+  c->spent = 0;
   c->ngot = 0;
   c->last = c->nuniq;
 }
@@ -110,6 +128,10 @@ enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *na
 static enum ldr_rc add_row(struct ldr_collector *c, size_t u, const void *name, size_t name_len,
                            const void *value, size_t value_len, const struct ldr_ts *ts, int copy,
                            struct ldr_err *err) {
+  size_t cost = row_cost(name_len, value_len);
+  if (*c->budget < cost) return over_budget(err);
+  *c->budget -= cost;
+  c->spent += cost;
   if (c->ngot == c->capgot) {
     size_t cap = c->capgot ? c->capgot * 2 : 64;
     struct ldr_got *g = ldr_arena_alloc(c->arena, cap * sizeof *g);

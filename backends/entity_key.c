@@ -1,5 +1,6 @@
 /* Feast's entity-key byte encoding (key_encoding_utils.py), versions 1 to 3. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/backend.h"
@@ -23,13 +24,22 @@ static uint32_t get_le32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* A join key and where it stands in the request, for sorting. */
+struct named_key {
+  const char *name;
+  size_t len;
+  size_t idx;
+};
+
 /* Python's sorted() on str compares code points, which for UTF-8 is memcmp
- * with the shorter string first on a common prefix. */
-static int key_cmp(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  int c = memcmp(a, b, la < lb ? la : lb);
+ * with the shorter string first on a common prefix. Equal names keep their
+ * request order, so a repeated one is reported at its second place. */
+static int key_cmp(const void *x, const void *y) {
+  const struct named_key *a = x, *b = y;
+  int c = memcmp(a->name, b->name, a->len < b->len ? a->len : b->len);
   if (c != 0) return c;
-  return la < lb ? -1 : la > lb;
+  if (a->len != b->len) return a->len < b->len ? -1 : 1;
+  return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
 static const char *member_name(const Feast__Types__Value *v) {
@@ -76,27 +86,24 @@ enum ldr_rc ldr_entity_key_serialize(const Feast__Types__EntityKey *ek, int vers
   if (ek->n_entity_values != n)
     return ldr_err_set(err, LDR_INVALID, "join_keys: %zu join keys but %zu entity_values", n,
                        ek->n_entity_values);
+  struct named_key *sorted = ldr_arena_alloc(arena, (n ? n : 1) * sizeof *sorted);
   size_t *order = ldr_arena_alloc(arena, (n ? n : 1) * sizeof *order);
   long *plen = ldr_arena_alloc(arena, (n ? n : 1) * sizeof *plen);
-  if (order == NULL || plen == NULL)
+  if (sorted == NULL || order == NULL || plen == NULL)
     return ldr_err_set(err, LDR_EXHAUSTED, "entity key: no memory");
 
-  /* Feast sorts the (key, value) pairs only when there are two or more. An
-   * insertion sort is stable and keys are few. */
+  /* Feast sorts the (key, value) pairs by key; a client decides how many
+   * there are, so the sort is O(n log n), and so is finding a repeated one. */
   size_t total = version > 2 ? 4 : 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t j = i;
-    while (j > 0 && key_cmp(ek->join_keys[order[j - 1]], ek->join_keys[i]) > 0) {
-      order[j] = order[j - 1];
-      j--;
-    }
-    order[j] = i;
-  }
+  for (size_t i = 0; i < n; i++)
+    sorted[i] = (struct named_key){ek->join_keys[i], strlen(ek->join_keys[i]), i};
+  qsort(sorted, n, sizeof *sorted, key_cmp);
+  for (size_t i = 0; i < n; i++) order[i] = sorted[i].idx;
   for (size_t i = 0; i + 1 < n; i++)
-    if (key_cmp(ek->join_keys[order[i]], ek->join_keys[order[i + 1]]) == 0)
+    if (sorted[i].len == sorted[i + 1].len &&
+        !memcmp(sorted[i].name, sorted[i + 1].name, sorted[i].len))
       return ldr_err_set(err, LDR_INVALID, "join_keys[%zu]: join key \"%s\" appears twice",
-                         order[i + 1] > order[i] ? order[i + 1] : order[i],
-                         ek->join_keys[order[i]]);
+                         sorted[i + 1].idx, sorted[i].name);
   for (size_t i = 0; i < n; i++) {
     size_t klen = strlen(ek->join_keys[i]);
     if (klen > UINT32_MAX) return ldr_err_set(err, LDR_INVALID, "join_keys[%zu]: too long", i);

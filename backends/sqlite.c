@@ -16,6 +16,7 @@
 
 #include "backends/backend_int.h"
 #include "backends/sqlite.h"
+#include "common/log.h"
 
 #define STMT_CACHE 48
 #define MAX_KEY_BUCKET 8192 /* most keys bound to one read statement */
@@ -60,7 +61,11 @@ static enum ldr_rc db_error(struct ldr_backend *b, int rc, const char *what, con
                        what);
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: database is locked: %s", what, msg);
-  if (primary == SQLITE_FULL) return ldr_err_set(err, LDR_EXHAUSTED, "%s: database is full", what);
+  /* The disk (or a file size limit) is full, the file cannot be written or
+   * read: the store refuses now, whatever the request; the log says why. */
+  if (primary == SQLITE_FULL || primary == SQLITE_READONLY || primary == SQLITE_IOERR ||
+      primary == SQLITE_CANTOPEN)
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: sqlite: %s", what, msg);
   if (primary == SQLITE_NOMEM) return ldr_err_set(err, LDR_NOMEM, "%s: out of memory", what);
   return ldr_err_set(err, LDR_INTERNAL, "%s: sqlite: %s", what, msg);
 }
@@ -120,6 +125,72 @@ static enum ldr_rc prepare(struct ldr_backend *b, const char *sql, sqlite3_stmt 
   return rc == SQLITE_OK ? LDR_OK : db_error(b, rc, what, table, err);
 }
 
+/* A file URI for `path` with `query`, percent-encoding what a URI would read otherwise. */
+static char *file_uri(const char *path, const char *query) {
+  size_t n = strlen(path);
+  char *u = malloc(8 + 3 * n + strlen(query) + 2);
+  if (u == NULL) return NULL;
+  char *o = u + sprintf(u, "file:");
+  for (const char *p = path; *p; p++) {
+    if (*p == '?' || *p == '#' || *p == '%')
+      o += sprintf(o, "%%%02X", (unsigned char)*p);
+    else
+      *o++ = *p;
+  }
+  sprintf(o, "?%s", query);
+  return u;
+}
+
+/*
+ * Opens the file read-only (larder.read_only). A WAL database whose -shm file
+ * is gone and whose folder cannot be written can only be read as immutable:
+ * then nothing else can be writing it either.
+ */
+static int open_read_only(struct sqlite_impl *s, const char *path) {
+  static const char *const queries[] = {"mode=ro", "immutable=1"};
+  int r = SQLITE_CANTOPEN;
+  for (size_t i = 0; i < 2; i++) {
+    char *uri = file_uri(path, queries[i]);
+    if (uri == NULL) return SQLITE_NOMEM;
+    sqlite3_close(s->db);
+    s->db = NULL;
+    r = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                        NULL);
+    free(uri);
+    if (r == SQLITE_OK)
+      r = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (r == SQLITE_OK) {
+      if (i == 1)
+        ldr_log(LDR_LOG_INFO, "sqlite: %s is read as immutable (read-only WAL database)", path);
+      return SQLITE_OK;
+    }
+  }
+  return r;
+}
+
+/* A store larder writes must be writable, file and folder (WAL adds files
+ * beside it): found now, not at the first write. */
+static enum ldr_rc check_writable(const char *path, struct ldr_err *err) {
+  char *dir = strdup(path);
+  if (dir == NULL) return ldr_err_set(err, LDR_NOMEM, "out of memory");
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash != NULL)
+    *slash = '\0';
+  const char *folder = slash ? dir : ".";
+  enum ldr_rc rc = LDR_OK;
+  if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0)
+    rc = ldr_err_set(err, LDR_UNAVAILABLE, "online_store.path: %s cannot be written: %s", path,
+                     strerror(errno));
+  else if (access(folder, W_OK | X_OK) != 0)
+    rc = ldr_err_set(err, LDR_UNAVAILABLE,
+                     "online_store.path: the folder of %s cannot be written: %s", path,
+                     strerror(errno));
+  free(dir);
+  return rc;
+}
+
 static enum ldr_rc sqlite_open(struct ldr_backend *b, struct ldr_err *err) {
   struct sqlite_impl *s = impl(b);
   /* Memory statistics cost a global mutex on every allocation; larder reads
@@ -131,23 +202,29 @@ static enum ldr_rc sqlite_open(struct ldr_backend *b, struct ldr_err *err) {
     configured = 1;
   }
   const char *path = ((const struct ldr_sqlite_options *)b->cfg->opts)->path;
+  int read_only = b->cfg->read_only;
   enum ldr_rc rc;
-  if (mkdir_parents(path) != 0)
+  if (!read_only && mkdir_parents(path) != 0)
     return ldr_err_set(err, LDR_UNAVAILABLE,
                        "online_store.path: cannot create the folder of %s: %s", path,
                        strerror(errno));
-  int r = sqlite3_open_v2(path, &s->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (!read_only && check_writable(path, err) != LDR_OK) return err->rc;
+  int r =
+      read_only
+          ? open_read_only(s, path)
+          : sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (r != SQLITE_OK)
-    return ldr_err_set(err, LDR_UNAVAILABLE, "online_store.path: cannot open %s: %s", path,
+    return ldr_err_set(err, LDR_UNAVAILABLE, "online_store.path: cannot open %s%s: %s", path,
+                       read_only ? " to read" : "",
                        s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
   sqlite3_extended_result_codes(s->db, 1);
   sqlite3_busy_handler(s->db, busy_cb, b);
   sqlite3_progress_handler(s->db, 4000, progress_cb, b);
   /* WAL lets readers run beside the one writer; FULL makes an acknowledged
    * write survive a power loss, not only a crash of this process. */
-  rc = exec(b, "PRAGMA journal_mode=WAL", "open", err);
-  if (rc == LDR_OK) rc = exec(b, "PRAGMA synchronous=FULL", "open", err);
+  rc = read_only ? LDR_OK : exec(b, "PRAGMA journal_mode=WAL", "open", err);
+  if (rc == LDR_OK && !read_only) rc = exec(b, "PRAGMA synchronous=FULL", "open", err);
   /* SQLite's default page cache (2 MiB) misses on every read of a large view;
    * 8 MiB per connection keeps the inner pages of the indexes and tables, and
    * measured as fast as memory-mapping the file (bench/), without mapping the
@@ -264,32 +341,24 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
 
 static void call_start(struct ldr_backend *b) { impl(b)->deadline_hit = 0; }
 
-static enum ldr_rc sqlite_read(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
-                               size_t n_keys, const char *const *features, size_t n_features,
-                               struct ldr_arena *a, struct ldr_read_row *out, struct ldr_err *err);
+static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ldr_arena *a,
+                            size_t *budget, struct ldr_err *err);
 
 /* Feast stores int(datetime.timestamp()), which truncates toward zero. */
 static int64_t epoch_seconds(struct ldr_ts t) { return t.s < 0 && t.ns > 0 ? t.s + 1 : t.s; }
 
-static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
-                                const struct ldr_write_row *rows, size_t n, struct ldr_arena *a,
-                                struct ldr_err *err) {
-  struct sqlite_impl *s = impl(b);
-  /* An empty batch writes nothing, but the table must exist: the read
-   * statement checks it even when a cached upsert outlived the table. */
-  if (n == 0) return sqlite_read(b, table, NULL, 0, NULL, 0, a, NULL, err);
+/* Upserts the rows of one write inside the transaction begun by sqlite_write. */
+static enum ldr_rc write_rows(struct ldr_backend *b, const struct ldr_write *w,
+                              struct ldr_err *err) {
   /* Rows are bound as they are: the upserts run in batch order, so the last
    * occurrence of a (key, feature) wins without flattening. */
   struct cached_stmt *ce = NULL;
   char text_buf[32];
-  call_start(b);
-  enum ldr_rc rc = get_stmt(b, ST_WRITE, table, 0, 0, &ce, err);
+  enum ldr_rc rc = get_stmt(b, ST_WRITE, w->table, 0, 0, &ce, err);
   if (rc != LDR_OK) return rc;
   sqlite3_stmt *st = ce->st;
-  rc = step_done(b, s->begin, "write", table, err);
-  if (rc != LDR_OK) return rc;
-  for (size_t i = 0; i < n && rc == LDR_OK; i++) {
-    const struct ldr_write_row *r = &rows[i];
+  for (size_t i = 0; i < w->n_rows && rc == LDR_OK; i++) {
+    const struct ldr_write_row *r = &w->rows[i];
     for (size_t j = 0; j < r->n_features && rc == LDR_OK; j++) {
       const struct ldr_write_feature *f = &r->features[j];
       const char *text;
@@ -306,12 +375,32 @@ static enum ldr_rc sqlite_write(struct ldr_backend *b, const char *table,
         sqlite3_bind_int64(st, 6, epoch_seconds(r->created_ts));
       else
         sqlite3_bind_null(st, 6);
-      rc = step_done(b, st, "write", table, err);
+      rc = step_done(b, st, "write", w->table, err);
       if (rc != LDR_OK) ldr_err_prefix(err, "rows[%zu]: ", i);
     }
   }
   sqlite3_clear_bindings(st);
-  if (rc == LDR_OK) rc = step_done(b, s->commit, "write: commit", table, err);
+  return rc;
+}
+
+/* Every write in one transaction: all rows of all views, or none. */
+static enum ldr_rc sqlite_write(struct ldr_backend *b, const struct ldr_write *writes, size_t n,
+                                struct ldr_arena *a, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  call_start(b);
+  enum ldr_rc rc = step_done(b, s->begin, "write", NULL, err);
+  for (size_t w = 0; rc == LDR_OK && w < n; w++) {
+    if (writes[w].n_rows > 0) {
+      rc = write_rows(b, &writes[w], err);
+      continue;
+    }
+    /* A write of no rows writes nothing, but its table must exist: the read
+     * statement checks it even when a cached upsert outlived the table. */
+    size_t budget = (size_t)-1;
+    struct ldr_read none = {writes[w].table, NULL, 0, NULL, 0, NULL};
+    rc = read_one(b, &none, a, &budget, err);
+  }
+  if (rc == LDR_OK) rc = step_done(b, s->commit, "write: commit", NULL, err);
   if (rc != LDR_OK) rollback(b);
   return rc;
 }
@@ -445,25 +534,42 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   return rc;
 }
 
-static enum ldr_rc sqlite_read(struct ldr_backend *b, const char *table, const struct ldr_key *keys,
-                               size_t n_keys, const char *const *features, size_t n_features,
-                               struct ldr_arena *a, struct ldr_read_row *out, struct ldr_err *err) {
+/* One view's read: a statement per MAX_KEY_BUCKET distinct keys (SQLite's
+ * limit on placeholders), so a read of 10,000 keys takes two. */
+static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ldr_arena *a,
+                            size_t *budget, struct ldr_err *err) {
   struct ldr_collector c;
-  call_start(b);
-  if (n_features > MAX_KEY_BUCKET)
+  if (r->n_features > MAX_KEY_BUCKET)
     return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
                        MAX_KEY_BUCKET);
-  enum ldr_rc rc = ldr_collect_begin(&c, a, keys, n_keys, err);
-  /* One statement for up to MAX_KEY_BUCKET distinct keys (SQLite's limit on
-   * placeholders), so a read of 10,000 keys takes two. */
+  enum ldr_rc rc = ldr_collect_begin(&c, a, r->keys, r->n_keys, budget, err);
   size_t off = 0;
   while (rc == LDR_OK) {
     size_t chunk = c.nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : c.nuniq - off;
-    rc = read_chunk(b, table, &c, c.uniq + off, chunk, features, n_features, err);
+    rc = read_chunk(b, r->table, &c, c.uniq + off, chunk, r->features, r->n_features, err);
     off += chunk;
     if (off >= c.nuniq) break;
   }
-  if (rc == LDR_OK) rc = ldr_collect_end(&c, out, err);
+  if (rc == LDR_OK && r->out != NULL) rc = ldr_collect_end(&c, r->out, err);
+  return rc;
+}
+
+/* No round trip to pay: the views are read one after another, in one read
+ * transaction, so that they agree with each other. */
+static enum ldr_rc sqlite_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
+                               struct ldr_arena *a, struct ldr_err *err) {
+  struct sqlite_impl *s = impl(b);
+  size_t budget = ldr_read_budget(b);
+  call_start(b);
+  int txn = n > 1 && sqlite3_get_autocommit(s->db);
+  enum ldr_rc rc = txn ? exec(b, "BEGIN", "read", err) : LDR_OK;
+  for (size_t i = 0; rc == LDR_OK && i < n; i++) rc = read_one(b, &reads[i], a, &budget, err);
+  if (txn && !sqlite3_get_autocommit(s->db)) {
+    if (rc == LDR_OK)
+      rc = exec(b, "COMMIT", "read", err);
+    else
+      rollback(b);
+  }
   return rc;
 }
 
@@ -480,12 +586,41 @@ static enum ldr_rc ddl(struct ldr_backend *b, const char *fmt, const char *table
   return exec(b, sql, table, err);
 }
 
+/*
+ * SQLite keeps tables and indexes in one namespace: a table must not take the
+ * name of another table's index (<table>_ek), nor its own index that of a table.
+ */
+static enum ldr_rc check_clash(struct ldr_backend *b, const char *t, size_t i,
+                               struct ldr_err *err) {
+  sqlite3_stmt *st = NULL;
+  enum ldr_rc rc =
+      prepare(b, "SELECT type, name FROM sqlite_master WHERE name = ?1 OR name = ?1 || '_ek'", &st,
+              "update", NULL, err);
+  if (rc != LDR_OK) return rc;
+  sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
+  while (rc == LDR_OK && sqlite3_step(st) == SQLITE_ROW) {
+    const char *type = (const char *)sqlite3_column_text(st, 0);
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    int own = !strcmp(name, t);
+    if (own && !strcmp(type, "index"))
+      rc = ldr_err_set(err, LDR_FAILED_PRECONDITION,
+                       "tables_to_keep[%zu]: %s is the index of another table", i, t);
+    else if (!own && strcmp(type, "index"))
+      rc = ldr_err_set(err, LDR_FAILED_PRECONDITION,
+                       "tables_to_keep[%zu]: the index of table %s would be %s, which is a table",
+                       i, t, name);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static enum ldr_rc sqlite_update(struct ldr_backend *b, const char *const *keep, size_t n_keep,
                                  const char *const *drop, size_t n_drop, struct ldr_err *err) {
   struct sqlite_impl *s = impl(b);
   call_start(b);
   forget_statements(s);
   enum ldr_rc rc = step_done(b, s->begin, "update", NULL, err);
+  for (size_t i = 0; rc == LDR_OK && i < n_keep; i++) rc = check_clash(b, keep[i], i, err);
   for (size_t i = 0; rc == LDR_OK && i < n_keep; i++) {
     /* Feast's DDL, double spaces included. */
     rc = ddl(b,
@@ -547,7 +682,7 @@ const struct ldr_backend_ops ldr_sqlite_ops = {
     .close = sqlite_close,
     .update = sqlite_update,
     .teardown = sqlite_teardown,
-    .write_batch = sqlite_write,
+    .write = sqlite_write,
     .read = sqlite_read,
     .ping = sqlite_ping,
     .connected = sqlite_connected,

@@ -62,6 +62,13 @@ void ldr_arena_destroy(struct ldr_arena *a) {
 void ldr_arena_reset(struct ldr_arena *a) {
   /* The cleanup records live in the blocks: run them before freeing those. */
   run_cleanups(a);
+  /* A first block grown for one large call goes too: a reused context keeps
+   * only its usual block, not the largest request it ever served. */
+  if (a->first != NULL && a->first->size > a->first_size) {
+    free_chain(a->first);
+    a->first = NULL;
+    a->held = 0;
+  }
   if (a->first != NULL) {
     free_chain(a->first->next);
     a->first->next = NULL;

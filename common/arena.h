@@ -30,7 +30,8 @@ void ldr_arena_init(struct ldr_arena *a, size_t first_size, size_t cap);
 /* Frees every block. `a` may be initialized again afterwards. */
 void ldr_arena_destroy(struct ldr_arena *a);
 
-/* Frees all blocks but the first and forgets every allocation. */
+/* Frees all blocks but the first (unless it is larger than first_size) and
+ * forgets every allocation. */
 void ldr_arena_reset(struct ldr_arena *a);
 
 /* Returns `n` bytes aligned for any type, owned by the arena, or NULL when

@@ -86,6 +86,7 @@ static int load_root(struct loader *l) {
   }
   if (ldr_cfg_load_online_store(l, online) != 0 || ldr_cfg_resolve_registry(l) != 0) goto out;
   l->cfg->store.project = l->cfg->project;
+  l->cfg->store.read_only = l->cfg->read_only;
   rc = 0;
 out:
   free(keys);

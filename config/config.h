@@ -58,6 +58,7 @@ struct ldr_store_config {
   const char *project;    /* validated: [A-Za-z0-9_], not starting with '_' */
   int key_version;        /* entity_key_serialization_version (default 3) */
   int wait_for_backend_s; /* larder.wait_for_backend_s: retry an unreachable database */
+  int read_only;          /* larder.read_only: the store is only read */
   void *opts;             /* the schema's options struct */
 };
 
@@ -76,13 +77,17 @@ struct ldr_config {
   char *file; /* the path it was loaded from */
   char *dir;  /* the folder of that file: relative paths start here */
   char *project;
-  char *registry; /* registry path as given (not resolved), or NULL */
-  /* The registry file to read, relative paths joined to `dir`; NULL when no
-   * registry is configured or it is not a file (then registry_unsupported
-   * says why, for ServingService's answers and the log). */
+  char *registry; /* registry.path as given (not resolved), or NULL */
+  /* What to read: the registry file (relative paths joined to `dir`) for a
+   * file registry, the database URL (read_path, else path) for an SQL one;
+   * NULL when no registry is configured or larder cannot read it (then
+   * registry_unsupported says why, naming no location: ServingService's
+   * callers are told). */
   char *registry_path;
+  int registry_sql;          /* registry_type: sql */
   char *registry_unsupported;
-  int registry_cache_ttl_s; /* registry.cache_ttl_seconds: 600; 0 = read once */
+  int registry_cache_ttl_s;  /* registry.cache_ttl_seconds: 600; 0 = read once */
+  int registry_versioning;   /* registry.enable_online_feature_view_versioning */
   struct ldr_store_config store;
   /* larder: (defaults in DESIGN §5) */
   char *listen;

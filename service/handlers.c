@@ -4,8 +4,10 @@
  */
 #include <grpc/slice.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "larder/v1/online_store.pb-c.h"
 #include "service/service_int.h"
 #include "service/wire.h"
@@ -50,6 +52,11 @@ static enum ldr_rc no_memory(struct ldr_handler_ctx *c) {
   return ldr_err_set(&c->err, LDR_EXHAUSTED, "request: needs more memory than a call may use");
 }
 
+static enum ldr_rc read_only(struct ldr_handler_ctx *c, const char *method) {
+  return ldr_err_set(&c->err, LDR_FAILED_PRECONDITION,
+                     "%s: this larder serves reads only (larder.read_only: true)", method);
+}
+
 static enum ldr_rc check_ts(const Google__Protobuf__Timestamp *ts, const char *field, size_t row,
                             struct ldr_err *err) {
   if (ts->nanos < 0 || ts->nanos > 999999999)
@@ -72,6 +79,10 @@ static enum ldr_rc make_key(struct ldr_handler_ctx *c, const Feast__Types__Entit
     return ldr_err_set(&c->err, LDR_INVALID,
                        "%s[%zu]%s.join_keys: an entity key needs at least one join key", list, i,
                        sub);
+  if (ek->n_join_keys > (size_t)c->cfg->max_join_keys)
+    return ldr_err_set(&c->err, LDR_INVALID,
+                       "%s[%zu]%s.join_keys: %zu join keys, more than larder.max_join_keys (%d)",
+                       list, i, sub, ek->n_join_keys, c->cfg->max_join_keys);
   rc = ldr_entity_key_serialize(ek, c->backend->key_version, c->arena, out, &c->err);
   if (rc != LDR_OK) ldr_err_prefix(&c->err, "%s[%zu]%s.", list, i, sub);
   return rc;
@@ -139,8 +150,10 @@ static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
     r->features = fs;
     r->n_features = in->n_features;
   }
+  if (c->cfg->read_only) return read_only(c, "OnlineWriteBatch");
   int64_t t0 = ldr_now_ns();
-  rc = c->backend->ops->write_batch(c->backend, table, rows, req->n_rows, c->arena, &c->err);
+  struct ldr_write w = {table, rows, req->n_rows};
+  rc = c->backend->ops->write(c->backend, &w, 1, c->arena, &c->err);
   ldr_count_backend(c, t0, 0, rc == LDR_OK ? req->n_rows : 0);
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineWriteBatchResponse resp = LARDER__V1__ONLINE_WRITE_BATCH_RESPONSE__INIT;
@@ -256,20 +269,49 @@ enum ldr_rc ldr_read_reply(struct ldr_handler_ctx *c, const struct ldr_read_job 
   return LDR_OK;
 }
 
-/* OnlineRead served alone; the server usually serves reads in batches (server.c). */
-static enum ldr_rc online_read(struct ldr_handler_ctx *c) {
-  struct ldr_read_job job;
-  enum ldr_rc rc = ldr_read_prepare(c, &job);
-  if (rc != LDR_OK) return rc;
-  struct ldr_read_row *rows =
-      ldr_arena_alloc(c->arena, (job.n_keys ? job.n_keys : 1) * sizeof *rows);
-  if (rows == NULL) return no_memory(c);
-  job.rows = rows;
+int ldr_read_job_joins(const struct ldr_read_job *a, const struct ldr_read_job *b) {
+  if (strcmp(a->table, b->table) || a->n_features != b->n_features) return 0;
+  for (size_t i = 0; i < a->n_features; i++)
+    if (strcmp(a->features[i], b->features[i])) return 0;
+  return 1;
+}
+
+enum ldr_rc ldr_read_jobs(const struct ldr_config *cfg, struct ldr_backend *b,
+                          struct ldr_read_job *const *jobs, size_t n, struct ldr_arena *arena,
+                          struct ldr_worker_state *ws, struct ldr_err *err) {
+  struct ldr_read *reads = ldr_arena_calloc(arena, n + 1, sizeof *reads);
+  if (reads == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: out of memory");
+  size_t n_reads = 0, keys_read = 0;
+  for (size_t i = 0; i < n;) {
+    const struct ldr_read_job *first = jobs[i];
+    size_t j = i, nkeys = 0;
+    while (j < n && ldr_read_job_joins(jobs[j], first) &&
+           (j == i || nkeys + jobs[j]->n_keys <= LDR_BATCH_KEYS))
+      nkeys += jobs[j++]->n_keys;
+    struct ldr_key *keys = ldr_arena_alloc(arena, (nkeys ? nkeys : 1) * sizeof *keys);
+    struct ldr_read_row *rows = ldr_arena_alloc(arena, (nkeys ? nkeys : 1) * sizeof *rows);
+    if (keys == NULL || rows == NULL) return ldr_err_set(err, LDR_EXHAUSTED, "read: out of memory");
+    size_t off = 0;
+    for (size_t k = i; k < j; k++) {
+      if (jobs[k]->n_keys) memcpy(keys + off, jobs[k]->keys, jobs[k]->n_keys * sizeof *keys);
+      jobs[k]->rows = rows + off;
+      off += jobs[k]->n_keys;
+    }
+    reads[n_reads++] =
+        (struct ldr_read){first->table, keys, nkeys, first->features, first->n_features, rows};
+    keys_read += nkeys;
+    if (j - i > 1 && ldr_log_enabled(LDR_LOG_DEBUG))
+      ldr_log(LDR_LOG_DEBUG, "%zu reads of %s served together (%zu keys)", j - i, first->table,
+              nkeys);
+    i = j;
+  }
+  b->result_cap = (size_t)cfg->max_message_bytes * n;
   int64_t t0 = ldr_now_ns();
-  rc = c->backend->ops->read(c->backend, job.table, job.keys, job.n_keys, job.features,
-                             job.n_features, c->arena, rows, &c->err);
-  ldr_count_backend(c, t0, rc == LDR_OK ? job.n_keys : 0, 0);
-  return rc == LDR_OK ? ldr_read_reply(c, &job) : rc;
+  enum ldr_rc rc = b->ops->read(b, reads, n_reads, arena, err);
+  if (ws != NULL)
+    ldr_metrics_backend(ws->metrics, ldr_now_ns() - t0, rc == LDR_OK ? keys_read : 0, 0);
+  b->result_cap = 0;
+  return rc;
 }
 
 /* Checks each view name of a list and turns it into its table name. */
@@ -289,6 +331,35 @@ static enum ldr_rc table_list(struct ldr_handler_ctx *c, char **views, size_t n,
   return LDR_OK;
 }
 
+static int by_string(const void *x, const void *y) {
+  return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/*
+ * Feast names a table's index <table>_ek, and PostgreSQL and SQLite keep
+ * indexes and tables in one namespace: views `x` and `x_ek` in one Update
+ * would collide. Found with a sort and a search per table, not pairwise.
+ */
+static enum ldr_rc no_index_clash(struct ldr_handler_ctx *c, const char **tables, size_t n) {
+  const char **sorted = ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *sorted);
+  if (sorted == NULL) return no_memory(c);
+  if (n) memcpy(sorted, tables, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, by_string);
+  for (size_t i = 0; i < n; i++) {
+    char index[LDR_TABLE_NAME_MAX + 4];
+    snprintf(index, sizeof index, "%s_ek", tables[i]);
+    const char *key = index;
+    if (bsearch(&key, sorted, n, sizeof *sorted, by_string) == NULL) continue;
+    for (size_t j = 0; j < n; j++)
+      if (!strcmp(tables[j], index))
+        return ldr_err_set(&c->err, LDR_INVALID,
+                           "tables_to_keep[%zu]: table %s would take the name of the index of "
+                           "tables_to_keep[%zu] (%s); give the feature view another name",
+                           j, index, i, tables[i]);
+  }
+  return LDR_OK;
+}
+
 static enum ldr_rc update(struct ldr_handler_ctx *c) {
   ProtobufCAllocator al = arena_allocator(c->arena);
   const char **keep = NULL, **drop = NULL;
@@ -302,6 +373,8 @@ static enum ldr_rc update(struct ldr_handler_ctx *c) {
   rc = table_list(c, req->tables_to_keep, req->n_tables_to_keep, "tables_to_keep", &keep);
   if (rc == LDR_OK)
     rc = table_list(c, req->tables_to_delete, req->n_tables_to_delete, "tables_to_delete", &drop);
+  if (rc == LDR_OK) rc = no_index_clash(c, keep, req->n_tables_to_keep);
+  if (rc == LDR_OK && c->cfg->read_only) rc = read_only(c, "Update");
   if (rc == LDR_OK) {
     int64_t t0 = ldr_now_ns();
     rc = c->backend->ops->update(c->backend, keep, req->n_tables_to_keep, drop,
@@ -321,6 +394,7 @@ static enum ldr_rc teardown(struct ldr_handler_ctx *c) {
   Larder__V1__TeardownRequest *req = larder__v1__teardown_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return undecodable(c, "TeardownRequest");
   rc = table_list(c, req->tables, req->n_tables, "tables", &tables);
+  if (rc == LDR_OK && c->cfg->read_only) rc = read_only(c, "Teardown");
   if (rc == LDR_OK) {
     int64_t t0 = ldr_now_ns();
     rc = c->backend->ops->teardown(c->backend, tables, req->n_tables, &c->err);
@@ -336,9 +410,9 @@ const struct ldr_method ldr_methods[] = {
      .name = "OnlineWriteBatch",
      .fn = online_write_batch,
      .scope = LDR_SCOPE_WRITE},
+    /* Served by ldr_read_prepare, ldr_read_jobs and ldr_read_reply, in batches. */
     {.path = "/larder.v1.OnlineStore/OnlineRead",
      .name = "OnlineRead",
-     .fn = online_read,
      .scope = LDR_SCOPE_READ,
      .batched = 1},
     {.path = "/larder.v1.OnlineStore/Update",

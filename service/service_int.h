@@ -56,7 +56,8 @@ const char *ldr_grpc_code_name(int code);
 /* What a handler may know of the worker thread it runs on. */
 struct ldr_worker_state {
   const atomic_int *stopping; /* nonzero once SIGTERM or SIGINT came */
-  int64_t ping_ok_ns;         /* when the backend last answered a ping (health) */
+  int64_t ping_at_ns;         /* when the backend was last pinged (health) */
+  int ping_ok;                /* and whether it answered */
   struct ldr_metrics_worker *metrics;
 };
 
@@ -112,6 +113,20 @@ enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job
 /* Encodes job->rows as the reply of `c` (c->reply), or fails with
  * RESOURCE_EXHAUSTED when it would pass larder.max_message_bytes. */
 enum ldr_rc ldr_read_reply(struct ldr_handler_ctx *c, const struct ldr_read_job *job);
+
+/*
+ * Reads the keys of `n` prepared jobs with one backend read (one round trip):
+ * jobs of one table asking for the same features, next to each other in
+ * `jobs`, share a statement, at most LDR_BATCH_KEYS keys each. Sets each
+ * job's rows (in `arena`). The backend's deadline is the caller's to set;
+ * its result cap is n × larder.max_message_bytes here.
+ */
+#define LDR_BATCH_KEYS 256
+/* Nonzero when two jobs may share one statement: one table, the same features. */
+int ldr_read_job_joins(const struct ldr_read_job *a, const struct ldr_read_job *b);
+enum ldr_rc ldr_read_jobs(const struct ldr_config *cfg, struct ldr_backend *b,
+                          struct ldr_read_job *const *jobs, size_t n, struct ldr_arena *arena,
+                          struct ldr_worker_state *ws, struct ldr_err *err);
 
 /* feast.serving.ServingService (serving.c). */
 enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c);

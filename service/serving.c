@@ -239,19 +239,30 @@ find_column(Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **e, size_t 
   return NULL;
 }
 
-/* Checks the entity (or request_context) columns: named, each once, all of
- * one length. Sets *rows to that length (1 when there are none). */
+static int by_key(const void *x, const void *y) {
+  return strcmp((*(Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *const *)x)->key,
+                (*(Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *const *)y)->key);
+}
+
+/* Checks the entity (or request_context) columns: named, each once (found by
+ * sorting a copy: a client chooses how many there are), all of one length.
+ * Sets *rows to that length (1 when there are none). */
 static enum ldr_rc check_columns(struct ldr_handler_ctx *c, const char *field,
                                  Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **e,
                                  size_t n, size_t *rows, int *have_rows) {
+  Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **sorted =
+      ldr_arena_alloc(c->arena, (n ? n : 1) * sizeof *sorted);
+  if (sorted == NULL) return no_memory(c);
+  if (n) memcpy(sorted, e, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, by_key);
+  for (size_t i = 0; i + 1 < n; i++)
+    if (!strcmp(sorted[i]->key, sorted[i + 1]->key))
+      return ldr_err_set(&c->err, LDR_INVALID, "%s: the column '%s' is given twice", field,
+                         sorted[i]->key);
   for (size_t i = 0; i < n; i++) {
     size_t len = e[i]->value ? e[i]->value->n_val : 0;
     if (e[i]->key[0] == '\0')
       return ldr_err_set(&c->err, LDR_INVALID, "%s[%zu]: a column without a name", field, i);
-    for (size_t j = 0; j < i; j++)
-      if (!strcmp(e[j]->key, e[i]->key))
-        return ldr_err_set(&c->err, LDR_INVALID, "%s: the column '%s' is given twice", field,
-                           e[i]->key);
     if (*have_rows && len != *rows && i > 0)
       return ldr_err_set(&c->err, LDR_INVALID,
                          "%s: column '%s' has %zu values, column '%s' has %zu; every column needs "
@@ -346,13 +357,24 @@ static enum ldr_rc make_keys(struct request *q, const struct group *g, struct ld
   return LDR_OK;
 }
 
-static int64_t ts_ns(struct ldr_ts t) { return t.s * 1000000000 + t.ns; }
+/* Nonzero when a value stored at `t` is older than `ttl_ns` at `now`, in
+ * seconds and nanoseconds apart: far-future timestamps cannot overflow. */
+static int older_than(const struct timespec *now, struct ldr_ts t, int64_t ttl_ns) {
+  int64_t age_s = (int64_t)now->tv_sec - t.s, age_ns = (int64_t)now->tv_nsec - t.ns;
+  if (age_ns < 0) {
+    age_ns += 1000000000;
+    age_s--;
+  }
+  int64_t ttl_s = ttl_ns / 1000000000, ttl_rem = ttl_ns % 1000000000;
+  return age_s > ttl_s || (age_s == ttl_s && age_ns > ttl_rem);
+}
 
-/* Reads a group's view and fills its columns. */
-static enum ldr_rc read_group(struct request *q, struct group *g, int64_t now_ns) {
+/* The read of a group's view: its table and the entity keys of every row. */
+static enum ldr_rc prepare_group(struct request *q, struct group *g, struct ldr_read *r) {
   struct ldr_handler_ctx *c = q->c;
   const struct ldr_view *v = g->view;
-  char table[LDR_TABLE_NAME_MAX + 1];
+  char *table = ldr_arena_alloc(c->arena, LDR_TABLE_NAME_MAX + 1);
+  if (table == NULL) return no_memory(c);
   enum ldr_rc rc = ldr_table_name(c->cfg->project, v->name, "feature view", table, &c->err);
   if (rc != LDR_OK) {
     c->err.rc = LDR_FAILED_PRECONDITION;
@@ -364,31 +386,38 @@ static enum ldr_rc read_group(struct request *q, struct group *g, int64_t now_ns
   if (keys == NULL || rows == NULL) return no_memory(c);
   rc = make_keys(q, g, keys);
   if (rc != LDR_OK) return rc;
-  int64_t t0 = ldr_now_ns();
-  rc =
-      c->backend->ops->read(c->backend, table, keys, n, g->features, g->n, c->arena, rows, &c->err);
-  ldr_count_backend(c, t0, rc == LDR_OK ? n : 0, 0);
-  if (rc != LDR_OK) {
-    ldr_err_prefix(&c->err, "feature view '%s': ", v->name);
-    return rc;
-  }
+  r->table = table;
+  r->keys = keys;
+  r->n_keys = n;
+  r->features = g->features;
+  r->n_features = g->n;
+  r->out = rows;
+  return LDR_OK;
+}
+
+/* Fills a group's columns from what its read returned. */
+static enum ldr_rc fill_group(struct request *q, struct group *g, const struct ldr_read *r,
+                              const struct timespec *now) {
+  struct ldr_handler_ctx *c = q->c;
+  const struct ldr_view *v = g->view;
+  size_t n = q->n_rows;
   for (size_t j = 0; j < g->n; j++) {
     struct ldr_column *col = &q->cols[g->first_col + j];
     col->cells = ldr_arena_calloc(c->arena, n + 1, sizeof *col->cells);
     if (col->cells == NULL) return no_memory(c);
-    for (size_t r = 0; r < n; r++) col->cells[r].status = LDR_FIELD_NOT_FOUND;
+    for (size_t i = 0; i < n; i++) col->cells[i].status = LDR_FIELD_NOT_FOUND;
   }
-  for (size_t r = 0; r < n; r++) {
-    const struct ldr_read_row *row = &rows[r];
+  for (size_t i = 0; i < n; i++) {
+    const struct ldr_read_row *row = &r->out[i];
     if (!row->found) continue;
     int expired = c->cfg->enforce_ttl && v->ttl_ns > 0 && row->has_event_ts &&
-                  now_ns - ts_ns(row->event_ts) > v->ttl_ns;
+                  older_than(now, row->event_ts, v->ttl_ns);
     for (size_t f = 0; f < row->n_features; f++) {
       const struct ldr_read_feature *rf = &row->features[f];
       struct named key = {rf->name, 0};
       const struct named *hit = bsearch(&key, g->sorted, g->n, sizeof key, by_name);
       if (hit == NULL) continue;
-      struct ldr_cell *cell = &q->cols[g->first_col + hit->idx].cells[r];
+      struct ldr_cell *cell = &q->cols[g->first_col + hit->idx].cells[i];
       cell->status = expired ? LDR_FIELD_OUTSIDE_MAX_AGE : LDR_FIELD_PRESENT;
       if (!expired) {
         cell->value = rf->value;
@@ -399,6 +428,30 @@ static enum ldr_rc read_group(struct request *q, struct group *g, int64_t now_ns
     }
   }
   return LDR_OK;
+}
+
+/* Every group's view read with one backend read: one round trip to a database server. */
+static enum ldr_rc read_groups(struct request *q) {
+  struct ldr_handler_ctx *c = q->c;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  struct ldr_read *reads = ldr_arena_calloc(c->arena, q->n_groups + 1, sizeof *reads);
+  if (reads == NULL) return no_memory(c);
+  enum ldr_rc rc = LDR_OK;
+  size_t rows = 0;
+  for (size_t i = 0; rc == LDR_OK && i < q->n_groups; i++) {
+    rc = prepare_group(q, &q->groups[i], &reads[i]);
+    rows += reads[i].n_keys;
+  }
+  if (rc != LDR_OK) return rc;
+  int64_t t0 = ldr_now_ns();
+  c->backend->result_cap = (size_t)c->cfg->max_message_bytes;
+  rc = c->backend->ops->read(c->backend, reads, q->n_groups, c->arena, &c->err);
+  c->backend->result_cap = 0;
+  ldr_count_backend(c, t0, rc == LDR_OK ? rows : 0, 0);
+  for (size_t i = 0; rc == LDR_OK && i < q->n_groups; i++)
+    rc = fill_group(q, &q->groups[i], &reads[i], &now);
+  return rc;
 }
 
 enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c) {
@@ -426,6 +479,11 @@ enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c) {
     c->err = scan.string_err;
     return c->err.rc;
   }
+  if (pb->n_entities + pb->n_request_context > (size_t)c->cfg->max_columns)
+    return ldr_err_set(&c->err, LDR_INVALID,
+                       "entities: %zu entity and request_context columns, more than "
+                       "larder.max_columns (%d)",
+                       pb->n_entities + pb->n_request_context, c->cfg->max_columns);
   int have_rows = 0;
   q.n_rows = 1; /* with no entity columns at all: one row, for entity-less views */
   rc = check_columns(c, "entities", pb->entities, pb->n_entities, &q.n_rows, &have_rows);
@@ -457,10 +515,7 @@ enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c) {
         &q, pb->n_entities,
         (Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **)pb->request_context,
         pb->n_request_context);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-  for (size_t i = 0; rc == LDR_OK && i < q.n_groups; i++) rc = read_group(&q, &q.groups[i], now_ns);
+  if (rc == LDR_OK && q.n_groups > 0) rc = read_groups(&q);
   const char **views = NULL;
   size_t n_views = 0;
   if (rc == LDR_OK && pb->include_feature_view_version_metadata) {

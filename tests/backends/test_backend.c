@@ -21,6 +21,20 @@ static const struct native *native;
 static struct ldr_store_config store;
 static struct ldr_backend *backend;
 static struct ldr_arena arena;
+
+/* One read or one write through the backend's multi-view interface. */
+static enum ldr_rc read1(const char *table, const struct ldr_key *keys, size_t n,
+                         const char *const *features, size_t nf, struct ldr_read_row *out,
+                         struct ldr_err *err) {
+  struct ldr_read r = {table, keys, n, features, nf, out};
+  return backend->ops->read(backend, &r, 1, &arena, err);
+}
+
+static enum ldr_rc write1(const char *table, const struct ldr_write_row *rows, size_t n,
+                          struct ldr_err *err) {
+  struct ldr_write w = {table, rows, n};
+  return backend->ops->write(backend, &w, 1, &arena, err);
+}
 static int table_seq;
 
 /* A fresh table for each test: "conf_t<N>". */
@@ -90,7 +104,7 @@ static enum ldr_rc write_one(const char *table, int64_t id, const char *feature,
   struct ldr_write_feature f = int_feature(feature, x);
   struct ldr_write_row row = {
       .key = key_of(id), .features = &f, .n_features = 1, .event_ts = {ts, 0}};
-  return backend->ops->write_batch(backend, table, &row, 1, &arena, err);
+  return write1(table, &row, 1, err);
 }
 
 static void must_write(const char *table, int64_t id, const char *feature, int64_t x, int64_t ts) {
@@ -107,8 +121,7 @@ static struct ldr_read_row *read_keys(const char *table, const int64_t *ids, siz
   struct ldr_err err;
   ldr_err_clear(&err);
   for (size_t i = 0; i < n; i++) keys[i] = key_of(ids[i]);
-  if (backend->ops->read(backend, table, keys, n, features, nf, &arena, rows, &err) != LDR_OK)
-    fail_msg("read: %s", err.msg);
+  if (read1(table, keys, n, features, nf, rows, &err) != LDR_OK) fail_msg("read: %s", err.msg);
   return rows;
 }
 
@@ -149,8 +162,7 @@ static void round_trip_every_value_kind(void **state) {
       .key = key_of(7), .features = fs, .n_features = n, .event_ts = {1700000000, 0}};
   struct ldr_err err;
   ldr_err_clear(&err);
-  if (backend->ops->write_batch(backend, fx->table, &row, 1, &arena, &err) != LDR_OK)
-    fail_msg("%s", err.msg);
+  if (write1(fx->table, &row, 1, &err) != LDR_OK) fail_msg("%s", err.msg);
   int64_t id = 7;
   struct ldr_read_row *r = read_keys(fx->table, &id, 1, NULL, 0);
   assert_true(r->found);
@@ -192,8 +204,7 @@ static void duplicates_in_one_batch(void **state) {
   };
   struct ldr_err err;
   ldr_err_clear(&err);
-  if (backend->ops->write_batch(backend, fx->table, rows, 3, &arena, &err) != LDR_OK)
-    fail_msg("%s", err.msg);
+  if (write1(fx->table, rows, 3, &err) != LDR_OK) fail_msg("%s", err.msg);
   int64_t ids[] = {1, 2};
   struct ldr_read_row *r = read_keys(fx->table, ids, 2, NULL, 0);
   assert_int_equal(r[0].n_features, 1);
@@ -306,22 +317,18 @@ static void empty_requests_and_missing_tables(void **state) {
   struct ldr_err err;
   struct ldr_read_row row;
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, fx->table, NULL, 0, &arena, &err), LDR_OK);
-  assert_int_equal(backend->ops->read(backend, fx->table, NULL, 0, NULL, 0, &arena, &row, &err),
-                   LDR_OK);
+  assert_int_equal(write1(fx->table, NULL, 0, &err), LDR_OK);
+  assert_int_equal(read1(fx->table, NULL, 0, NULL, 0, &row, &err), LDR_OK);
   const char *missing = "conf_no_such_view";
-  assert_int_equal(backend->ops->read(backend, missing, NULL, 0, NULL, 0, &arena, &row, &err),
-                   LDR_NOT_FOUND);
+  assert_int_equal(read1(missing, NULL, 0, NULL, 0, &row, &err), LDR_NOT_FOUND);
   assert_non_null(strstr(err.msg, missing));
   ldr_err_clear(&err);
-  assert_int_equal(backend->ops->write_batch(backend, missing, NULL, 0, &arena, &err),
-                   LDR_NOT_FOUND);
+  assert_int_equal(write1(missing, NULL, 0, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
   assert_int_equal(write_one(missing, 1, "f", 1, 1, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
   struct ldr_key k = key_of(1);
-  assert_int_equal(backend->ops->read(backend, missing, &k, 1, NULL, 0, &arena, &row, &err),
-                   LDR_NOT_FOUND);
+  assert_int_equal(read1(missing, &k, 1, NULL, 0, &row, &err), LDR_NOT_FOUND);
 }
 
 /* One transaction per batch: a row that fails takes the whole batch with it. */
@@ -339,8 +346,7 @@ static void failing_batch_leaves_nothing(void **state) {
   };
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_not_equal(backend->ops->write_batch(backend, fx->table, rows, 3, &arena, &err),
-                       LDR_OK);
+  assert_int_not_equal(write1(fx->table, rows, 3, &err), LDR_OK);
   int64_t ids[] = {1, 2, 3};
   struct ldr_read_row *r = read_keys(fx->table, ids, 3, NULL, 0);
   assert_false(r[0].found);
@@ -369,13 +375,11 @@ static void update_and_teardown(void **state) {
   assert_true(read_keys(a, &id, 1, NULL, 0)->found);
   struct ldr_read_row row;
   struct ldr_key k = key_of(1);
-  assert_int_equal(backend->ops->read(backend, b, &k, 1, NULL, 0, &arena, &row, &err),
-                   LDR_NOT_FOUND);
+  assert_int_equal(read1(b, &k, 1, NULL, 0, &row, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
   /* Teardown of a missing table is fine. */
   assert_int_equal(backend->ops->teardown(backend, both, 2, &err), LDR_OK);
-  assert_int_equal(backend->ops->read(backend, a, &k, 1, NULL, 0, &arena, &row, &err),
-                   LDR_NOT_FOUND);
+  assert_int_equal(read1(a, &k, 1, NULL, 0, &row, &err), LDR_NOT_FOUND);
   ldr_err_clear(&err);
   assert_int_equal(backend->ops->ping(backend, &err), LDR_OK);
 }
@@ -406,16 +410,15 @@ static void stored_layout(void **state) {
   struct raw_row raw;
   if (native->narrow_columns) {
     /* MySQL's timestamp starts in 1970: refused, not stored as something else. */
-    assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 2, &arena, &err),
-                     LDR_INVALID);
+    assert_int_equal(write1(fx->table, rows, 2, &err), LDR_INVALID);
     assert_non_null(strstr(err.msg, "rows[1].event_ts"));
     assert_int_equal(native->raw_row(fx->table, rows[0].key.bytes, rows[0].key.len, "trips", &raw),
                      0);
     assert_false(raw.found);
     ldr_err_clear(&err);
-    assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 1, &arena, &err), LDR_OK);
+    assert_int_equal(write1(fx->table, rows, 1, &err), LDR_OK);
   } else {
-    assert_int_equal(backend->ops->write_batch(backend, fx->table, rows, 2, &arena, &err), LDR_OK);
+    assert_int_equal(write1(fx->table, rows, 2, &err), LDR_OK);
   }
   assert_int_equal(native->raw_row(fx->table, rows[0].key.bytes, rows[0].key.len, "trips", &raw),
                    0);
@@ -476,15 +479,14 @@ static void long_keys_names_and_values(void **state) {
         .key = cases[i].key, .features = cases[i].f, .n_features = 1, .event_ts = {1000, 0}};
     struct ldr_err err;
     ldr_err_clear(&err);
-    enum ldr_rc rc = backend->ops->write_batch(backend, fx->table, &row, 1, &arena, &err);
+    enum ldr_rc rc = write1(fx->table, &row, 1, &err);
     struct ldr_read_row out;
     if (native->narrow_columns) {
       assert_int_equal(rc, LDR_INVALID);
       assert_non_null(strstr(err.msg, cases[i].field));
     } else {
       if (rc != LDR_OK) fail_msg("case %zu: %s", i, err.msg);
-      assert_int_equal(
-          backend->ops->read(backend, fx->table, &row.key, 1, NULL, 0, &arena, &out, &err), LDR_OK);
+      assert_int_equal(read1(fx->table, &row.key, 1, NULL, 0, &out, &err), LDR_OK);
       assert_true(out.found);
       assert_string_equal(out.features[0].name, cases[i].f->name);
       assert_int_equal(out.features[0].value_len, cases[i].f->len);
@@ -511,14 +513,13 @@ static void key_versions(void **state) {
     assert_int_equal(ldr_entity_key_serialize(ek, version, &arena, &k, &err), LDR_OK);
     struct ldr_write_feature f = int_feature("f", (int64_t)i);
     struct ldr_write_row row = {.key = k, .features = &f, .n_features = 1, .event_ts = {1, 0}};
-    assert_int_equal(backend->ops->write_batch(backend, fx->table, &row, 1, &arena, &err), LDR_OK);
+    assert_int_equal(write1(fx->table, &row, 1, &err), LDR_OK);
     struct raw_row raw;
     assert_int_equal(native->raw_row(fx->table, k.bytes, k.len, "f", &raw), 0);
     assert_true(raw.found);
     assert_string_equal(ldr_test_hex(&arena, raw.key, raw.key_len), json_object_get_string(hex));
     struct ldr_read_row out;
-    assert_int_equal(backend->ops->read(backend, fx->table, &k, 1, NULL, 0, &arena, &out, &err),
-                     LDR_OK);
+    assert_int_equal(read1(fx->table, &k, 1, NULL, 0, &out, &err), LDR_OK);
     assert_true(out.found);
     assert_int_equal(int_value(&out.features[0]), (int64_t)i);
     checked++;
@@ -540,8 +541,7 @@ static void many_keys(void **state) {
   }
   struct ldr_err err;
   ldr_err_clear(&err);
-  if (backend->ops->write_batch(backend, fx->table, rows, N, &arena, &err) != LDR_OK)
-    fail_msg("write: %s", err.msg);
+  if (write1(fx->table, rows, N, &err) != LDR_OK) fail_msg("write: %s", err.msg);
   static const size_t counts[] = {1, 2, 7, 9, 17, 100, 1000, 8192, 8193, N};
   int64_t *ids = ldr_arena_alloc(&arena, (N + 1) * sizeof *ids);
   for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
@@ -577,6 +577,95 @@ static void deadline_while_locked(void **state) {
   int64_t id = 1;
   assert_int_equal(int_value(&read_keys(fx->table, &id, 1, NULL, 0)->features[0]), 1);
   must_write(fx->table, 1, "f", 3, 3000);
+}
+
+/* Several views in one read: each gets its own results; a missing table fails the read. */
+static void several_views_in_one_read(void **state) {
+  struct fixture *fx = *state;
+  char other[LDR_TABLE_NAME_MAX + 1], missing[LDR_TABLE_NAME_MAX + 1];
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(ldr_table_name(store.project, "multi_b", "v", other, &err), LDR_OK);
+  assert_int_equal(ldr_table_name(store.project, "no_such_view", "v", missing, &err), LDR_OK);
+  const char *keep[] = {other};
+  assert_int_equal(backend->ops->update(backend, keep, 1, NULL, 0, &err), LDR_OK);
+  must_write(fx->table, 1, "a", 11, 1000);
+  must_write(fx->table, 2, "a", 12, 1000);
+  must_write(other, 1, "b", 21, 2000);
+  struct ldr_key k[3] = {key_of(1), key_of(2), key_of(3)};
+  struct ldr_read_row out_a[3], out_b[2], out_a2[1];
+  const char *fa[] = {"a"};
+  struct ldr_read reads[3] = {{fx->table, k, 3, fa, 1, out_a},
+                              {other, k, 2, NULL, 0, out_b},
+                              {fx->table, k + 1, 1, NULL, 0, out_a2}};
+  assert_int_equal(backend->ops->read(backend, reads, 3, &arena, &err), LDR_OK);
+  assert_int_equal(out_a[0].found, 1);
+  assert_int_equal(int_value(feature_in(&out_a[0], "a")), 11);
+  assert_int_equal(int_value(feature_in(&out_a[1], "a")), 12);
+  assert_int_equal(out_a[2].found, 0);
+  assert_int_equal(out_b[0].found, 1);
+  assert_int_equal(int_value(feature_in(&out_b[0], "b")), 21);
+  assert_int_equal(out_b[0].event_ts.s, 2000);
+  assert_int_equal(out_b[1].found, 0);
+  assert_int_equal(int_value(feature_in(&out_a2[0], "a")), 12);
+  struct ldr_read with_missing[2] = {{fx->table, k, 1, NULL, 0, out_a},
+                                     {missing, k, 1, NULL, 0, out_b}};
+  assert_int_equal(backend->ops->read(backend, with_missing, 2, &arena, &err), LDR_NOT_FOUND);
+  assert_non_null(strstr(err.msg, missing));
+  /* The connection is still good afterwards. */
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->read(backend, reads, 2, &arena, &err), LDR_OK);
+  backend->ops->teardown(backend, keep, 1, &err);
+}
+
+/* A read stops as soon as what it has read passes result_cap. */
+static void result_cap(void **state) {
+  struct fixture *fx = *state;
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  for (int64_t id = 1; id <= 50; id++) must_write(fx->table, id, "f", id, 1000);
+  struct ldr_key keys[50];
+  struct ldr_read_row out[50];
+  for (int i = 0; i < 50; i++) keys[i] = key_of(i + 1);
+  struct ldr_read r = {fx->table, keys, 50, NULL, 0, out};
+  backend->result_cap = 200; /* a few rows' worth */
+  enum ldr_rc rc = backend->ops->read(backend, &r, 1, &arena, &err);
+  backend->result_cap = 0;
+  assert_int_equal(rc, LDR_EXHAUSTED);
+  assert_non_null(strstr(err.msg, "max_message_bytes"));
+  ldr_err_clear(&err);
+  backend->result_cap = 1 << 20;
+  rc = backend->ops->read(backend, &r, 1, &arena, &err);
+  backend->result_cap = 0;
+  assert_int_equal(rc, LDR_OK);
+  assert_int_equal(int_value(feature_in(&out[49], "f")), 50);
+}
+
+/* Writes to several views are one transaction: a failing one leaves the others unwritten. */
+static void several_views_in_one_write(void **state) {
+  struct fixture *fx = *state;
+  char other[LDR_TABLE_NAME_MAX + 1], missing[LDR_TABLE_NAME_MAX + 1];
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(ldr_table_name(store.project, "multi_w", "v", other, &err), LDR_OK);
+  assert_int_equal(ldr_table_name(store.project, "no_such_view", "v", missing, &err), LDR_OK);
+  const char *keep[] = {other};
+  assert_int_equal(backend->ops->update(backend, keep, 1, NULL, 0, &err), LDR_OK);
+  struct ldr_write_feature fa = int_feature("a", 5), fb = int_feature("b", 6);
+  struct ldr_write_row ra = {
+      .key = key_of(7), .features = &fa, .n_features = 1, .event_ts = {1000, 0}};
+  struct ldr_write_row rb = {
+      .key = key_of(7), .features = &fb, .n_features = 1, .event_ts = {1000, 0}};
+  struct ldr_write bad[3] = {{fx->table, &ra, 1}, {other, &rb, 1}, {missing, &rb, 1}};
+  assert_int_equal(backend->ops->write(backend, bad, 3, &arena, &err), LDR_NOT_FOUND);
+  int64_t id = 7;
+  assert_int_equal(read_keys(fx->table, &id, 1, NULL, 0)->found, 0);
+  assert_int_equal(read_keys(other, &id, 1, NULL, 0)->found, 0);
+  ldr_err_clear(&err);
+  assert_int_equal(backend->ops->write(backend, bad, 2, &arena, &err), LDR_OK);
+  assert_int_equal(int_value(feature_in(read_keys(fx->table, &id, 1, NULL, 0), "a")), 5);
+  assert_int_equal(int_value(feature_in(read_keys(other, &id, 1, NULL, 0), "b")), 6);
+  backend->ops->teardown(backend, keep, 1, &err);
 }
 
 static const struct native *const natives[] = {
@@ -637,6 +726,9 @@ int main(int argc, char **argv) {
       CASE(long_keys_names_and_values),
       CASE(many_keys),
       CASE(deadline_while_locked),
+      CASE(several_views_in_one_read),
+      CASE(result_cap),
+      CASE(several_views_in_one_write),
   };
   int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
   ldr_backend_free(backend);

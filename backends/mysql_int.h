@@ -1,0 +1,101 @@
+/*
+ * What the files of the MySQL backend share: mysql_conn.c (the connection,
+ * errors, preparing and executing), mysql_read.c (reads) and mysql.c (writes,
+ * DDL and the ops table).
+ */
+#ifndef LDR_MYSQL_INT_H
+#define LDR_MYSQL_INT_H
+
+#include <mysql.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/mysql.h"
+#include "backends/sql.h"
+
+#define MAX_BUCKET 8192  /* keys of one view, or rows, bound to one SELECT or INSERT */
+#define MAX_PARAMS 65535 /* placeholders in one statement: the protocol counts them in 16 bits */
+/* Parameter bytes sent with one statement: under every server's default
+ * max_allowed_packet (MySQL 5.7's 4 MiB is the smallest). Each parameter
+ * also costs a few bytes of framing. */
+#define MAX_PACKET ((size_t)4 * 1024 * 1024 - 65536)
+#define PARAM_FRAMING 4
+#define DEADLINE_GRACE_NS (50 * 1000000LL)
+/* Column sizes of Feast's table: VARCHAR(512), VARCHAR(256) (utf8mb4), BLOB. */
+#define KEY_HEX_MAX 512
+#define NAME_CHARS_MAX 256
+#define VALUE_MAX 65535
+/* MySQL's timestamp type: 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC. */
+#define TS_MIN 1
+#define TS_MAX 2147483647LL
+/* ER_QUERY_TIMEOUT of MySQL (max_execution_time); MariaDB says ER_STATEMENT_TIMEOUT. */
+#define MYSQL_ER_QUERY_TIMEOUT 3024
+
+struct my_impl {
+  MYSQL *conn;
+  int mariadb; /* the server is MariaDB (max_statement_time) rather than MySQL */
+  struct ldr_stmt_cache stmts;
+  struct ldr_sql_conn state;
+  long timeout_ms; /* the session's statement time limit; -1: not known */
+  int conflict;    /* the last statement lost a deadlock: it may simply run again */
+  /* Where a read row's columns land. Name and value are bound without a
+   * buffer: only their lengths arrive here, and they are then fetched into
+   * the arena at their true size, however wide the columns were ALTERed. */
+  long long part;
+  char key[KEY_HEX_MAX + 1];
+  unsigned long key_len, name_len, value_len;
+  my_bool key_null, name_null, value_null, ts_null;
+  MYSQL_TIME ts;
+};
+
+static inline struct my_impl *impl(struct ldr_backend *b) { return b->impl; }
+
+static inline const struct ldr_mysql_options *options(const struct ldr_backend *b) {
+  return b->cfg->opts;
+}
+
+void ldr_my_drop_connection(struct my_impl *s);
+
+int ldr_my_wait_io(MYSQL *m, int status, int64_t until_ns);
+
+int64_t ldr_my_command_until(struct ldr_backend *b);
+
+enum ldr_rc ldr_my_timed_out(struct ldr_backend *b, const char *what, struct ldr_err *err);
+
+enum ldr_rc ldr_my_stmt_error(struct ldr_backend *b, MYSQL_STMT *st, const char *what,
+                              const char *const *tables, size_t n_tables, struct ldr_err *err);
+
+enum ldr_rc ldr_my_query(struct ldr_backend *b, const char *sql, const char *what,
+                         const char *const *tables, size_t n_tables, unsigned long long *rows,
+                         struct ldr_err *err);
+
+int ldr_my_connected(struct ldr_backend *b);
+
+enum ldr_rc ldr_my_run(struct ldr_backend *b, ldr_sql_op op, void *arg, struct ldr_err *err);
+
+enum ldr_rc ldr_my_prepare(struct ldr_backend *b, const char *key, const char *sql,
+                           const char *const *tables, size_t n_tables, MYSQL_STMT **out,
+                           struct ldr_err *err);
+
+enum ldr_rc ldr_my_execute(struct ldr_backend *b, MYSQL_STMT *st, MYSQL_BIND *params,
+                           const char *what, const char *const *tables, size_t n_tables,
+                           struct ldr_err *err);
+
+char *ldr_my_hex_of(struct ldr_arena *a, const uint8_t *p, size_t n);
+
+void ldr_my_bind_string(MYSQL_BIND *bd, const void *p, size_t n, enum enum_field_types type);
+
+int ldr_my_fits(size_t n, size_t sum, size_t len);
+
+enum ldr_rc ldr_my_too_big(struct ldr_err *err, const char *what);
+
+enum ldr_rc ldr_my_check_table(const char *t, struct ldr_err *err);
+
+/* Opens the first connection (larder.wait_for_backend_s). */
+enum ldr_rc ldr_my_open(struct ldr_backend *b, struct ldr_err *err);
+
+/* The ops' read (mysql_read.c). */
+enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
+                        struct ldr_arena *arena, struct ldr_err *err);
+
+#endif

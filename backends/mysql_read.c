@@ -1,0 +1,326 @@
+/* The MySQL backend's reads: every view of a request in one UNION ALL statement,
+ * rows fetched as they arrive into the call's budget. */
+#include <errmsg.h>
+#include <errno.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/mysql_int.h"
+#include "common/log.h"
+
+/* ---- reads ---- */
+
+/* One SELECT of a read statement: the keys uniq[off..off+n) of reads[read]. */
+struct part {
+  const char *table;
+  size_t read, off, n, bytes;
+  unsigned kb, fb; /* key and feature placeholders */
+};
+
+/* Parts in one order whatever the order of the views, so that reads served
+ * together (service/batch.c) in another order reuse the same statement. */
+static int part_cmp(const void *x, const void *y) {
+  const struct part *a = x, *b = y;
+  int c = strcmp(a->table, b->table);
+  if (c == 0) c = (a->kb > b->kb) - (a->kb < b->kb);
+  if (c == 0) c = (a->fb > b->fb) - (a->fb < b->fb);
+  if (c == 0) c = (a->read > b->read) - (a->read < b->read);
+  return c ? c : (a->off > b->off) - (a->off < b->off);
+}
+
+struct read_arg {
+  struct ldr_read *reads;
+  struct ldr_collector *cs; /* one per read */
+  size_t n;
+  struct part *parts;
+  size_t n_parts;
+  size_t *stmt_end; /* statement i runs parts [stmt_end[i - 1], stmt_end[i]) */
+  size_t n_stmts;
+  struct ldr_arena *arena;
+};
+
+/* The parameter bytes of `n` values whose last one (which pads them to
+ * `bucket`) has `last` bytes, `sum` bytes in all. */
+static size_t padded(size_t sum, size_t n, size_t last, unsigned bucket) {
+  return sum + n * PARAM_FRAMING + (bucket - n) * (last + PARAM_FRAMING);
+}
+
+/* Splits each read into SELECTs of at most MAX_BUCKET keys, and the SELECTs
+ * into as few statements as the protocol allows: one, unless the call binds
+ * more than MAX_PARAMS values or MAX_PACKET bytes. A read of no keys still
+ * gets a SELECT: it checks that the table exists. */
+static enum ldr_rc plan_read(struct read_arg *a, struct ldr_err *err) {
+  size_t count = 0, params = 0, bytes = 0;
+  for (size_t r = 0; r < a->n; r++) count += a->cs[r].nuniq / MAX_BUCKET + 1;
+  a->parts = ldr_arena_calloc(a->arena, count, sizeof *a->parts);
+  a->stmt_end = ldr_arena_calloc(a->arena, count, sizeof *a->stmt_end);
+  if (a->parts == NULL || a->stmt_end == NULL) return ldr_my_too_big(err, "read");
+  for (size_t r = 0; r < a->n; r++) {
+    const struct ldr_read *rd = &a->reads[r];
+    const struct ldr_collector *c = &a->cs[r];
+    size_t fsum = 0, off = 0;
+    for (size_t i = 0; i < rd->n_features; i++) fsum += strlen(rd->features[i]);
+    do {
+      struct part *p = &a->parts[a->n_parts++];
+      size_t ksum = 0;
+      p->table = rd->table;
+      p->read = r;
+      p->off = off;
+      p->n = c->nuniq - off < MAX_BUCKET ? c->nuniq - off : MAX_BUCKET;
+      p->kb = ldr_sql_bucket(p->n);
+      p->fb = rd->n_features ? ldr_sql_bucket(rd->n_features) : 0;
+      for (size_t i = 0; i < p->n; i++) ksum += c->uniq[off + i].len;
+      p->bytes = padded(ksum, p->n, p->n ? c->uniq[off + p->n - 1].len : 0, p->kb);
+      if (p->fb)
+        p->bytes += padded(fsum, rd->n_features, strlen(rd->features[rd->n_features - 1]), p->fb);
+      off += p->n;
+    } while (off < c->nuniq);
+  }
+  qsort(a->parts, a->n_parts, sizeof *a->parts, part_cmp);
+  for (size_t i = 0; i < a->n_parts; i++) {
+    const struct part *p = &a->parts[i];
+    if (params && (params + p->kb + p->fb > MAX_PARAMS || bytes + p->bytes > MAX_PACKET)) {
+      a->stmt_end[a->n_stmts++] = i;
+      params = bytes = 0;
+    }
+    params += p->kb + p->fb;
+    bytes += p->bytes;
+  }
+  a->stmt_end[a->n_stmts++] = a->n_parts;
+  return LDR_OK;
+}
+
+/* Copies column `col` of the current row, `len` bytes, into the arena, NUL-terminated. */
+static enum ldr_rc column(struct ldr_backend *b, MYSQL_STMT *st, unsigned col, unsigned long len,
+                          struct ldr_arena *a, char **out, struct ldr_err *err) {
+  MYSQL_BIND bd;
+  unsigned long got = 0;
+  my_bool is_null = 0, error = 0;
+  *out = ldr_arena_alloc(a, (size_t)len + 1);
+  if (*out == NULL) return ldr_my_too_big(err, "read");
+  ldr_my_bind_string(&bd, *out, len, MYSQL_TYPE_STRING);
+  bd.length = &got;
+  bd.is_null = &is_null;
+  bd.error = &error;
+  if (len && mysql_stmt_fetch_column(st, &bd, col, 0) != 0)
+    return ldr_my_stmt_error(b, st, "read", NULL, 0, err);
+  (*out)[len] = '\0';
+  return LDR_OK;
+}
+
+/* Hands the current row to the collector of its view. */
+static enum ldr_rc take_row(struct ldr_backend *b, struct read_arg *a, MYSQL_STMT *st,
+                            const struct part *parts, size_t n_parts, struct ldr_err *err) {
+  struct my_impl *s = impl(b);
+  if (s->part < 0 || (unsigned long long)s->part >= n_parts)
+    return ldr_err_set(err, LDR_INTERNAL, "read: a row of no view (v = %lld)", s->part);
+  struct ldr_collector *c = &a->cs[parts[s->part].read];
+  /* A key longer than any requested one cannot be one of them. */
+  if (s->key_null || s->key_len > KEY_HEX_MAX) return LDR_OK;
+  unsigned long name_len = s->name_null ? 0 : s->name_len;
+  unsigned long value_len = s->value_null ? 0 : s->value_len;
+  /* The budget is checked before a column of any width takes memory (the
+   * collector counts the row exactly afterwards). */
+  enum ldr_rc rc0 = ldr_collect_reserve(c, name_len, value_len, err);
+  if (rc0 != LDR_OK) return rc0;
+  char *name = NULL, *value = NULL;
+  enum ldr_rc rc = column(b, st, 2, name_len, a->arena, &name, err);
+  if (rc == LDR_OK) rc = column(b, st, 3, value_len, a->arena, &value, err);
+  if (rc != LDR_OK) return rc;
+  struct ldr_ts ts = {0, 0};
+  if (!s->ts_null) {
+    struct tm tm = {0};
+    tm.tm_year = (int)s->ts.year - 1900;
+    tm.tm_mon = (int)s->ts.month - 1;
+    tm.tm_mday = (int)s->ts.day;
+    tm.tm_hour = (int)s->ts.hour;
+    tm.tm_min = (int)s->ts.minute;
+    tm.tm_sec = (int)s->ts.second;
+    ts.s = (int64_t)timegm(&tm);
+    ts.ns = (int32_t)s->ts.second_part * 1000;
+  }
+  return ldr_collect_row_ref(c, s->key, s->key_len, name, name_len, value, value_len,
+                             s->ts_null ? NULL : &ts, err);
+}
+
+/* Reads the next row off the connection; *more is 0 after the last one. */
+static enum ldr_rc fetch(struct ldr_backend *b, MYSQL_STMT *st, int *more, struct ldr_err *err) {
+  int ret = 0, status = mysql_stmt_fetch_start(&ret, st);
+  int64_t until = ldr_my_command_until(b);
+  while (status) {
+    status = ldr_my_wait_io(impl(b)->conn, status, until);
+    if (status < 0) return ldr_my_timed_out(b, "read", err);
+    status = mysql_stmt_fetch_cont(&ret, st, status);
+  }
+  /* Name and value have no buffer: they always report truncation. */
+  *more = ret == 0 || ret == MYSQL_DATA_TRUNCATED;
+  return ret == 1 ? ldr_my_stmt_error(b, st, "read", NULL, 0, err) : LDR_OK;
+}
+
+static void bind_results(struct my_impl *s, MYSQL_BIND *res) {
+  memset(res, 0, 5 * sizeof *res);
+  res[0].buffer_type = MYSQL_TYPE_LONGLONG;
+  res[0].buffer = &s->part;
+  ldr_my_bind_string(&res[1], s->key, sizeof s->key, MYSQL_TYPE_STRING);
+  res[1].length = &s->key_len;
+  res[1].is_null = &s->key_null;
+  ldr_my_bind_string(&res[2], NULL, 0, MYSQL_TYPE_STRING);
+  res[2].length = &s->name_len;
+  res[2].is_null = &s->name_null;
+  ldr_my_bind_string(&res[3], NULL, 0, MYSQL_TYPE_BLOB);
+  res[3].length = &s->value_len;
+  res[3].is_null = &s->value_null;
+  res[4].buffer_type = MYSQL_TYPE_TIMESTAMP;
+  res[4].buffer = &s->ts;
+  res[4].is_null = &s->ts_null;
+}
+
+/* Runs parts[0..n) as one statement and collects its rows as they arrive. */
+static enum ldr_rc read_stmt(struct ldr_backend *b, struct read_arg *a, const struct part *parts,
+                             size_t n, struct ldr_err *err) {
+  struct my_impl *s = impl(b);
+  struct ldr_sb key = {0}, sql = {0};
+  MYSQL_STMT *st = NULL;
+  MYSQL_BIND res[5];
+  enum ldr_rc rc = LDR_OK;
+  size_t n_params = 0;
+  const char **tables = ldr_arena_calloc(a->arena, n, sizeof *tables);
+  if (tables == NULL) {
+    rc = ldr_my_too_big(err, "read");
+    goto out;
+  }
+  ldr_sb_puts(&key, "R");
+  for (size_t i = 0; i < n; i++) {
+    tables[i] = parts[i].table;
+    ldr_sb_printf(&key, "|%s:%u:%u", tables[i], parts[i].kb, parts[i].fb);
+    n_params += parts[i].kb + parts[i].fb;
+  }
+  if (ldr_sb_str(&key) == NULL) {
+    rc = ldr_err_set(err, LDR_NOMEM, "read: out of memory");
+    goto out;
+  }
+  st = ldr_stmt_find(&s->stmts, ldr_sb_str(&key));
+  if (st == NULL) {
+    /* The part's number (v) routes each row to the collector of its view. */
+    for (size_t i = 0; i < n; i++) {
+      ldr_sb_printf(&sql,
+                    "%sSELECT %zu AS v, entity_key, feature_name, value, event_ts FROM `%s` "
+                    "WHERE entity_key IN (",
+                    i ? " UNION ALL " : "", i, tables[i]);
+      ldr_sb_repeat(&sql, parts[i].kb, "?", ",");
+      if (parts[i].fb) {
+        ldr_sb_puts(&sql, ") AND feature_name IN (");
+        ldr_sb_repeat(&sql, parts[i].fb, "?", ",");
+      }
+      ldr_sb_puts(&sql, ")");
+    }
+    if (ldr_sb_str(&sql) == NULL) {
+      rc = ldr_err_set(err, LDR_NOMEM, "read: out of memory");
+      goto out;
+    }
+    rc = ldr_my_prepare(b, ldr_sb_str(&key), ldr_sb_str(&sql), tables, n, &st, err);
+    if (rc != LDR_OK) goto out;
+  }
+  MYSQL_BIND *params = ldr_arena_calloc(a->arena, n_params, sizeof *params), *p = params;
+  if (params == NULL) {
+    rc = ldr_my_too_big(err, "read");
+    goto out;
+  }
+  /* Unused placeholders repeat the last key or feature. */
+  for (size_t i = 0; i < n; i++) {
+    const struct ldr_read *rd = &a->reads[parts[i].read];
+    const struct ldr_key_ref *uniq = a->cs[parts[i].read].uniq + parts[i].off;
+    size_t nk = parts[i].n, nf = rd->n_features;
+    for (unsigned j = 0; j < parts[i].kb; j++) {
+      const struct ldr_key_ref *k = nk ? &uniq[j < nk ? j : nk - 1] : NULL;
+      ldr_my_bind_string(p++, k ? (const void *)k->bytes : "", k ? k->len : 0, MYSQL_TYPE_STRING);
+    }
+    for (unsigned j = 0; j < parts[i].fb; j++) {
+      const char *f = rd->features[j < nf ? j : nf - 1];
+      ldr_my_bind_string(p++, f, strlen(f), MYSQL_TYPE_STRING);
+    }
+  }
+  rc = ldr_my_execute(b, st, params, "read", tables, n, err);
+  if (rc != LDR_OK) goto out;
+  bind_results(s, res);
+  if (mysql_stmt_bind_result(st, res)) {
+    rc = ldr_my_stmt_error(b, st, "read", NULL, 0, err);
+    ldr_my_drop_connection(s); /* its rows are still coming */
+    goto out;
+  }
+  for (;;) {
+    int more = 0;
+    rc = fetch(b, st, &more, err);
+    if (rc != LDR_OK || !more) break;
+    rc = take_row(b, a, st, parts, n, err);
+    if (rc != LDR_OK) {
+      /* Draining what is left could mean reading gigabytes: a new connection is cheaper. */
+      ldr_my_drop_connection(s);
+      break;
+    }
+  }
+out:
+  ldr_sb_free(&key);
+  ldr_sb_free(&sql);
+  return rc;
+}
+
+static enum ldr_rc op_read(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+  struct read_arg *a = varg;
+  enum ldr_rc rc = LDR_OK;
+  for (size_t r = 0; r < a->n; r++) ldr_collect_reset(&a->cs[r]);
+  for (size_t i = 0, from = 0; rc == LDR_OK && i < a->n_stmts; from = a->stmt_end[i++])
+    rc = read_stmt(b, a, a->parts + from, a->stmt_end[i] - from, err);
+  return rc;
+}
+
+/* Keys travel and are stored as the lowercase hex of their bytes. */
+static enum ldr_rc hex_keys(const struct ldr_key *keys, size_t n, struct ldr_arena *a,
+                            struct ldr_key **out, struct ldr_err *err) {
+  *out = ldr_arena_alloc(a, (n ? n : 1) * sizeof **out);
+  if (*out == NULL) return ldr_my_too_big(err, "read");
+  for (size_t i = 0; i < n; i++) {
+    if (keys[i].len * 2 > KEY_HEX_MAX)
+      return ldr_err_set(
+          err, LDR_INVALID,
+          "entity_keys[%zu]: the serialized key has %zu bytes; MySQL's entity_key column holds %d",
+          i, keys[i].len, KEY_HEX_MAX / 2);
+    (*out)[i].bytes = (const uint8_t *)ldr_my_hex_of(a, keys[i].bytes, keys[i].len);
+    (*out)[i].len = keys[i].len * 2;
+    if ((*out)[i].bytes == NULL) return ldr_my_too_big(err, "read");
+  }
+  return LDR_OK;
+}
+
+enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
+                        struct ldr_arena *arena, struct ldr_err *err) {
+  size_t budget = ldr_read_budget(b);
+  struct read_arg a = {.reads = reads, .n = n, .arena = arena};
+  if (n == 0) return LDR_OK;
+  struct ldr_key **hex = ldr_arena_calloc(arena, n, sizeof *hex);
+  a.cs = ldr_arena_calloc(arena, n, sizeof *a.cs);
+  if (hex == NULL || a.cs == NULL) return ldr_my_too_big(err, "read");
+  enum ldr_rc rc = LDR_OK;
+  for (size_t r = 0; rc == LDR_OK && r < n; r++) {
+    rc = ldr_my_check_table(reads[r].table, err);
+    if (rc == LDR_OK && reads[r].n_features > MAX_BUCKET)
+      rc = ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features", MAX_BUCKET);
+    /* Views of one entity usually share their keys: hex them once. */
+    for (size_t q = 0; rc == LDR_OK && q < r && hex[r] == NULL; q++)
+      if (reads[q].keys == reads[r].keys && reads[q].n_keys == reads[r].n_keys) hex[r] = hex[q];
+    if (rc == LDR_OK && hex[r] == NULL)
+      rc = hex_keys(reads[r].keys, reads[r].n_keys, arena, &hex[r], err);
+    if (rc == LDR_OK)
+      rc = ldr_collect_begin(&a.cs[r], arena, hex[r], reads[r].n_keys, &budget, err);
+  }
+  if (rc == LDR_OK) rc = plan_read(&a, err);
+  if (rc == LDR_OK) rc = ldr_my_run(b, op_read, &a, err);
+  for (size_t r = 0; rc == LDR_OK && r < n; r++) rc = ldr_collect_end(&a.cs[r], reads[r].out, err);
+  return rc;
+}

@@ -1,0 +1,170 @@
+/* The plumbing the SQL backends share (backends/sql.h). */
+#include "backends/sql.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+
+#define CONNECT_TIMEOUT_NS (10 * 1000000000LL)
+/* A database that refuses connections is tried again after 50 ms, doubling up
+ * to a second: each worker tries at most about once a second while it is down,
+ * and notices within a second that it is back. */
+#define BACKOFF_FIRST_NS (50 * 1000000LL)
+#define BACKOFF_MAX_NS (1000 * 1000000LL)
+
+void *ldr_stmt_find(struct ldr_stmt_cache *c, const char *key) {
+  for (size_t i = 0; i < LDR_STMT_CACHE; i++)
+    if (c->e[i].key != NULL && !strcmp(c->e[i].key, key)) {
+      c->e[i].used = ++c->tick;
+      return c->e[i].stmt;
+    }
+  return NULL;
+}
+
+void *ldr_stmt_put(struct ldr_stmt_cache *c, const char *key, void *stmt, int *nomem) {
+  size_t victim = 0;
+  for (size_t i = 0; i < LDR_STMT_CACHE; i++) {
+    if (c->e[i].key == NULL) {
+      victim = i;
+      break;
+    }
+    if (c->e[i].used < c->e[victim].used) victim = i;
+  }
+  *nomem = 0;
+  char *copy = strdup(key);
+  if (copy == NULL) {
+    *nomem = 1;
+    return NULL;
+  }
+  void *evicted = c->e[victim].key ? c->e[victim].stmt : NULL;
+  free(c->e[victim].key);
+  c->e[victim].key = copy;
+  c->e[victim].stmt = stmt;
+  c->e[victim].used = ++c->tick;
+  return evicted;
+}
+
+void ldr_stmt_clear(struct ldr_stmt_cache *c, void (*release)(void *stmt)) {
+  for (size_t i = 0; i < LDR_STMT_CACHE; i++) {
+    if (c->e[i].key != NULL && release != NULL) release(c->e[i].stmt);
+    free(c->e[i].key);
+    c->e[i].key = NULL;
+    c->e[i].stmt = NULL;
+  }
+}
+
+long ldr_sql_timeout_ms(int64_t deadline_ns) {
+  if (deadline_ns == 0) return 0;
+  int64_t left = deadline_ns - ldr_now_ns();
+  if (left <= 0) return -1;
+  long ms = (long)(left / 1000000), step = 1;
+  if (ms < 1) return 1;
+  while ((long)((double)step * 1.25) + 1 <= ms) step = (long)((double)step * 1.25) + 1;
+  return step;
+}
+
+int64_t ldr_sql_connect_until(const struct ldr_backend *b) {
+  return b->deadline_ns ? b->deadline_ns : ldr_now_ns() + CONNECT_TIMEOUT_NS;
+}
+
+/* May a connect be tried now? */
+static int may_connect(const struct ldr_sql_conn *c) {
+  return c->failures == 0 || ldr_now_ns() >= c->retry_at_ns;
+}
+
+static void connect_failed(struct ldr_sql_conn *c) {
+  c->failures++;
+  c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : BACKOFF_FIRST_NS;
+  if (c->backoff_ns > BACKOFF_MAX_NS) c->backoff_ns = BACKOFF_MAX_NS;
+  /* Up to a quarter less, so that workers and replicas do not retry in step. */
+  if (c->seed == 0) c->seed = (unsigned)ldr_now_ns() | 1u;
+  int64_t jitter = (int64_t)(rand_r(&c->seed) % 1000) * (c->backoff_ns / 4000);
+  c->retry_at_ns = ldr_now_ns() + c->backoff_ns - jitter;
+}
+
+/* Opens the connection when the back-off allows; logs the reason of a
+ * failure, which names the server, and answers the client without it. */
+static enum ldr_rc reconnect(struct ldr_backend *b, const struct ldr_sql_driver *d,
+                             struct ldr_sql_conn *c, struct ldr_err *err) {
+  if (!may_connect(c))
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: not connected; the next attempt is in %lld ms",
+                       d->name, (long long)((c->retry_at_ns - ldr_now_ns()) / 1000000));
+  struct ldr_err e;
+  ldr_err_clear(&e);
+  enum ldr_rc rc = d->connect(b, ldr_sql_connect_until(b), &e);
+  if (rc == LDR_OK) {
+    if (c->failures) ldr_log(LDR_LOG_INFO, "%s: connected again", d->name);
+    c->failures = 0;
+    c->backoff_ns = 0;
+    return LDR_OK;
+  }
+  /* A connect that ran out of the call's time says the database is slow, not
+   * that it refuses: the next call tries again within its own deadline. */
+  if (rc == LDR_DEADLINE) return ldr_sql_deadline(err, "connect");
+  if (c->failures == 0) ldr_log(LDR_LOG_WARN, "%s: %s", d->name, e.msg);
+  connect_failed(c);
+  return ldr_err_set(err, rc == LDR_NOMEM ? LDR_NOMEM : LDR_UNAVAILABLE, "%s: %s", d->name, e.msg);
+}
+
+enum ldr_rc ldr_sql_run(struct ldr_backend *b, const struct ldr_sql_driver *d,
+                        struct ldr_sql_conn *conn, ldr_sql_op op, void *arg, struct ldr_err *err) {
+  int reconnected = 0, conflicts = 0;
+  for (;;) {
+    struct ldr_err e;
+    enum ldr_rc rc = LDR_OK;
+    ldr_err_clear(&e);
+    if (!d->connected(b)) {
+      if (reconnected)
+        return ldr_err_set(err, LDR_UNAVAILABLE, "%s: the connection was lost again", d->name);
+      reconnected = 1;
+      rc = reconnect(b, d, conn, &e);
+    }
+    if (rc == LDR_OK) rc = d->begin_call(b, &e);
+    if (rc == LDR_OK) rc = op(b, arg, &e);
+    if (rc == LDR_OK) return LDR_OK;
+    /* A transaction chosen as a deadlock's victim was rolled back whole: run it again. */
+    if (d->conflicted(b) && ++conflicts < 4 && !ldr_backend_past_deadline(b)) continue;
+    if (rc == LDR_UNAVAILABLE && !d->connected(b) && !reconnected && !ldr_backend_past_deadline(b))
+      continue; /* lost during the operation: one more connection */
+    *err = e;
+    return rc;
+  }
+}
+
+enum ldr_rc ldr_sql_open(struct ldr_backend *b, const struct ldr_sql_driver *d,
+                         struct ldr_sql_conn *conn, struct ldr_err *err) {
+  int64_t give_up = ldr_now_ns() + (int64_t)b->cfg->wait_for_backend_s * 1000000000LL;
+  (void)conn;
+  for (;;) {
+    struct ldr_err e;
+    ldr_err_clear(&e);
+    enum ldr_rc rc = d->connect(b, ldr_now_ns() + CONNECT_TIMEOUT_NS, &e);
+    if (rc == LDR_DEADLINE) e.rc = rc = LDR_UNAVAILABLE; /* no call: the connect timeout */
+    if (rc == LDR_OK || rc != LDR_UNAVAILABLE || ldr_now_ns() >= give_up) {
+      if (rc != LDR_OK) *err = e;
+      return rc;
+    }
+    struct timespec pause = {0, 250000000};
+    nanosleep(&pause, NULL);
+  }
+}
+
+unsigned ldr_sql_bucket(size_t n) {
+  if (n <= 8) return n ? (unsigned)n : 1;
+  unsigned k = 16;
+  while (k < n) k *= 2;
+  return k;
+}
+
+enum ldr_rc ldr_sql_not_found(struct ldr_err *err, const char *table) {
+  return ldr_err_set(
+      err, LDR_NOT_FOUND,
+      "feature_view: table \"%s\" does not exist (create it with Update or larder apply)", table);
+}
+
+enum ldr_rc ldr_sql_deadline(struct ldr_err *err, const char *what) {
+  return ldr_err_set(err, LDR_DEADLINE,
+                     "%s: the database did not answer before the call's deadline", what);
+}
