@@ -26,6 +26,9 @@ BACKEND = os.environ.get("LARDER_TEST_BACKEND", "sqlite")
 # The stores this build of larder serves (tests/CMakeLists.txt sets it).
 BACKENDS_BUILT = os.environ.get("LARDER_BACKENDS", "sqlite,postgres,mysql").split(",")
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests
+# Time bounds in the tests are behaviour bounds; a sanitized build is slower,
+# so scripts/test.sh sets LARDER_SANITIZED=1 for those runs and they triple.
+SLOW = 3 if os.environ.get("LARDER_SANITIZED") == "1" else 1
 
 # A test of a client-server backend needs the server of integration/services.sh.
 # Without one it is skipped, unless LARDER_REQUIRE_DB=1 (CI), where that is a failure.
@@ -160,8 +163,12 @@ class Server:
     """A larder process serving a fresh project on a free port."""
 
     def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None,
-                 registry="registry.db", credentials=None):
+                 registry="registry.db", credentials=None, wrapper=(), store=None):
+        """`larder` overrides the `larder:` settings (a value of None leaves the key out);
+        `wrapper` is a command prefix the server runs under (prlimit, setpriv: each execs
+        larder, so the pid is larder's); `store` replaces the online_store section."""
         self.backend = backend or BACKEND
+        self.wrapper = list(wrapper)
         self.credentials = credentials  # grpc.ssl_channel_credentials for a TLS server
         self.env = env  # the database's TEST_* variables, when not the environment's
         self.tmpdir = tempfile.mkdtemp(prefix="larder-it-")
@@ -171,12 +178,15 @@ class Server:
         # Client-server databases outlive a test run: each server gets its own
         # project, so its tables never meet those of another run.
         self.project = project if self.backend == "sqlite" else "%s_%s" % (project, os.urandom(4).hex())
-        # Update and Teardown are off by default (larder.admin_rpcs); the tests create their tables.
+        # The admin calls are off by default (DESIGN §5); the tests create their tables with them.
         settings = {"listen": self.addr, "workers": 2, "admin_rpcs": True}
         settings.update(larder or {})
-        lines = ["project: %s" % self.project, "registry: %s" % registry, "provider: local",
-                 store_yaml(self.backend, self.tmpdir, env).rstrip("\n"), "larder:"]
-        lines += ["  %s: %s" % (k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings.items()]
+        lines = ["project: %s" % self.project]
+        if registry is not None:
+            lines.append("registry: %s" % registry)
+        lines += ["provider: local", (store or store_yaml(self.backend, self.tmpdir, env)).rstrip("\n"), "larder:"]
+        lines += ["  %s: %s" % (k, str(v).lower() if isinstance(v, bool) else v) for k, v in settings.items()
+                  if v is not None]
         self.config = os.path.join(self.tmpdir, "feature_store.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_yaml)
@@ -185,8 +195,8 @@ class Server:
         self.channel = None
 
     def start(self):
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([LARDER_BIN, "serve", "-c", self.config], stdout=self.log,
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.wrapper + [LARDER_BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env)
         # Plain connects first: a gRPC channel that meets a closed port backs off for a second.
         deadline = time.monotonic() + 20
@@ -196,6 +206,11 @@ class Server:
                 break
             except OSError:
                 time.sleep(0.02)
+        if self.proc.poll() is not None:  # exited at start: a config error, say
+            code = self.proc.wait()
+            self.log.close()
+            self.proc = None
+            raise RuntimeError("larder did not start (exit status %s):\n%s" % (code, self.read_log()))
         self.channel = (grpc.secure_channel(self.addr, self.credentials) if self.credentials
                         else grpc.insecure_channel(self.addr))
         try:
@@ -205,6 +220,26 @@ class Server:
             raise RuntimeError("larder did not start:\n" + self.read_log())
         self.stub = rpc.OnlineStoreStub(self.channel)
         return self
+
+    def status(self, field):
+        """A field of /proc/PID/status in KiB (VmRSS, VmHWM, ...)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def kill(self):
+        """SIGKILL, for a server a test gave up on (a worker stuck in a loop ends no other way)."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            self.proc = None
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
@@ -234,12 +269,15 @@ class Server:
         return self.stop()
 
     def __enter__(self):
-        return self.start()
+        # A server a test started already is kept: `with` then only stops it at the end.
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc):
         code = self.stop()
         if exc[0] is None and code not in (0, None):
             raise AssertionError("larder exited with %s:\n%s" % (code, self.read_log()))
+        if code not in (0, None):  # the test failed too: show why larder ended (a sanitizer's report, say)
+            sys.stderr.write("larder exited with %s; the end of its log:\n%s\n" % (code, self.read_log()[-6000:]))
 
 
 def key(**kv):

@@ -51,8 +51,27 @@ def varint(n):
             return out
 
 
-def cases():
-    """(name, (method, message or bytes), code, start of the details); OK cases are valid writes or reads."""
+def many_join_keys(n):
+    """One entity key of n join keys, in descending order (an insertion sort's worst case)."""
+    ek = EntityKey_pb2.EntityKey()
+    for i in reversed(range(n)):
+        ek.join_keys.append("k%06d" % i)
+        ek.entity_values.add().int64_val = i
+    return ek
+
+
+def columns(n_entities, n_context=0):
+    req = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["corpus:f"]))
+    for i in range(n_entities):
+        req.entities["e%06d" % i].val.add().int64_val = i
+    for i in range(n_context):
+        req.request_context["r%06d" % i].val.add().int64_val = i
+    return "/feast.serving.ServingService/GetOnlineFeatures", req
+
+
+def cases(project="itest", backend=harness.BACKEND):
+    """(name, (method, message or bytes), code, start of the details); OK cases are valid writes or reads.
+    `project` sizes the longest view names: <project>_<view> may have 60 bytes."""
     ok = key(driver_id=77)
     okrow = row(ok, {"f": V(int64_val=1)})
     nested = V(int64_val=1)
@@ -73,6 +92,11 @@ def cases():
     one_key = million[len(varint(len(VIEW))) + 1 + len(VIEW):]  # the entity_keys field alone
     million = b"\x0a" + varint(len(VIEW)) + VIEW.encode() + one_key * 1000000
     a_few_too_many = [key(driver_id=i) for i in range(10001)]
+    room = 60 - len(project) - 1  # the longest view name: a table name of 60 bytes
+    longest = [("v%03d" % i + "_" * room)[:room] for i in range(100)]
+    far = row(key(driver_id=5), {"far": V(int64_val=9999)}, ts=253402300799, created=253402300799)
+    far.event_ts.nanos = 999999999
+    far_min = row(key(driver_id=5), {"far": V(int64_val=1)}, ts=-2 ** 63)
 
     out = [
         # Not protobuf, or not this message.
@@ -165,6 +189,33 @@ def cases():
         ("update SQL name", ("Update", pb.UpdateRequest(tables_to_delete=[SQL[0]])), Code.INVALID_ARGUMENT,
          "tables_to_delete[0]"),
         ("teardown bad name", ("Teardown", pb.TeardownRequest(tables=["a;b"])), Code.INVALID_ARGUMENT, "tables[0]"),
+        # Names of the longest tables allowed (PostgreSQL's DDL text is built for them), and one byte more.
+        ("update 3 views of 60-byte tables", ("Update", pb.UpdateRequest(tables_to_keep=longest[:3])), Code.OK, ""),
+        ("teardown 3 views of 60-byte tables", ("Teardown", pb.TeardownRequest(tables=longest[:3])), Code.OK, ""),
+        ("update 100 views of 60-byte tables", ("Update", pb.UpdateRequest(tables_to_keep=longest)), Code.OK, ""),
+        ("delete 100 views of 60-byte tables", ("Update", pb.UpdateRequest(tables_to_delete=longest)), Code.OK, ""),
+        ("update a 61-byte table", ("Update", pb.UpdateRequest(tables_to_keep=[longest[0] + "x"])),
+         Code.INVALID_ARGUMENT, "tables_to_keep[0]"),
+        ("teardown a 61-byte table", ("Teardown", pb.TeardownRequest(tables=["ok", longest[1] + "x"])),
+         Code.INVALID_ARGUMENT, "tables[1]"),
+        # A view named like another view's index.
+        ("update x and x_ek", ("Update", pb.UpdateRequest(tables_to_keep=["x", "x_ek"])), Code.INVALID_ARGUMENT,
+         "tables_to_keep[1]"),
+        # Join keys and columns beyond max_join_keys (64) and max_columns (256).
+        # (MySQL's entity_key column holds 256 bytes, fewer than 64 join keys need: DESIGN §9.)
+        ("64 join keys", read(many_join_keys(64)), Code.INVALID_ARGUMENT if backend == "mysql" else Code.OK,
+         "entity_keys[0]" if backend == "mysql" else ""),
+        ("65 join keys", read(key(a=1), many_join_keys(65)), Code.INVALID_ARGUMENT, "entity_keys[1].join_keys"),
+        ("65 join keys in a write", write(row(many_join_keys(65), {"f": V(int64_val=1)})), Code.INVALID_ARGUMENT,
+         "rows[0].entity_key.join_keys"),
+        ("100,000 join keys", read(many_join_keys(100000)), Code.INVALID_ARGUMENT, "entity_keys[0].join_keys"),
+        ("257 entity columns", columns(257), Code.INVALID_ARGUMENT, "entities"),
+        ("200 entity and 100 request columns", columns(200, 100), Code.INVALID_ARGUMENT, ""),
+        ("100,000 entity columns", columns(100000), Code.INVALID_ARGUMENT, "entities"),
+        # Timestamps at the ends of their range.
+        ("event_ts in year 9999", write(far), Code.INVALID_ARGUMENT if backend == "mysql" else Code.OK,
+         "rows[0].event_ts" if backend == "mysql" else ""),
+        ("int64 min seconds", write(okrow, far_min), Code.INVALID_ARGUMENT, "rows[1].event_ts.seconds"),
         ("teardown garbage", ("Teardown", b"\x0a"), Code.INVALID_ARGUMENT, "request:"),
         ("unknown method", ("/larder.v1.OnlineStore/Delete", b""), Code.UNIMPLEMENTED, "method"),
         ("unknown service", ("/larder.v2.OnlineStore/OnlineRead", b""), Code.UNIMPLEMENTED, "method"),
@@ -216,9 +267,9 @@ def count_rows(server, table):
 
 class BadInput(unittest.TestCase):
     def test_corpus(self):
-        corpus = cases()
-        self.assertGreaterEqual(len([c for c in corpus if c[2] != Code.OK]), 50)
         with harness.Server() as server:
+            corpus = cases(server.project, server.backend)
+            self.assertGreaterEqual(len([c for c in corpus if c[2] != Code.OK]), 50)
             server.stub.Update(pb.UpdateRequest(tables_to_keep=[VIEW]), timeout=10)
             table = "%s_%s" % (server.project, VIEW)
             self.assertEqual(count_rows(server, table), 0)
@@ -231,7 +282,8 @@ class BadInput(unittest.TestCase):
             self.assertEqual(wrong, [], "\n".join(wrong))
             # Exactly the valid writes are stored: 7 SQL-named features of driver 1, 7 keys with
             # SQL join key names, 1 SQL key value, driver 2's one feature (its last value).
-            self.assertEqual(count_rows(server, table), len(SQL) + len(SQL) + 1 + 1)
+            # And driver 5's value of year 9999 where the store holds it.
+            self.assertEqual(count_rows(server, table), len(SQL) + len(SQL) + 1 + 1 + (server.backend != "mysql"))
             stub = server.stub
             got = stub.OnlineRead(pb.OnlineReadRequest(feature_view=VIEW, entity_keys=[key(driver_id=1)]),
                                   timeout=10).results[0]

@@ -16,7 +16,7 @@ if [ "${1:-}" = "--test" ]; then
   PKGS+=(
     clang clang-format libclang-rt-14-dev libcmocka-dev libjson-c-dev
     mariadb-server postgresql
-    python3-psycopg python3-pymysql nghttp2-client sqlite3 openssl curl
+    python3-psycopg python3-pymysql python3-h2 nghttp2-client sqlite3 openssl curl
     gnuplot-nox procps util-linux docker-compose python3-yaml binutils
   )
   # The Node client test needs node and npm; a node from elsewhere (with its

@@ -201,6 +201,7 @@ void ldr_call_finish(struct call *c) {
   }
   grpc_call_unref(c->call);
   c->call = NULL;
+  if (c->arena.held > LDR_LARGE_CALL_BYTES || c->ctx.req_len > LDR_LARGE_CALL_BYTES) c->w->trim = 1;
   ldr_arena_reset(&c->arena);
   c->w->served++;
   ldr_pool_done(c);

@@ -19,10 +19,13 @@ static const char *const served[] = {
     "grpc.reflection.v1alpha.ServerReflection",
 };
 
-/* The backend's answer to a ping, at most a second old. */
+/* The backend's answer to a ping, at most a second old: a failed ping is
+ * remembered as long as a good one, so probes of a database that is down
+ * cost it at most one attempt a second per worker. */
 static int backend_ready(struct ldr_handler_ctx *c) {
   int64_t now = ldr_now_ns();
-  if (c->worker->ping_ok_ns != 0 && now - c->worker->ping_ok_ns < 1000000000) return 1;
+  if (c->worker->ping_at_ns != 0 && now - c->worker->ping_at_ns < 1000000000)
+    return c->worker->ping_ok;
   struct ldr_err err;
   ldr_err_clear(&err);
   /* A probe never waits long for a database that does not answer. */
@@ -30,12 +33,10 @@ static int backend_ready(struct ldr_handler_ctx *c) {
   if (saved == 0 || saved > limit) c->backend->deadline_ns = limit;
   enum ldr_rc rc = c->backend->ops->ping(c->backend, &err);
   c->backend->deadline_ns = saved;
-  if (rc != LDR_OK) {
-    ldr_log(LDR_LOG_DEBUG, "health: the store does not answer: %s", err.msg);
-    return 0;
-  }
-  c->worker->ping_ok_ns = ldr_now_ns();
-  return 1;
+  c->worker->ping_at_ns = ldr_now_ns();
+  c->worker->ping_ok = rc == LDR_OK;
+  if (rc != LDR_OK) ldr_log(LDR_LOG_DEBUG, "health: the store does not answer: %s", err.msg);
+  return c->worker->ping_ok;
 }
 
 int ldr_health_status(struct ldr_handler_ctx *c, const char *service) {

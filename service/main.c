@@ -107,6 +107,9 @@ int main(int argc, char **argv) {
    * mappings, returned to the system when a call ends.
    */
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  /* A file size limit (ulimit -f) makes a write fail with EFBIG, which the
+   * store reports like a full disk, instead of killing the server. */
+  signal(SIGXFSZ, SIG_IGN);
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"listen", required_argument, NULL, 'l'},
@@ -181,6 +184,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     status = ldr_server_run(&cfg);
   } else {

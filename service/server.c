@@ -118,7 +118,7 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
   /* A call the core holds because every context was busy would be cancelled
    * by the shutdown: give such calls contexts first. */
   size_t extra = (DRAIN_EXTRA_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
-  for (int i = 0; i < srv->nworkers; i++)
+  for (int i = 0; i < srv->nthreads; i++)
     if (ldr_worker_add_extra(&srv->workers[i], extra) != 0)
       ldr_log(LDR_LOG_WARN, "drain: no memory for the extra contexts of worker %d", i);
   grpc_server_shutdown_and_notify(srv->grpc, shutdown_cq, &shutdown_tag);
@@ -237,21 +237,27 @@ static int run(const struct ldr_config *cfg) {
   ldr_err_clear(&err);
 
   srv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
+  /* One more thread answers health probes alone, so that they are answered
+   * while every worker is busy in the database. */
+  srv.nthreads = srv.nworkers + 1;
   if (ldr_auth_load(cfg, &auth, &err) != LDR_OK) {
     ldr_log(LDR_LOG_ERROR, "%s", err.msg);
     goto out;
   }
   atomic_init(&srv.auth, auth);
-  srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
-  srv.metrics = ldr_metrics_new(cfg, srv.nworkers);
+  srv.workers = calloc((size_t)srv.nthreads, sizeof *srv.workers);
+  srv.metrics = ldr_metrics_new(cfg, srv.nthreads);
   if (srv.workers == NULL || srv.metrics == NULL) goto out;
-  for (int i = 0; i < srv.nworkers; i++) {
+  for (int i = 0; i < srv.nthreads; i++) {
     srv.workers[i].ws.metrics = ldr_metrics_worker(srv.metrics, i);
     if (ldr_worker_init(&srv, i) != 0) goto out;
   }
-  if (cfg->registry_path != NULL) {
+  if (cfg->registry_path != NULL && cfg->registry_sql) {
+    ldr_log(LDR_LOG_WARN, "registry: SQL registries are not read by this larder yet; "
+                          "ServingService will refuse calls");
+  } else if (cfg->registry_path != NULL) {
     if (ldr_registry_source_new(cfg->registry_path, cfg->registry_cache_ttl_s, cfg->project,
-                                (size_t)srv.nworkers, &srv.registry, &err) != LDR_OK ||
+                                (size_t)srv.nthreads, &srv.registry, &err) != LDR_OK ||
         ldr_registry_source_start(srv.registry) != 0) {
       ldr_log(LDR_LOG_ERROR, "registry %s: %s", cfg->registry_path,
               err.rc ? err.msg : "cannot start the thread that reloads it");
@@ -269,7 +275,7 @@ static int run(const struct ldr_config *cfg) {
   grpc_up = 1;
   srv.grpc = create_grpc(cfg, srv.handles);
   if (srv.grpc == NULL) goto out;
-  for (int i = 0; i < srv.nworkers; i++) {
+  for (int i = 0; i < srv.nthreads; i++) {
     srv.workers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv.grpc, srv.workers[i].cq, NULL);
   }
@@ -296,7 +302,7 @@ static int run(const struct ldr_config *cfg) {
     goto out;
   }
   grpc_server_start(srv.grpc);
-  for (int i = 0; i < srv.nworkers; i++) {
+  for (int i = 0; i < srv.nthreads; i++) {
     struct worker *w = &srv.workers[i];
     if (ldr_worker_start_calls(w) != 0)
       ldr_log(LDR_LOG_WARN, "worker %d: not every call context could be requested", i);
@@ -312,7 +318,7 @@ out:
   if (srv.grpc != NULL) grpc_server_destroy(srv.grpc);
   atomic_store(&srv.closing, 1);
   unsigned long long served = 0;
-  for (int i = 0; srv.workers != NULL && i < srv.nworkers; i++) {
+  for (int i = 0; srv.workers != NULL && i < srv.nthreads; i++) {
     struct worker *w = &srv.workers[i];
     if (w->cq == NULL) continue;
     if (w->started) {
@@ -333,7 +339,7 @@ out:
     }
     grpc_completion_queue_destroy(shutdown_cq);
   }
-  for (int i = 0; srv.workers != NULL && i < srv.nworkers; i++) ldr_worker_destroy(&srv.workers[i]);
+  for (int i = 0; srv.workers != NULL && i < srv.nthreads; i++) ldr_worker_destroy(&srv.workers[i]);
   free(srv.workers);
   ldr_registry_source_free(srv.registry);
   ldr_metrics_free(srv.metrics);

@@ -94,12 +94,16 @@ struct pool {
 };
 
 #define DRAIN_MAX 64 /* events taken without waiting before a batch is served */
+/* A call this large leaves freed memory that malloc keeps for reuse; the
+ * worker hands it back to the system once it is idle (malloc_trim). */
+#define LDR_LARGE_CALL_BYTES (1u << 20)
 
 struct server;
 
 struct worker {
   struct server *srv;
   int idx;
+  int probe; /* serves the health methods, and only them */
   pthread_t thread;
   int started;
   int cq_shut; /* this worker shut its queue down (srv->closing) */
@@ -116,6 +120,7 @@ struct worker {
   struct ldr_worker_state ws;
   int64_t last_tick_ns;
   int64_t busy_ns;                   /* time spent handling events, which clients do not wait for */
+  int trim;                          /* a large call ended: give freed memory back once idle */
   struct call *batch[DRAIN_MAX + 1]; /* reads to serve together */
   size_t nbatch;
   struct ldr_arena batch_arena; /* keys and results of reads served together */
@@ -126,8 +131,9 @@ struct server {
   grpc_server *grpc;
   void *handles[LDR_METHODS_MAX];       /* registered method handles, as ldr_methods */
   struct ldr_registry_source *registry; /* NULL: no registry configured */
-  struct worker *workers;
+  struct worker *workers; /* nthreads: the workers, then the one that answers health probes */
   int nworkers;
+  int nthreads;
   _Atomic(struct ldr_auth *) auth; /* NULL: no bearer tokens needed; replaced by SIGHUP */
   struct ldr_tls *tls;             /* NULL: plaintext */
   struct ldr_metrics *metrics;     /* counters, always kept; served when metrics_listen is set */

@@ -13,6 +13,7 @@
  */
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,6 +293,12 @@ void *ldr_worker_main(void *arg) {
       if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     }
     if (w->nbatch) ldr_batch_run(w);
+    /* After a burst of large calls, malloc keeps their freed memory for reuse
+     * (in arenas of gRPC's threads too): give it back once nothing is in flight. */
+    if (w->trim && w->pools[KIND_UNARY].inflight.n == 0) {
+      w->trim = 0;
+      malloc_trim(0);
+    }
     int64_t now = ldr_now_ns();
     w->busy_ns += now - t0;
     if (now - w->last_tick_ns >= TICK_NS || atomic_load(&w->srv->stopping)) {
@@ -336,12 +343,12 @@ int ldr_worker_start_calls(struct worker *w) {
 
 int ldr_worker_add_extra(struct worker *w, size_t n) {
   size_t count = 0;
-  for (size_t m = 0; m < ldr_n_methods; m++) count += ldr_methods[m].stream ? 0 : n;
+  for (size_t m = 0; m < ldr_n_methods; m++) count += ldr_methods[m].stream || !w->want[m] ? 0 : n;
   w->extra = calloc(count ? count : 1, sizeof *w->extra);
   if (w->extra == NULL) return -1;
   size_t next = 0;
   for (size_t m = 0; m < ldr_n_methods; m++)
-    for (size_t k = 0; !ldr_methods[m].stream && k < n; k++) {
+    for (size_t k = 0; !ldr_methods[m].stream && w->want[m] && k < n; k++) {
       struct call *c = &w->extra[next++];
       c->w = w;
       c->extra = 1;

@@ -315,9 +315,19 @@ static void registries(void **state) {
        "/repo/r.db", NULL, 5},
       {"project: p\nregistry:\n  registry_type: file\n  path: r.db\n  cache_ttl_seconds: 0\n",
        "/repo/r.db", NULL, 0},
-      {"project: p\nregistry: s3://bucket/registry.pb\n", NULL, "'s3://bucket/registry.pb'", 600},
-      {"project: p\nregistry:\n  registry_type: sql\n  path: postgresql://u:p@h/db\n", NULL,
-       "registry_type 'sql'", 600},
+      {"project: p\nregistry: s3://bucket/registry.pb\n", NULL,
+       "registry.path: a location of the scheme 's3'", 600},
+      {"project: p\nregistry:\n  registry_type: sql\n  path: postgresql://u:p@h/db\n",
+       "postgresql://u:p@h/db", NULL, 600},
+      {"project: p\nregistry:\n  registry_type: sql\n  path: mysql://u:p@h/db\n  read_path: "
+       "mysql://u:p@h/ro\n  cache_mode: thread\n  cache_ttl_seconds: 1\n",
+       "mysql://u:p@h/ro", NULL, 1},
+      {"project: p\nregistry:\n  registry_type: sql\n  path: postgresq://u:p@h/db\n", NULL,
+       "registry.path: the scheme 'postgresq' is not a database", 600},
+      {"project: p\nregistry:\n  registry_type: sql\n  path: sqlite://\n", NULL,
+       "registry.path: an in-memory SQLite registry", 600},
+      {"project: p\nregistry:\n  registry_type: snowflake.registry\n  path: x\n", NULL,
+       "registry.registry_type 'snowflake.registry'", 600},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ldr_config cfg;
@@ -327,9 +337,12 @@ static void registries(void **state) {
       assert_string_equal(cfg.registry_path, cases[i].path);
     else
       assert_null(cfg.registry_path);
-    if (cases[i].unsupported)
+    if (cases[i].unsupported) {
       assert_non_null(strstr(cfg.registry_unsupported, cases[i].unsupported));
-    else
+      /* What callers are told never holds the location itself. */
+      assert_null(strstr(cfg.registry_unsupported, "bucket"));
+      assert_null(strstr(cfg.registry_unsupported, "u:p@h"));
+    } else
       assert_null(cfg.registry_unsupported);
     assert_int_equal(cfg.registry_cache_ttl_s, cases[i].ttl);
     ldr_config_destroy(&cfg);

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""Idle streams must not hold the server (issue 10, item 3): a raw HTTP/2
+client (python3-h2) opens gRPC calls and never sends their message. The token
+is checked as soon as a call is matched, a message that never comes ends the
+call after larder.receive_timeout_s, each connection is limited to
+larder.max_concurrent_streams (advertised in SETTINGS), a health Watch ends
+after larder.watch_max_s, and hundreds of idle streams leave every other
+client, probes included, answered within a second. Runs on SQLite: this is
+the transport's behaviour, the same for every store."""
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SLOW, Value_pb2, grpc, key, pb, row  # noqa: E402
+from harness import health_pb2 as H  # noqa: E402
+from rawnet import RawH2  # noqa: E402
+
+Code = grpc.StatusCode
+READ = "/larder.v1.OnlineStore/OnlineRead"
+CHECK = "/grpc.health.v1.Health/Check"
+WATCH = "/grpc.health.v1.Health/Watch"
+SERVING = H.HealthCheckResponse.SERVING
+
+
+def check_stub(channel):
+    return channel.unary_unary(CHECK, request_serializer=H.HealthCheckRequest.SerializeToString,
+                               response_deserializer=H.HealthCheckResponse.FromString)
+
+
+def watch_stub(channel):
+    return channel.unary_stream(WATCH, request_serializer=H.HealthCheckRequest.SerializeToString,
+                                response_deserializer=H.HealthCheckResponse.FromString)
+
+
+def small_read():
+    return pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
+
+
+def seed(stub, metadata=None):
+    stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10, metadata=metadata)
+    stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+        feature_view="v", rows=[row(key(driver_id=1), {"f": Value_pb2.Value(int64_val=7)})]),
+        timeout=10, metadata=metadata)
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    try:
+        return fn(), None, time.monotonic() - t0
+    except grpc.RpcError as e:
+        return None, e, time.monotonic() - t0
+
+
+class IdleStreams(unittest.TestCase):
+    def test_token_checked_before_the_message(self):
+        """With auth on, a call that sends its headers and never its message is
+        UNAUTHENTICATED at once, not after a timeout (nor never)."""
+        folder = tempfile.mkdtemp(prefix="larder-tok-")
+        path = os.path.join(folder, "tokens")
+        token = "tok-" + os.urandom(8).hex()
+        with open(path, "w") as f:
+            f.write(token + "\n")
+        with harness.Server(larder={"auth": "{tokens_file: %s}" % path}) as server:
+            raw = RawH2(server.port)
+            try:
+                sids = [raw.open(READ), raw.open("/larder.v1.OnlineStore/OnlineWriteBatch"),
+                        raw.open(READ, metadata=[("authorization", "Bearer wrong-" + token)])]
+                raw.wait(lambda: all(raw.status(s) is not None for s in sids), 1.0 * SLOW)
+                got = {s: (raw.status(s), round(raw.ended.get(s, time.monotonic()) - raw.opened[s], 2))
+                       for s in sids}
+                print("status and seconds per stream:", got)
+                for s in sids:
+                    self.assertEqual(raw.status(s), Code.UNAUTHENTICATED.value[0],
+                                     "stream %d: no UNAUTHENTICATED within %.0f s (headers %s)"
+                                     % (s, 1.0 * SLOW, raw.headers.get(s)))
+            finally:
+                raw.close()
+
+    def test_receive_timeout(self):
+        """larder.receive_timeout_s: a matched call whose message does not arrive in
+        time ends with DEADLINE_EXCEEDED; the slot serves other calls afterwards."""
+        with harness.Server(larder={"receive_timeout_s": 1}) as server:
+            seed(server.stub)
+            raw = RawH2(server.port)
+            try:
+                sid = raw.open(READ)
+                raw.wait(lambda: raw.status(sid) is not None, 1 + 3.0 * SLOW)
+                took = raw.ended.get(sid, time.monotonic()) - raw.opened[sid]
+                print("idle call ended with %s after %.2f s" % (raw.status(sid), took))
+                self.assertEqual(raw.status(sid), Code.DEADLINE_EXCEEDED.value[0], raw.headers.get(sid))
+                self.assertGreaterEqual(took, 0.9)
+                self.assertLess(took, 1 + 2.0 * SLOW)
+            finally:
+                raw.close()
+            self.assertTrue(server.stub.OnlineRead(small_read(), timeout=10).results[0].found)
+
+    def test_max_concurrent_streams_advertised(self):
+        """SETTINGS_MAX_CONCURRENT_STREAMS is 100 by default, or the configured value."""
+        with harness.Server() as server:
+            raw = RawH2(server.port)
+            self.addCleanup(raw.close)
+            print("default SETTINGS:", raw.settings)
+            self.assertEqual(raw.max_concurrent_streams(), 100, "SETTINGS %s" % raw.settings)
+        with harness.Server(larder={"max_concurrent_streams": 7}) as server:
+            raw = RawH2(server.port)
+            self.addCleanup(raw.close)
+            self.assertEqual(raw.max_concurrent_streams(), 7, "SETTINGS %s" % raw.settings)
+
+    def test_watch_ends_after_watch_max_s(self):
+        """larder.watch_max_s: a health Watch ends with status OK after that long."""
+        with harness.Server(larder={"watch_max_s": 1}) as server:
+            t0 = time.monotonic()
+            stream = watch_stub(server.channel)(H.HealthCheckRequest(service=""), timeout=10 * SLOW)
+            self.assertEqual(next(stream).status, SERVING)
+            try:
+                rest = list(stream)  # ends normally: no RpcError
+            except grpc.RpcError as e:
+                self.fail("the Watch ended with %s %r after %.1f s instead of OK after ~1 s"
+                          % (e.code(), e.details(), time.monotonic() - t0))
+            took = time.monotonic() - t0
+            print("Watch ended OK after %.2f s with %d more messages" % (took, len(rest)))
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 1 + 2.0 * SLOW)
+
+    def test_idle_streams_do_not_starve_clients(self):
+        """Default settings. Four connections of 100 idle calls each (OnlineRead and
+        health Check: HEADERS, never DATA) and 20 health Watch streams. Meanwhile
+        another client's health Check and a small OnlineRead answer within 1 s,
+        and the idle calls end DEADLINE_EXCEEDED after receive_timeout_s (10 s)."""
+        with harness.Server() as server:
+            seed(server.stub)
+            conns = []
+            try:
+                for path in (READ, CHECK, READ, CHECK):
+                    raw = RawH2(server.port)
+                    limit = raw.max_concurrent_streams() or 100
+                    raw.sids = [raw.open(path) for _ in range(min(100, limit))]
+                    raw.path = path
+                    conns.append(raw)
+                watcher = RawH2(server.port)
+                watch_req = H.HealthCheckRequest(service="").SerializeToString()
+                watcher.sids = [watcher.open(WATCH, message=watch_req) for _ in range(20)]
+                watcher.path = WATCH
+                conns.append(watcher)
+                opened = time.monotonic()
+                for raw in conns:
+                    raw.pump(0.1)
+                idle = sum(len(c.sids) for c in conns)
+                # Another client, connected before the clock starts.
+                other = grpc.insecure_channel(server.addr)
+                grpc.channel_ready_future(other).result(timeout=10)
+                bound = 1.0 * SLOW
+                reply, err, took_check = timed(lambda: check_stub(other)(H.HealthCheckRequest(service=""),
+                                                                         timeout=bound))
+                check_result = "SERVING" if reply is not None and reply.status == SERVING else err and err.code()
+                reply, err, took_read = timed(lambda: harness.rpc.OnlineStoreStub(other).OnlineRead(
+                    small_read(), timeout=bound))
+                read_result = "found" if reply is not None and reply.results[0].found else err and err.code()
+                print("%d idle streams open; health Check: %s in %.2f s; OnlineRead: %s in %.2f s"
+                      % (idle, check_result, took_check, read_result, took_read))
+                other.close()
+                self.assertEqual(check_result, "SERVING", "health Check starved by idle streams")
+                self.assertLess(took_check, bound)
+                self.assertEqual(read_result, "found", "OnlineRead starved by idle streams")
+                self.assertLess(took_read, bound)
+                # The calls that never sent their message end after receive_timeout_s (default 10).
+                reads = [c for c in conns if c.path == READ]
+                for raw in reads:
+                    raw.wait(lambda: all(raw.status(s) is not None for s in raw.sids),
+                             opened + 10 + 3.0 * SLOW - time.monotonic())
+                codes = {}
+                for raw in reads:
+                    for s in raw.sids:
+                        codes[raw.status(s)] = codes.get(raw.status(s), 0) + 1
+                print("idle OnlineRead calls, by final grpc-status:", codes)
+                self.assertEqual(codes, {Code.DEADLINE_EXCEEDED.value[0]: sum(len(c.sids) for c in reads)})
+            finally:
+                for raw in conns:
+                    raw.close()
+            self.assertIsNone(server.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
