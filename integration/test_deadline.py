@@ -123,7 +123,7 @@ class Deadline(unittest.TestCase):
                 took = time.monotonic() - t0
             print("a write without a deadline under a lock: %s after %.2f s" % (cm.exception.code().name, took))
             self.assertEqual(cm.exception.code(), Code.DEADLINE_EXCEEDED)
-            # PostgreSQL and MySQL get the limit rounded down a little (README: their sections).
+            # PostgreSQL and MySQL get the limit rounded down a little (docs/backends.md, Failures).
             self.assertGreater(took, 0.8)
             self.assertLess(took, 3)
 

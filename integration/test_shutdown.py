@@ -105,7 +105,7 @@ class Shutdown(unittest.TestCase):
         self.assertGreater(len(before), 100)
         self.assertEqual(set(before), {Code.OK})
         # Sent after the signal: served, refused (GOAWAY), or cancelled by the gRPC core
-        # before any handler saw it (README, Shutdown).
+        # before any handler saw it (docs/architecture.md, Shutdown).
         self.assertLessEqual(set(after), {Code.OK, Code.UNAVAILABLE, Code.CANCELLED})
         # What was acknowledged is stored: a new larder on the same file reads it back.
         again = harness.Server(larder={"workers": 1})

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The second set-up command: installs what is missing, checks formatting,
-# starts throw-away database servers on loopback (stopped again on exit),
-# builds with warnings as errors, and runs every test twice: on the normal
-# build and on an AddressSanitizer + UndefinedBehaviorSanitizer build; then
-# the benchmark and soak scripts briefly, each fuzz target for 5 s, and the
-# server tests under ThreadSanitizer.
+# The second set-up command: installs what is missing, checks formatting and
+# the documentation's links, starts throw-away database servers on loopback
+# (stopped again on exit), builds with warnings as errors, and runs every
+# test twice: on the normal build and on an AddressSanitizer +
+# UndefinedBehaviorSanitizer build; then the benchmark and soak scripts
+# briefly, each fuzz target for 5 s, and the server tests under
+# ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -13,6 +14,9 @@ bash scripts/deps.sh --test
 echo "== clang-format"
 mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 clang-format --dry-run --Werror "${sources[@]}"
+
+echo "== docs: links"
+bash scripts/check-docs.sh
 
 echo "== databases: throw-away PostgreSQL and MariaDB on 127.0.0.1"
 svc_root=$(mktemp -d)
