@@ -54,41 +54,58 @@ static inline const struct ldr_mysql_options *options(const struct ldr_backend *
   return b->cfg->opts;
 }
 
+/* Closes the connection (if any) and its statements. */
 void ldr_my_drop_connection(struct my_impl *s);
 
+/* Waits for what a non-blocking connector call asked for; the status for its
+ * _cont function, or -1 past `until_ns` (0: no limit) or when waits are aborted. */
 int ldr_my_wait_io(MYSQL *m, int status, int64_t until_ns);
 
+/* When to give up on the server: the call's deadline and a grace, or 0. */
 int64_t ldr_my_command_until(struct ldr_backend *b);
 
+/* The call ran out of time inside the connector: the connection is dropped. */
 enum ldr_rc ldr_my_timed_out(struct ldr_backend *b, const char *what, struct ldr_err *err);
 
+/* Maps a statement's error to a code in `err` (tables: what a missing table may be). */
 enum ldr_rc ldr_my_stmt_error(struct ldr_backend *b, MYSQL_STMT *st, const char *what,
                               const char *const *tables, size_t n_tables, struct ldr_err *err);
 
+/* Runs one text query; with `rows`, it returns a result set and *rows is its size. */
 enum ldr_rc ldr_my_query(struct ldr_backend *b, const char *sql, const char *what,
                          const char *const *tables, size_t n_tables, unsigned long long *rows,
                          struct ldr_err *err);
 
+/* Nonzero while the connection is open. */
 int ldr_my_connected(struct ldr_backend *b);
 
+/* ldr_sql_run with this backend's driver and back-off. */
 enum ldr_rc ldr_my_run(struct ldr_backend *b, ldr_sql_op op, void *arg, struct ldr_err *err);
 
+/* The statement cached under `key`, prepared from `sql` on a miss (owned by the cache). */
 enum ldr_rc ldr_my_prepare(struct ldr_backend *b, const char *key, const char *sql,
                            const char *const *tables, size_t n_tables, MYSQL_STMT **out,
                            struct ldr_err *err);
 
+/* Binds `params` and executes `st` (rows, if any, are fetched by the caller). */
 enum ldr_rc ldr_my_execute(struct ldr_backend *b, MYSQL_STMT *st, MYSQL_BIND *params,
                            const char *what, const char *const *tables, size_t n_tables,
                            struct ldr_err *err);
 
+/* The lowercase hex of p[0..n) in the arena (how keys are stored), or NULL. */
 char *ldr_my_hex_of(struct ldr_arena *a, const uint8_t *p, size_t n);
 
+/* A parameter bound to n bytes at p (borrowed until the statement runs). */
 void ldr_my_bind_string(MYSQL_BIND *bd, const void *p, size_t n, enum enum_field_types type);
 
+/* Whether one more item of `len` bytes, after n items of `sum` bytes, still fits
+ * one statement once its bucket is padded with copies of it. */
 int ldr_my_fits(size_t n, size_t sum, size_t len);
 
+/* LDR_EXHAUSTED: the call's arena is full. */
 enum ldr_rc ldr_my_too_big(struct ldr_err *err, const char *what);
 
+/* LDR_INVALID unless `t` is a table name that may be quoted into SQL as it is. */
 enum ldr_rc ldr_my_check_table(const char *t, struct ldr_err *err);
 
 /* Opens the first connection (larder.wait_for_backend_s). */

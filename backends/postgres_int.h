@@ -1,0 +1,93 @@
+/*
+ * What the files of the PostgreSQL backend share: postgres_conn.c (the
+ * connection, waiting without blocking, errors, plain queries),
+ * postgres_pipe.c (the pipeline of a request: reads and writes) and
+ * postgres.c (DDL, the ops table and the options).
+ */
+#ifndef LDR_POSTGRES_INT_H
+#define LDR_POSTGRES_INT_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/postgres.h"
+#include "backends/sql.h"
+
+/* How long past the deadline to wait for the server's own timeout to answer
+ * before giving up on the connection. */
+#define DEADLINE_GRACE_NS (50 * 1000000LL)
+/* Seconds between 2000-01-01 (PostgreSQL's epoch) and 1970-01-01. */
+#define PG_EPOCH_OFFSET 946684800LL
+
+/* OIDs of the types the statements bind (pg_type.h). */
+enum { OID_BYTEA = 17, OID_TEXT = 25, OID_TIMESTAMPTZ = 1184 };
+enum { OID_BYTEA_ARRAY = 1001, OID_TEXT_ARRAY = 1009, OID_TIMESTAMPTZ_ARRAY = 1185 };
+
+enum stmt_kind { ST_READ_ALL, ST_READ_SOME, ST_WRITE };
+
+struct pg_impl {
+  PGconn *conn;
+  /* Connection parameters: keywords and values for PQconnectStartParams. */
+  const char *kw[20];
+  const char *val[20];
+  char port[8], keepalives_idle[16];
+  char schema[200];            /* db_schema (or the user's name), quoted for SQL */
+  struct ldr_stmt_cache stmts; /* statement names (malloc'd) by (kind, table) */
+  char *stale[LDR_STMT_CACHE]; /* evicted from the cache: deallocated by the next pipeline */
+  size_t n_stale;
+  unsigned long long seq;
+  long timeout_ms; /* the session's statement_timeout; -1: not known */
+  int conflict;    /* the last statement lost a deadlock or a serialization race */
+  struct ldr_sql_conn backoff;
+};
+
+static inline struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }
+
+static inline const struct ldr_postgres_options *options(const struct ldr_backend *b) {
+  return b->cfg->opts;
+}
+
+/* The driver hooks of backends/sql.c (postgres_conn.c). */
+extern const struct ldr_sql_driver ldr_pg_driver;
+
+/* Closes the connection (if any) and forgets what lived in its session. */
+void ldr_pg_drop_connection(struct pg_impl *s);
+
+/* Maps a failed result, or with `res` NULL the connection's error, to a code in
+ * `err`; the message reaches a client only for codes that name no driver text. */
+enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, const PGresult *res, const char *what,
+                                const char *table, struct ldr_err *err);
+
+/* Sends what libpq holds, giving up on the connection past `until` (0: never). */
+enum ldr_rc ldr_pg_flush(struct ldr_backend *b, int64_t until, const char *what,
+                         struct ldr_err *err);
+
+/* The next result of the command in progress (the caller PQclear()s it; NULL:
+ * none left), waiting until `until`; *failed set when the wait failed (see err). */
+PGresult *ldr_pg_next_result(struct ldr_backend *b, int64_t until, const char *what, int *failed,
+                             struct ldr_err *err);
+
+/* When to give up on the server: the call's deadline and a grace, or 0. */
+int64_t ldr_pg_command_until(const struct ldr_backend *b);
+
+/* One query outside a pipeline (text parameters; none: a simple query of any
+ * number of statements) expecting `want`; *out, when asked, is the caller's. */
+enum ldr_rc ldr_pg_query(struct ldr_backend *b, const char *sql, int nparams,
+                         const char *const *params, ExecStatusType want, const char *what,
+                         PGresult **out, struct ldr_err *err);
+
+/* ldr_pg_query without parameters. */
+enum ldr_rc ldr_pg_simple(struct ldr_backend *b, const char *sql, ExecStatusType want,
+                          const char *what, PGresult **out, struct ldr_err *err);
+
+/* Nonzero while the connection is usable. */
+int ldr_pg_connected(struct ldr_backend *b);
+
+/* The ops' read and write (postgres_pipe.c). */
+enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
+                        struct ldr_arena *arena, struct ldr_err *err);
+enum ldr_rc ldr_pg_write(struct ldr_backend *b, const struct ldr_write *writes, size_t n,
+                         struct ldr_arena *arena, struct ldr_err *err);
+
+#endif
