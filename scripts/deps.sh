@@ -18,6 +18,7 @@ if [ "${1:-}" = "--test" ]; then
     mariadb-server postgresql
     python3-psycopg python3-pymysql python3-h2 nghttp2-client sqlite3 openssl curl
     gnuplot-nox procps util-linux docker-compose python3-yaml binutils
+    mmdebstrap podman runc
   )
   # The Node client test needs node and npm; a node from elsewhere (with its
   # own npm) is kept.

@@ -33,6 +33,11 @@ bash scripts/build.sh build -DLARDER_TESTS=ON -DLARDER_WERROR=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
 
+echo "== fresh machine: scripts/serve.sh and the README's Python example, then deps.sh and the README's build, each in a new Debian 12 root"
+bash integration/fresh_machine.sh || [ $? -eq 77 ] # 77: skipped (not root), never under CI=true
+echo "== container image: the Dockerfile built with podman, run, health-checked and stopped"
+LARDER_BIN=build/larder bash integration/test_image.sh || [ $? -eq 77 ]
+
 echo "== every build type with gcc and clang, and each backend left out (scripts/build-matrix.sh)"
 bash scripts/build-matrix.sh
 
