@@ -35,6 +35,15 @@ const struct ldr_store_schema *const *ldr_backend_schemas(void) {
   return schemas;
 }
 
+const struct ldr_reader_ops *ldr_backend_reader(const char *dialect) {
+  for (size_t i = 0; backends[i] != NULL; i++) {
+    const struct ldr_reader_ops *r = backends[i]->reader;
+    for (size_t j = 0; r != NULL && r->dialects[j] != NULL; j++)
+      if (!strcmp(r->dialects[j], dialect)) return r;
+  }
+  return NULL;
+}
+
 enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backend **out,
                             struct ldr_err *err) {
   *out = NULL;

@@ -77,6 +77,65 @@ struct ldr_write {
   size_t n_rows;
 };
 
+/* A database URL as SQLAlchemy writes it (REGISTRY.md §2), decoded by
+ * ldr_url_parse: dialect[+driver]://[user[:password]@]host[:port]/database[?k=v&...]. */
+struct ldr_url {
+  char *scheme;  /* as given, lowercase: "postgresql+psycopg" */
+  char *dialect; /* the part before '+': "postgresql", "mysql", "sqlite" */
+  char *user, *password, *host, *database; /* percent-decoded; NULL when absent */
+  int port;                                /* 0: the default */
+  size_t n_query;
+  char **query_keys, **query_values; /* percent-decoded */
+  char *path; /* sqlite: the file, relative (to the yaml's folder) or absolute */
+};
+
+/* Parses `s` into `out` (free it with ldr_url_free, also after a failure).
+ * LDR_INVALID with a message that never repeats the URL. */
+enum ldr_rc ldr_url_parse(const char *s, struct ldr_url *out, struct ldr_err *err);
+void ldr_url_free(struct ldr_url *u);
+
+/* `s` with its password replaced by "***", for the log. */
+void ldr_url_redacted(const char *s, char *buf, size_t cap);
+
+/* One column of a row a reader returns: text as text, binary as it is. */
+struct ldr_row_cell {
+  const void *data;
+  size_t len;
+  int null;
+};
+
+/* Called for each row of a query; an error stops the query. */
+typedef enum ldr_rc (*ldr_row_fn)(void *arg, const struct ldr_row_cell *cells, size_t n,
+                                  struct ldr_err *err);
+
+/*
+ * Reading another database, read-only: Feast's SQL registry. registry/ uses
+ * this, never a database driver. Every wait is bounded by the timeout given
+ * to open. Messages may name the server (they go to the log), never the password.
+ */
+struct ldr_reader;
+struct ldr_reader_ops {
+  const char *const *dialects; /* the URL dialects it reads, NULL-terminated */
+  /* Connects, or opens a file read-only (never creating it); `dir` anchors a
+   * relative SQLite path. *out is freed with close, also after a failure. */
+  enum ldr_rc (*open)(const struct ldr_url *url, const char *dir, int timeout_s,
+                      struct ldr_reader **out, struct ldr_err *err);
+  /* One read-only snapshot: the queries until end() see one state. */
+  enum ldr_rc (*begin)(struct ldr_reader *r, struct ldr_err *err);
+  /* Runs `sql` (no parameters: callers put only validated names in it),
+   * calling fn per row. LDR_NOT_FOUND when a table it names does not exist,
+   * LDR_UNAVAILABLE when the connection is lost or times out. */
+  enum ldr_rc (*query)(struct ldr_reader *r, const char *sql, ldr_row_fn fn, void *arg,
+                       struct ldr_err *err);
+  void (*end)(struct ldr_reader *r);
+  void (*close)(struct ldr_reader *r); /* NULL is harmless */
+  /* SQL listing the tables of the connection's default schema (one column). */
+  const char *tables_sql;
+};
+
+/* The reader of a URL dialect among the stores built in, or NULL. */
+const struct ldr_reader_ops *ldr_backend_reader(const char *dialect);
+
 struct ldr_backend;
 
 /*
@@ -112,6 +171,8 @@ struct ldr_backend_ops {
   enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
   /* Nonzero while the connection to the store is open (for metrics). */
   int (*connected)(struct ldr_backend *b);
+  /* How this store's database is read as a registry; NULL: it is not. */
+  const struct ldr_reader_ops *reader;
 };
 
 /* One open store connection. Used by one thread at a time. */
