@@ -2,7 +2,7 @@
 #include "backends/backend_int.h"
 
 #include <stdatomic.h>
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,18 +96,26 @@ int ldr_backend_past_deadline(const struct ldr_backend *b) {
   return ldr_backend_aborting() || (b->deadline_ns != 0 && ldr_now_ns() >= b->deadline_ns);
 }
 
-enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,
-                           struct ldr_err *err) {
-  size_t plen = strlen(project), vlen = strlen(view);
+enum ldr_rc ldr_table_name_version(const char *project, const char *view, int version,
+                                   const char *field, char *table, struct ldr_err *err) {
+  char suffix[16] = "";
+  if (version > 0) snprintf(suffix, sizeof suffix, "_v%d", version);
+  size_t plen = strlen(project), vlen = strlen(view), slen = strlen(suffix);
   if (vlen == 0) return ldr_err_set(err, LDR_INVALID, "%s: empty feature view name", field);
   if (!ldr_config_identifier(view, vlen))
     return ldr_err_set(err, LDR_INVALID, "%s: feature view names are letters, digits and '_' only",
                        field);
-  if (plen + 1 + vlen > LDR_TABLE_NAME_MAX)
-    return ldr_err_set(err, LDR_INVALID, "%s: table name %s_%s is longer than %d bytes", field,
-                       project, vlen > 80 ? "..." : view, LDR_TABLE_NAME_MAX);
+  if (plen + 1 + vlen + slen > LDR_TABLE_NAME_MAX)
+    return ldr_err_set(err, LDR_INVALID, "%s: table name %s_%s%s is longer than %d bytes", field,
+                       project, vlen > 80 ? "..." : view, suffix, LDR_TABLE_NAME_MAX);
   memcpy(table, project, plen);
   table[plen] = '_';
-  memcpy(table + plen + 1, view, vlen + 1);
+  memcpy(table + plen + 1, view, vlen);
+  memcpy(table + plen + 1 + vlen, suffix, slen + 1);
   return LDR_OK;
+}
+
+enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,
+                           struct ldr_err *err) {
+  return ldr_table_name_version(project, view, 0, field, table, err);
 }

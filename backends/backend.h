@@ -220,6 +220,11 @@ int64_t ldr_now_ns(void);
 enum ldr_rc ldr_table_name(const char *project, const char *view, const char *field, char *table,
                            struct ldr_err *err);
 
+/* The same for version `version` of the view: "<project>_<view>_v<N>" when
+ * N > 0 (Feast's compute_table_id with versioning on), else as above. */
+enum ldr_rc ldr_table_name_version(const char *project, const char *view, int version,
+                                   const char *field, char *table, struct ldr_err *err);
+
 /*
  * Feast's serialize_entity_key: the exact bytes for versions 1, 2 and 3
  * (0 as 1, above 3 as 3). Fails with LDR_INVALID for a repeated join key, a

@@ -72,7 +72,8 @@ static void setup(void) {
   if (ldr_backend_new(&cfg.store, &backend, &err) != LDR_OK) die("backend", err.msg);
   const char *tables[] = {"my_project_driver_hourly_stats", "my_project_v"};
   if (backend->ops->update(backend, tables, 2, NULL, 0, &err) != LDR_OK) die("update", err.msg);
-  if (ldr_registry_source_new(cfg.registry_path, 0, cfg.project, 1, &registry, &err) != LDR_OK)
+  struct ldr_registry_location loc = {cfg.registry_path, cfg.registry_sql, cfg.dir};
+  if (ldr_registry_source_new(&loc, 0, cfg.project, 1, &registry, &err) != LDR_OK)
     die("registry", err.msg);
   if (ldr_reflection_init(&err) != LDR_OK) die("reflection", err.msg);
   ldr_arena_init(&arena, 65536, (size_t)cfg.max_message_bytes * 8);

@@ -1,8 +1,8 @@
 /*
- * Turning the bytes of a Feast registry into the lookup tables ServingService
- * uses. protobuf-c decodes the subset of feast.core.Registry that
+ * Turning a project's decoded Feast objects into the lookup tables serving
+ * uses. protobuf-c decodes the subset of feast.core that
  * protos/feast/core/Registry.proto declares, skipping every other field, into
- * the registry's own arena; the tables point into that decoded message.
+ * the registry's own arena; the tables point into those decoded messages.
  */
 #include "registry/registry.h"
 
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "common/arena.h"
-#include "feast/core/Registry.pb-c.h"
 
 struct ldr_registry_mem {
   struct ldr_arena arena;
@@ -29,14 +28,14 @@ struct spec {
   size_t n_entity_columns;
   Feast__Core__FeatureSpecV2 **entity_columns;
   const Google__Protobuf__Duration *ttl;
+  int disabled, state, version;
+  const Feast__Core__DataSource *batch, *stream; /* for pushes */
 };
 
 struct builder {
   struct ldr_arena *a;
   const char *project;
-  const Feast__Core__Registry *pb;
-  struct ldr_view *views;
-  size_t n_views;
+  const struct ldr_registry_input *in;
   struct ldr_err *err;
 };
 
@@ -44,10 +43,15 @@ static enum ldr_rc no_memory(struct builder *b) {
   return ldr_err_set(b->err, LDR_NOMEM, "registry: out of memory");
 }
 
+/* Whether an object whose spec names `project` belongs to the registry. */
+static int ours(const struct builder *b, const char *project) {
+  return b->in->scoped || (project != NULL && !strcmp(project, b->project));
+}
+
 static const Feast__Core__EntitySpecV2 *find_entity(const struct builder *b, const char *name) {
-  for (size_t i = 0; i < b->pb->n_entities; i++) {
-    const Feast__Core__EntitySpecV2 *e = b->pb->entities[i]->spec;
-    if (e != NULL && !strcmp(e->name, name) && !strcmp(e->project, b->project)) return e;
+  for (size_t i = 0; i < b->in->n_entities; i++) {
+    const Feast__Core__EntitySpecV2 *e = b->in->entities[i]->spec;
+    if (e != NULL && !strcmp(e->name, name) && ours(b, e->project)) return e;
   }
   return NULL;
 }
@@ -63,23 +67,56 @@ static int by_feature_name(const void *x, const void *y) {
                 (*(const struct ldr_feature *const *)y)->name);
 }
 
-static enum ldr_rc add_view(struct builder *b, const struct spec *s) {
-  struct ldr_view *v = &b->views[b->n_views];
+static int64_t ttl_of(const Google__Protobuf__Duration *ttl) {
+  if (ttl == NULL || ttl->seconds < 0 || (ttl->seconds == 0 && ttl->nanos <= 0)) return 0;
+  int64_t max_s = INT64_MAX / 1000000000 - 1;
+  return (ttl->seconds > max_s ? max_s : ttl->seconds) * 1000000000 +
+         (ttl->nanos > 0 ? ttl->nanos : 0);
+}
+
+/* A push source feeding a view: its stream source when that is a push source
+ * (HTTP.md §6.2), with the batch source whose columns and timestamps a push
+ * follows (§6.3). */
+static enum ldr_rc push_target(struct builder *b, const struct spec *s, struct ldr_view *v) {
+  const Feast__Core__DataSource *src = s->stream;
+  if (src == NULL || src->type != FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__PUSH_SOURCE ||
+      src->name[0] == '\0')
+    return LDR_OK;
+  const Feast__Core__DataSource *batch = s->batch ? s->batch : src->batch_source;
+  struct ldr_push_target *t = ldr_arena_calloc(b->a, 1, sizeof *t);
+  if (t == NULL) return no_memory(b);
+  t->source = src->name;
+  t->timestamp_field = batch ? batch->timestamp_field : "";
+  t->created_column = batch ? batch->created_timestamp_column : "";
+  size_t n = batch ? batch->n_field_mapping : 0;
+  const char **from = ldr_arena_calloc(b->a, n + 1, sizeof *from);
+  const char **to = ldr_arena_calloc(b->a, n + 1, sizeof *to);
+  if (from == NULL || to == NULL) return no_memory(b);
+  for (size_t i = 0; i < n; i++) {
+    from[i] = batch->field_mapping[i]->key;
+    to[i] = batch->field_mapping[i]->value;
+  }
+  t->n_mapping = n;
+  t->mapping_from = from;
+  t->mapping_to = to;
+  v->push = t;
+  return LDR_OK;
+}
+
+static enum ldr_rc fill_view(struct builder *b, const struct spec *s, struct ldr_view *v) {
   memset(v, 0, sizeof *v);
   v->name = s->name;
   v->kind = s->kind;
+  v->disabled = s->disabled;
+  /* A state this larder does not know reads as unspecified (REGISTRY.md §3). */
+  v->state = s->state >= 0 && s->state <= LDR_STATE_AVAILABLE_ONLINE ? s->state : 0;
+  v->version = s->version;
   if (s->computed) {
     v->unservable = "it is an on-demand feature view computed at request time; larder serves "
                     "stored features only";
     v->unservable_computed = 1;
   }
-  if (s->ttl != NULL && s->ttl->seconds > 0) {
-    int64_t max_s = INT64_MAX / 1000000000 - 1;
-    v->ttl_ns = (s->ttl->seconds > max_s ? max_s : s->ttl->seconds) * 1000000000 +
-                (s->ttl->nanos > 0 ? s->ttl->nanos : 0);
-  } else if (s->ttl != NULL && s->ttl->seconds == 0 && s->ttl->nanos > 0) {
-    v->ttl_ns = s->ttl->nanos;
-  }
+  v->ttl_ns = ttl_of(s->ttl);
 
   struct ldr_feature *fs = ldr_arena_calloc(b->a, s->n_features + 1, sizeof *fs);
   const struct ldr_feature **sorted = ldr_arena_calloc(b->a, s->n_features + 1, sizeof *sorted);
@@ -101,37 +138,129 @@ static enum ldr_rc add_view(struct builder *b, const struct spec *s) {
     jk[0].type = 2; /* STRING */
     v->join_keys = jk;
     v->n_join_keys = 1;
-  } else {
-    for (size_t i = 0; i < s->n_entities; i++) {
-      const Feast__Core__EntitySpecV2 *e = find_entity(b, s->entities[i]);
-      if (e == NULL) {
-        /* Kept with the reason: a request for it says what is wrong. */
-        size_t cap = 64 + strlen(s->entities[i]);
-        char *why = ldr_arena_alloc(b->a, cap);
-        if (why == NULL) return no_memory(b);
-        snprintf(why, cap, "its entity '%s' is not in the registry", s->entities[i]);
-        v->unservable = why;
-        jk[i].name = s->entities[i];
-        continue;
-      }
-      jk[i].name = e->join_key[0] ? e->join_key : e->name;
-      jk[i].type = column_type(s, jk[i].name);
-      if (jk[i].type == 0) jk[i].type = (int)e->value_type;
-    }
-    v->join_keys = jk;
-    v->n_join_keys = s->n_entities;
+    return push_target(b, s, v);
   }
-  b->n_views++;
-  return LDR_OK;
+  for (size_t i = 0; i < s->n_entities; i++) {
+    const Feast__Core__EntitySpecV2 *e = find_entity(b, s->entities[i]);
+    if (e == NULL) {
+      /* Kept with the reason: a request for it says what is wrong. */
+      size_t cap = 64 + strlen(s->entities[i]);
+      char *why = ldr_arena_alloc(b->a, cap);
+      if (why == NULL) return no_memory(b);
+      snprintf(why, cap, "its entity '%s' is not in the registry", s->entities[i]);
+      v->unservable = why;
+      jk[i].name = s->entities[i];
+      continue;
+    }
+    jk[i].name = e->join_key[0] ? e->join_key : e->name;
+    jk[i].type = column_type(s, jk[i].name);
+    if (jk[i].type == 0) jk[i].type = (int)e->value_type;
+  }
+  v->join_keys = jk;
+  v->n_join_keys = s->n_entities;
+  return push_target(b, s, v);
+}
+
+/* The spec of each kind of view, through struct spec. */
+static struct spec of_feature_view(const Feast__Core__FeatureView *fv) {
+  const Feast__Core__FeatureViewSpec *v = fv->spec;
+  const Feast__Core__FeatureViewMeta *m = fv->meta;
+  return (struct spec){.name = v->name,
+                       .project = v->project,
+                       .kind = LDR_VIEW_BATCH,
+                       .n_entities = v->n_entities,
+                       .entities = v->entities,
+                       .n_features = v->n_features,
+                       .features = v->features,
+                       .n_entity_columns = v->n_entity_columns,
+                       .entity_columns = v->entity_columns,
+                       .ttl = v->ttl,
+                       .disabled = v->disabled,
+                       .state = m ? (int)m->state : 0,
+                       .version = m ? m->current_version_number : 0,
+                       .batch = v->batch_source,
+                       .stream = v->stream_source};
+}
+
+static struct spec of_stream_view(const Feast__Core__StreamFeatureView *sfv) {
+  const Feast__Core__StreamFeatureViewSpec *v = sfv->spec;
+  const Feast__Core__FeatureViewMeta *m = sfv->meta;
+  return (struct spec){.name = v->name,
+                       .project = v->project,
+                       .kind = LDR_VIEW_STREAM,
+                       .n_entities = v->n_entities,
+                       .entities = v->entities,
+                       .n_features = v->n_features,
+                       .features = v->features,
+                       .n_entity_columns = v->n_entity_columns,
+                       .entity_columns = v->entity_columns,
+                       .ttl = v->ttl,
+                       .disabled = v->disabled,
+                       .state = m ? (int)m->state : 0,
+                       .version = m ? m->current_version_number : 0,
+                       .batch = v->batch_source,
+                       .stream = v->stream_source};
+}
+
+/* An on-demand view has no TTL; stored only with write_to_online_store. */
+static struct spec of_on_demand_view(const Feast__Core__OnDemandFeatureView *odfv) {
+  const Feast__Core__OnDemandFeatureViewSpec *v = odfv->spec;
+  const Feast__Core__OnDemandFeatureViewMeta *m = odfv->meta;
+  return (struct spec){.name = v->name,
+                       .project = v->project,
+                       .kind = LDR_VIEW_ON_DEMAND,
+                       .computed = !v->write_to_online_store,
+                       .n_entities = v->n_entities,
+                       .entities = v->entities,
+                       .n_features = v->n_features,
+                       .features = v->features,
+                       .n_entity_columns = v->n_entity_columns,
+                       .entity_columns = v->entity_columns,
+                       .disabled = v->disabled,
+                       .state = m ? (int)m->state : 0,
+                       .version = m ? m->current_version_number : 0};
+}
+
+/* A label view has no versions, no disabled flag and no state; its source
+ * may be a push source (HTTP.md §6.2). */
+static struct spec of_label_view(const Feast__Core__LabelView *lv) {
+  const Feast__Core__LabelViewSpec *v = lv->spec;
+  return (struct spec){.name = v->name,
+                       .project = v->project,
+                       .kind = LDR_VIEW_LABEL,
+                       .n_entities = v->n_entities,
+                       .entities = v->entities,
+                       .n_features = v->n_features,
+                       .features = v->features,
+                       .n_entity_columns = v->n_entity_columns,
+                       .entity_columns = v->entity_columns,
+                       .ttl = v->ttl,
+                       .stream = v->source};
 }
 
 static int by_view_name(const void *x, const void *y) {
-  return strcmp(((const struct ldr_view *)x)->name, ((const struct ldr_view *)y)->name);
+  const struct ldr_view *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  return c ? c : (int)a->kind - (int)b->kind;
 }
 
 static int by_service_name(const void *x, const void *y) {
   return strcmp(((const struct ldr_feature_service *)x)->name,
                 ((const struct ldr_feature_service *)y)->name);
+}
+
+static int by_entity_name(const void *x, const void *y) {
+  return strcmp(((const struct ldr_entity *)x)->name, ((const struct ldr_entity *)y)->name);
+}
+
+static int by_string(const void *x, const void *y) {
+  return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int by_version(const void *x, const void *y) {
+  const struct ldr_view_version *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  return c ? c : (a->version > b->version) - (a->version < b->version);
 }
 
 static enum ldr_rc add_projection(struct builder *b, const struct ldr_registry *r,
@@ -140,6 +269,9 @@ static enum ldr_rc add_projection(struct builder *b, const struct ldr_registry *
   p->view_name = pb->feature_view_name;
   p->view = ldr_registry_view(r, pb->feature_view_name, strlen(pb->feature_view_name));
   p->name = pb->feature_view_name_alias[0] ? pb->feature_view_name_alias : pb->feature_view_name;
+  p->has_version_tag =
+      pb->version_tag_set_case == FEAST__CORE__FEATURE_VIEW_PROJECTION__VERSION_TAG_SET_VERSION_TAG;
+  p->version_tag = p->has_version_tag ? pb->version_tag : 0;
   size_t nf = pb->n_feature_columns;
   if (nf == 0 && p->view != NULL) nf = p->view->n_features; /* no choice: all of them */
   const char **fs = ldr_arena_calloc(b->a, nf + 1, sizeof *fs);
@@ -160,81 +292,138 @@ static enum ldr_rc add_projection(struct builder *b, const struct ldr_registry *
   return LDR_OK;
 }
 
-static enum ldr_rc build(struct builder *b, struct ldr_registry *r) {
-  const Feast__Core__Registry *pb = b->pb;
-  size_t cap = pb->n_feature_views + pb->n_stream_feature_views + pb->n_on_demand_feature_views;
-  b->views = ldr_arena_calloc(b->a, cap + 1, sizeof *b->views);
-  if (b->views == NULL) return no_memory(b);
+static enum ldr_rc add_views(struct builder *b, struct ldr_registry *r) {
+  const struct ldr_registry_input *in = b->in;
+  size_t cap = in->n_feature_views + in->n_stream_views + in->n_on_demand_views + in->n_label_views;
+  struct ldr_view *views = ldr_arena_calloc(b->a, cap + 1, sizeof *views);
+  if (views == NULL) return no_memory(b);
+  size_t n = 0;
   enum ldr_rc rc = LDR_OK;
-  for (size_t i = 0; rc == LDR_OK && i < pb->n_feature_views; i++) {
-    const Feast__Core__FeatureViewSpec *v = pb->feature_views[i]->spec;
-    if (v == NULL || strcmp(v->project, b->project)) continue;
-    struct spec s = {v->name,
-                     v->project,
-                     LDR_VIEW_BATCH,
-                     0,
-                     v->n_entities,
-                     v->entities,
-                     v->n_features,
-                     v->features,
-                     v->n_entity_columns,
-                     v->entity_columns,
-                     v->ttl};
-    rc = add_view(b, &s);
+  for (size_t i = 0; rc == LDR_OK && i < in->n_feature_views; i++) {
+    if (in->feature_views[i]->spec == NULL || !ours(b, in->feature_views[i]->spec->project))
+      continue;
+    struct spec s = of_feature_view(in->feature_views[i]);
+    rc = fill_view(b, &s, &views[n++]);
   }
-  for (size_t i = 0; rc == LDR_OK && i < pb->n_stream_feature_views; i++) {
-    const Feast__Core__StreamFeatureViewSpec *v = pb->stream_feature_views[i]->spec;
-    if (v == NULL || strcmp(v->project, b->project)) continue;
-    struct spec s = {v->name,
-                     v->project,
-                     LDR_VIEW_STREAM,
-                     0,
-                     v->n_entities,
-                     v->entities,
-                     v->n_features,
-                     v->features,
-                     v->n_entity_columns,
-                     v->entity_columns,
-                     v->ttl};
-    rc = add_view(b, &s);
+  for (size_t i = 0; rc == LDR_OK && i < in->n_stream_views; i++) {
+    if (in->stream_views[i]->spec == NULL || !ours(b, in->stream_views[i]->spec->project)) continue;
+    struct spec s = of_stream_view(in->stream_views[i]);
+    rc = fill_view(b, &s, &views[n++]);
   }
-  for (size_t i = 0; rc == LDR_OK && i < pb->n_on_demand_feature_views; i++) {
-    const Feast__Core__OnDemandFeatureViewSpec *v = pb->on_demand_feature_views[i]->spec;
-    if (v == NULL || strcmp(v->project, b->project)) continue;
-    struct spec s = {v->name,
-                     v->project,
-                     LDR_VIEW_ON_DEMAND,
-                     !v->write_to_online_store,
-                     v->n_entities,
-                     v->entities,
-                     v->n_features,
-                     v->features,
-                     v->n_entity_columns,
-                     v->entity_columns,
-                     NULL};
-    rc = add_view(b, &s);
+  for (size_t i = 0; rc == LDR_OK && i < in->n_on_demand_views; i++) {
+    if (in->on_demand_views[i]->spec == NULL || !ours(b, in->on_demand_views[i]->spec->project))
+      continue;
+    struct spec s = of_on_demand_view(in->on_demand_views[i]);
+    rc = fill_view(b, &s, &views[n++]);
+  }
+  for (size_t i = 0; rc == LDR_OK && i < in->n_label_views; i++) {
+    if (in->label_views[i]->spec == NULL || !ours(b, in->label_views[i]->spec->project)) continue;
+    struct spec s = of_label_view(in->label_views[i]);
+    rc = fill_view(b, &s, &views[n++]);
   }
   if (rc != LDR_OK) return rc;
-  /* Sorted for lookups; of two views with one name (Feast does not allow
-   * it) the first in the file is kept. */
-  qsort(b->views, b->n_views, sizeof *b->views, by_view_name);
-  size_t n = 0;
-  for (size_t i = 0; i < b->n_views; i++)
-    if (n == 0 || strcmp(b->views[n - 1].name, b->views[i].name)) b->views[n++] = b->views[i];
-  r->views = b->views;
-  r->n_views = n;
+  /* Sorted for lookups; of two views with one name the first kind in
+   * Feast's lookup order wins (and of one kind, the first in the input). */
+  qsort(views, n, sizeof *views, by_view_name);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++)
+    if (kept == 0 || strcmp(views[kept - 1].name, views[i].name)) views[kept++] = views[i];
+  r->views = views;
+  r->n_views = kept;
+  return LDR_OK;
+}
 
-  struct ldr_feature_service *fs = ldr_arena_calloc(b->a, pb->n_feature_services + 1, sizeof *fs);
+/* The version history: each record's spec decoded by its type. */
+static enum ldr_rc add_versions(struct builder *b, struct ldr_registry *r) {
+  const struct ldr_registry_input *in = b->in;
+  ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, b->a};
+  struct ldr_view_version *vs = ldr_arena_calloc(b->a, in->n_versions + 1, sizeof *vs);
+  if (vs == NULL) return no_memory(b);
+  size_t n = 0;
+  for (size_t i = 0; i < in->n_versions; i++) {
+    const Feast__Core__FeatureViewVersionRecord *rec = in->versions[i];
+    if (!in->scoped && strcmp(rec->project_id, b->project)) continue;
+    const char *type = rec->feature_view_type;
+    size_t len = rec->feature_view_proto.len;
+    const uint8_t *data = rec->feature_view_proto.data;
+    struct spec s;
+    int ok = 1;
+    if (!strcmp(type, "feature_view") || type[0] == '\0') {
+      Feast__Core__FeatureView *m = feast__core__feature_view__unpack(&al, len, data);
+      ok = m != NULL && m->spec != NULL;
+      if (ok) s = of_feature_view(m);
+    } else if (!strcmp(type, "stream_feature_view")) {
+      Feast__Core__StreamFeatureView *m = feast__core__stream_feature_view__unpack(&al, len, data);
+      ok = m != NULL && m->spec != NULL;
+      if (ok) s = of_stream_view(m);
+    } else if (!strcmp(type, "on_demand_feature_view")) {
+      Feast__Core__OnDemandFeatureView *m =
+          feast__core__on_demand_feature_view__unpack(&al, len, data);
+      ok = m != NULL && m->spec != NULL;
+      if (ok) s = of_on_demand_view(m);
+    } else if (!strcmp(type, "label_view")) {
+      Feast__Core__LabelView *m = feast__core__label_view__unpack(&al, len, data);
+      ok = m != NULL && m->spec != NULL;
+      if (ok) s = of_label_view(m);
+    } else {
+      continue; /* a kind this larder does not know: not served by version */
+    }
+    if (!ok)
+      return ldr_err_set(b->err, b->a->exhausted ? LDR_NOMEM : LDR_INVALID,
+                         "registry: version %d of '%s' does not decode as a %s",
+                         (int)rec->version_number, rec->feature_view_name, type);
+    /* The snapshot's name is the history's: a rename does not move versions. */
+    s.name = rec->feature_view_name;
+    s.version = rec->version_number;
+    vs[n].name = rec->feature_view_name;
+    vs[n].version = rec->version_number;
+    enum ldr_rc rc = fill_view(b, &s, &vs[n].view);
+    if (rc != LDR_OK) return rc;
+    n++;
+  }
+  qsort(vs, n, sizeof *vs, by_version);
+  r->versions = vs;
+  r->n_versions = n;
+  return LDR_OK;
+}
+
+static enum ldr_rc add_entities(struct builder *b, struct ldr_registry *r) {
+  const struct ldr_registry_input *in = b->in;
+  struct ldr_entity *es = ldr_arena_calloc(b->a, in->n_entities + 1, sizeof *es);
+  const char **keys = ldr_arena_calloc(b->a, in->n_entities + 1, sizeof *keys);
+  if (es == NULL || keys == NULL) return no_memory(b);
+  size_t n = 0;
+  for (size_t i = 0; i < in->n_entities; i++) {
+    const Feast__Core__EntitySpecV2 *e = in->entities[i]->spec;
+    if (e == NULL || !ours(b, e->project) || !strcmp(e->name, LDR_DUMMY_ENTITY)) continue;
+    es[n].name = e->name;
+    es[n].join_key = e->join_key[0] ? e->join_key : e->name;
+    es[n].type = (int)e->value_type;
+    keys[n] = es[n].join_key;
+    n++;
+  }
+  qsort(es, n, sizeof *es, by_entity_name);
+  qsort(keys, n, sizeof *keys, by_string);
+  r->entities = es;
+  r->n_entities = n;
+  r->join_keys = keys;
+  r->n_join_keys = n;
+  return LDR_OK;
+}
+
+static enum ldr_rc add_services(struct builder *b, struct ldr_registry *r) {
+  const struct ldr_registry_input *in = b->in;
+  struct ldr_feature_service *fs = ldr_arena_calloc(b->a, in->n_services + 1, sizeof *fs);
   if (fs == NULL) return no_memory(b);
   size_t ns = 0;
-  for (size_t i = 0; i < pb->n_feature_services; i++) {
-    const Feast__Core__FeatureServiceSpec *s = pb->feature_services[i]->spec;
-    if (s == NULL || strcmp(s->project, b->project)) continue;
+  enum ldr_rc rc = LDR_OK;
+  for (size_t i = 0; rc == LDR_OK && i < in->n_services; i++) {
+    const Feast__Core__FeatureServiceSpec *s = in->services[i]->spec;
+    if (s == NULL || !ours(b, s->project)) continue;
     struct ldr_projection *ps = ldr_arena_calloc(b->a, s->n_features + 1, sizeof *ps);
     if (ps == NULL) return no_memory(b);
     for (size_t j = 0; rc == LDR_OK && j < s->n_features; j++)
       rc = add_projection(b, r, s->features[j], &ps[j]);
-    if (rc != LDR_OK) return rc;
     fs[ns].name = s->name;
     fs[ns].projections = ps;
     fs[ns].n_projections = s->n_features;
@@ -243,45 +432,44 @@ static enum ldr_rc build(struct builder *b, struct ldr_registry *r) {
   qsort(fs, ns, sizeof *fs, by_service_name);
   r->services = fs;
   r->n_services = ns;
-  return LDR_OK;
+  return rc;
 }
 
-enum ldr_rc ldr_registry_parse(const uint8_t *bytes, size_t len, const char *project,
-                               struct ldr_registry **out, struct ldr_err *err) {
+struct ldr_registry_mem *ldr_registry_mem_new(void) {
+  struct ldr_registry_mem *mem = calloc(1, sizeof *mem);
+  if (mem != NULL) ldr_arena_init(&mem->arena, 64 * 1024, 0);
+  return mem;
+}
+
+struct ldr_arena *ldr_registry_mem_arena(struct ldr_registry_mem *mem) {
+  return &mem->arena;
+}
+
+void ldr_registry_mem_free(struct ldr_registry_mem *mem) {
+  if (mem == NULL) return;
+  ldr_arena_destroy(&mem->arena);
+  free(mem);
+}
+
+enum ldr_rc ldr_registry_build(const struct ldr_registry_input *in, const char *project,
+                               struct ldr_registry_mem *mem, struct ldr_registry **out,
+                               struct ldr_err *err) {
   *out = NULL;
   struct ldr_registry *r = calloc(1, sizeof *r);
-  struct ldr_registry_mem *mem = calloc(1, sizeof *mem);
-  if (r == NULL || mem == NULL) {
-    free(r);
-    free(mem);
+  if (r == NULL) {
+    ldr_registry_mem_free(mem);
     return ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
   }
   r->mem = mem;
-  ldr_arena_init(&mem->arena, 64 * 1024, 0);
-  ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, &mem->arena};
-  enum ldr_rc rc;
-  if (len == 0) {
-    /* A valid empty message, but what a half-written file looks like: refused. */
-    rc = ldr_err_set(err, LDR_INVALID, "not a Feast registry (the file is empty)");
-    goto out;
-  }
-  Feast__Core__Registry *pb = feast__core__registry__unpack(&al, len, bytes);
-  if (pb == NULL) {
-    rc = mem->arena.exhausted ? ldr_err_set(err, LDR_NOMEM, "registry: out of memory")
-                              : ldr_err_set(err, LDR_INVALID,
-                                            "not a Feast registry (the bytes do not decode as "
-                                            "feast.core.Registry)");
-    goto out;
-  }
-  r->project = ldr_arena_memdup(&mem->arena, project, strlen(project));
-  if (r->project == NULL) {
-    rc = ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
-    goto out;
-  }
-  r->version_id = pb->version_id;
-  struct builder b = {&mem->arena, r->project, pb, NULL, 0, err};
-  rc = build(&b, r);
-out:
+  struct builder b = {&mem->arena, NULL, in, err};
+  enum ldr_rc rc = LDR_OK;
+  r->project = b.project = ldr_arena_memdup(&mem->arena, project, strlen(project));
+  r->version_id = in->version_id ? in->version_id : "";
+  if (r->project == NULL) rc = no_memory(&b);
+  if (rc == LDR_OK) rc = add_entities(&b, r);
+  if (rc == LDR_OK) rc = add_views(&b, r);
+  if (rc == LDR_OK) rc = add_versions(&b, r);
+  if (rc == LDR_OK) rc = add_services(&b, r);
   if (rc != LDR_OK) {
     ldr_registry_free(r);
     return rc;
@@ -290,10 +478,51 @@ out:
   return LDR_OK;
 }
 
+enum ldr_rc ldr_registry_parse(const uint8_t *bytes, size_t len, const char *project,
+                               struct ldr_registry **out, struct ldr_err *err) {
+  *out = NULL;
+  struct ldr_registry_mem *mem = ldr_registry_mem_new();
+  if (mem == NULL) return ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
+  ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, &mem->arena};
+  if (len == 0) {
+    /* A valid empty message, but what a half-written file looks like: refused. */
+    ldr_registry_mem_free(mem);
+    return ldr_err_set(err, LDR_INVALID, "not a Feast registry (the file is empty)");
+  }
+  Feast__Core__Registry *pb = feast__core__registry__unpack(&al, len, bytes);
+  if (pb == NULL) {
+    enum ldr_rc rc = mem->arena.exhausted
+                         ? ldr_err_set(err, LDR_NOMEM, "registry: out of memory")
+                         : ldr_err_set(err, LDR_INVALID,
+                                       "not a Feast registry (the bytes do not decode as "
+                                       "feast.core.Registry)");
+    ldr_registry_mem_free(mem);
+    return rc;
+  }
+  const Feast__Core__FeatureViewVersionHistory *h = pb->feature_view_version_history;
+  struct ldr_registry_input in = {
+      .entities = pb->entities,
+      .n_entities = pb->n_entities,
+      .feature_views = pb->feature_views,
+      .n_feature_views = pb->n_feature_views,
+      .stream_views = pb->stream_feature_views,
+      .n_stream_views = pb->n_stream_feature_views,
+      .on_demand_views = pb->on_demand_feature_views,
+      .n_on_demand_views = pb->n_on_demand_feature_views,
+      .label_views = pb->label_views,
+      .n_label_views = pb->n_label_views,
+      .services = pb->feature_services,
+      .n_services = pb->n_feature_services,
+      .versions = h ? h->records : NULL,
+      .n_versions = h ? h->n_records : 0,
+      .version_id = pb->version_id,
+  };
+  return ldr_registry_build(&in, project, mem, out, err);
+}
+
 void ldr_registry_free(struct ldr_registry *r) {
   if (r == NULL) return;
-  ldr_arena_destroy(&r->mem->arena);
-  free(r->mem);
+  ldr_registry_mem_free(r->mem);
   free(r);
 }
 
@@ -314,10 +543,27 @@ const struct ldr_view *ldr_registry_view(const struct ldr_registry *r, const cha
   return NULL;
 }
 
+const struct ldr_view *ldr_registry_view_version(const struct ldr_registry *r, const char *name,
+                                                 int version) {
+  struct ldr_view_version key = {.name = name, .version = version};
+  const struct ldr_view_version *hit =
+      bsearch(&key, r->versions, r->n_versions, sizeof key, by_version);
+  return hit ? &hit->view : NULL;
+}
+
 const struct ldr_feature_service *ldr_registry_service(const struct ldr_registry *r,
                                                        const char *name) {
   struct ldr_feature_service key = {name, 0, NULL};
   return bsearch(&key, r->services, r->n_services, sizeof key, by_service_name);
+}
+
+const struct ldr_entity *ldr_registry_entity(const struct ldr_registry *r, const char *name) {
+  struct ldr_entity key = {name, NULL, 0};
+  return bsearch(&key, r->entities, r->n_entities, sizeof key, by_entity_name);
+}
+
+int ldr_registry_is_join_key(const struct ldr_registry *r, const char *name) {
+  return bsearch(&name, r->join_keys, r->n_join_keys, sizeof name, by_string) != NULL;
 }
 
 const struct ldr_feature *ldr_view_feature(const struct ldr_view *v, const char *name) {
@@ -326,4 +572,10 @@ const struct ldr_feature *ldr_view_feature(const struct ldr_view *v, const char 
   const struct ldr_feature **hit =
       bsearch(&kp, v->by_name, v->n_features, sizeof *v->by_name, by_feature_name);
   return hit ? *hit : NULL;
+}
+
+const char *ldr_view_state_name(int state) {
+  static const char *const names[] = {"STATE_UNSPECIFIED", "CREATED", "GENERATED", "MATERIALIZING",
+                                      "AVAILABLE_ONLINE"};
+  return state >= 0 && state < 5 ? names[state] : "STATE_UNSPECIFIED";
 }

@@ -6,6 +6,7 @@
  * With sequentially consistent atomics that is enough: a reader either sees
  * the new pointer, or its slot is visible to the reloader's scan. Readers never
  * wait; the reloader waits, on its own thread, at most for a call to finish.
+ * What to load is a loader's (source_file.c, source_sql.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,58 +14,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include "common/file.h"
 #include "common/log.h"
-#include "registry/registry.h"
+#include "registry/source_int.h"
 
 struct slot {
   _Atomic(struct ldr_registry *) held;
   char pad[64 - sizeof(void *)]; /* one cache line per reader */
 };
 
-/* What identifies one version of the file. */
-struct file_id {
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  int64_t mtime_ns;
-};
-
 struct ldr_registry_source {
-  char *path;
   char *project;
   int check_s;
+  struct ldr_loader *loader;
   _Atomic(struct ldr_registry *) cur;
   struct slot *slots;
   size_t n_slots;
-  atomic_ulong loads;
-  /* Used by the checking thread only. */
-  struct file_id seen; /* the version last loaded or last refused */
-  int seen_valid;
-  int last_errno; /* the stat error last logged, so it is logged once */
+  atomic_ulong loads, failures;
+  atomic_llong last_load_s;
+  atomic_int failing;
+  int64_t next_ms; /* what the loader asked for at its last check (checking thread only) */
   pthread_t thread;
   int started;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int stop;
 };
-
-static int same_id(const struct file_id *a, const struct file_id *b) {
-  return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
-}
-
-static int stat_id(const char *path, struct file_id *id) {
-  struct stat st;
-  if (stat(path, &st) != 0) return -1;
-  id->dev = st.st_dev;
-  id->ino = st.st_ino;
-  id->size = st.st_size;
-  id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-  return 0;
-}
 
 static int held_anywhere(struct ldr_registry_source *s, const struct ldr_registry *r) {
   for (size_t i = 0; i < s->n_slots; i++)
@@ -81,84 +57,82 @@ static void replace(struct ldr_registry_source *s, struct ldr_registry *r) {
 }
 
 int ldr_registry_source_check(struct ldr_registry_source *s) {
-  struct file_id before, after;
-  if (stat_id(s->path, &before) != 0) {
-    /* A registry that `feast apply` has not written yet is normal for a
-     * store that only serves the OnlineStore service: not a warning. */
-    if (errno != s->last_errno)
-      ldr_log(errno == ENOENT && atomic_load(&s->cur) == NULL ? LDR_LOG_INFO : LDR_LOG_WARN,
-              "registry %s: %s; %s", s->path, strerror(errno),
-              atomic_load(&s->cur) ? "serving the registry loaded before"
-                                   : "ServingService answers FAILED_PRECONDITION until it loads");
-    s->last_errno = errno;
-    return 0;
-  }
-  s->last_errno = 0;
-  if (s->seen_valid && same_id(&before, &s->seen)) return 0;
-
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  if (ldr_read_file(s->path, &bytes, &len) != 0) {
-    ldr_log(LDR_LOG_WARN, "registry %s: %s", s->path, strerror(errno));
-    return 0;
-  }
-  /* A file still being written: try again at the next check. */
-  if (stat_id(s->path, &after) != 0 || !same_id(&before, &after)) {
-    free(bytes);
-    return 0;
-  }
-  s->seen = before;
-  s->seen_valid = 1;
   struct ldr_registry *r = NULL;
-  struct ldr_err err;
-  ldr_err_clear(&err);
-  enum ldr_rc rc = ldr_registry_parse(bytes, len, s->project, &r, &err);
-  free(bytes);
-  if (rc != LDR_OK) {
-    ldr_log(LDR_LOG_WARN, "registry %s: %s; %s", s->path, err.msg,
-            atomic_load(&s->cur) ? "serving the registry loaded before"
-                                 : "ServingService answers FAILED_PRECONDITION until it loads");
+  s->next_ms = 0;
+  int got = s->loader->check(s->loader, atomic_load(&s->cur) != NULL, &r, &s->next_ms);
+  if (got < 0) {
+    atomic_fetch_add(&s->failures, 1);
+    atomic_store(&s->failing, 1);
     return 0;
   }
+  atomic_store(&s->failing, 0);
+  if (got == 0) return 0;
   unsigned long n = atomic_fetch_add(&s->loads, 1) + 1;
-  ldr_log(LDR_LOG_INFO, "registry %s %s: %zu views, %zu feature services of project %s", s->path,
-          n == 1 ? "loaded" : "reloaded", r->n_views, r->n_services, s->project);
+  atomic_store(&s->last_load_s, (long long)time(NULL));
+  ldr_log(LDR_LOG_INFO, "registry %s %s: %zu views, %zu feature services of project %s",
+          s->loader->where, n == 1 ? "loaded" : "reloaded", r->n_views, r->n_services, s->project);
   replace(s, r);
   return 1;
 }
 
-enum ldr_rc ldr_registry_source_new(const char *path, int check_s, const char *project,
-                                    size_t n_readers, struct ldr_registry_source **out,
-                                    struct ldr_err *err) {
+enum ldr_rc ldr_registry_source_new(const struct ldr_registry_location *loc, int check_s,
+                                    const char *project, size_t n_readers,
+                                    struct ldr_registry_source **out, struct ldr_err *err) {
   struct ldr_registry_source *s = calloc(1, sizeof *s);
   *out = NULL;
   if (s == NULL) return ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
-  s->path = strdup(path);
   s->project = strdup(project);
   s->slots = calloc(n_readers ? n_readers : 1, sizeof *s->slots);
   s->n_slots = n_readers;
   s->check_s = check_s;
   atomic_init(&s->cur, NULL);
   atomic_init(&s->loads, 0);
+  atomic_init(&s->failures, 0);
+  atomic_init(&s->last_load_s, 0);
+  atomic_init(&s->failing, 0);
   for (size_t i = 0; s->slots != NULL && i < n_readers; i++) atomic_init(&s->slots[i].held, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
-  if (s->path == NULL || s->project == NULL || s->slots == NULL) {
+  if (s->project == NULL || s->slots == NULL) {
     ldr_registry_source_free(s);
     return ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
+  }
+  s->loader = loc->sql ? ldr_sql_loader_new(loc->path, loc->dir, project, err)
+                       : ldr_file_loader_new(loc->path, project, err);
+  if (s->loader == NULL) {
+    enum ldr_rc rc = err->rc;
+    ldr_registry_source_free(s);
+    return rc;
   }
   ldr_registry_source_check(s);
   *out = s;
   return LDR_OK;
 }
 
+/* How long to wait before the next check: the poll interval, or sooner when
+ * the loader asked (a retry, a confirmation). With an interval of 0 the
+ * registry is read once: the thread only retries until that succeeded. */
+static int64_t wait_ms(const struct ldr_registry_source *s) {
+  int64_t ms = s->check_s > 0 ? (int64_t)s->check_s * 1000 : -1;
+  if (s->check_s <= 0 && atomic_load(&s->cur) != NULL) return -1;
+  if (s->next_ms > 0 && (ms < 0 || s->next_ms < ms)) ms = s->next_ms;
+  return ms;
+}
+
 static void *reload_main(void *arg) {
   struct ldr_registry_source *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
+    int64_t ms = wait_ms(s);
+    if (ms < 0) break; /* read once, and it was */
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += s->check_s;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
     while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT) {
     }
     if (s->stop) break;
@@ -171,7 +145,7 @@ static void *reload_main(void *arg) {
 }
 
 int ldr_registry_source_start(struct ldr_registry_source *s) {
-  if (s->check_s <= 0) return 0;
+  if (wait_ms(s) < 0) return 0;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -193,10 +167,10 @@ void ldr_registry_source_free(struct ldr_registry_source *s) {
     pthread_join(s->thread, NULL);
   }
   ldr_registry_free(atomic_load(&s->cur));
+  if (s->loader != NULL) s->loader->free(s->loader);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   free(s->slots);
-  free(s->path);
   free(s->project);
   free(s);
 }
@@ -218,6 +192,13 @@ const struct ldr_registry *ldr_registry_acquire(struct ldr_registry_source *s, s
 
 void ldr_registry_release(struct ldr_registry_source *s, size_t reader) {
   atomic_store(&s->slots[reader].held, NULL);
+}
+
+void ldr_registry_source_stats(struct ldr_registry_source *s, struct ldr_registry_stats *out) {
+  out->loads = atomic_load(&s->loads);
+  out->failures = atomic_load(&s->failures);
+  out->last_load_s = atomic_load(&s->last_load_s);
+  out->failing = atomic_load(&s->failing);
 }
 
 unsigned long ldr_registry_source_loads(struct ldr_registry_source *s) {

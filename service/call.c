@@ -39,6 +39,7 @@ void ldr_call_init_ctx(struct call *c) {
   ctx->backend = w->backend;
   ctx->arena = &c->arena;
   ctx->registry = w->srv->registry;
+  ctx->registry_why = w->srv->registry_why[0] ? w->srv->registry_why : NULL;
   ctx->reader = (size_t)w->idx;
   ctx->worker = &w->ws;
 }

@@ -32,6 +32,7 @@ struct ldr_metrics {
   int n;
   struct MHD_Daemon *httpd;
   const char *store;
+  struct ldr_registry_source *registry; /* NULL: none configured */
 };
 
 static void bump(atomic_ullong *x, unsigned long long by) {
@@ -64,6 +65,10 @@ void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_r
   bump(&m->backend_ns, (unsigned long long)(ns > 0 ? ns : 0));
   bump(&m->rows_read, rows_read);
   bump(&m->rows_written, rows_written);
+}
+
+void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s) {
+  m->registry = s;
 }
 
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up) {
@@ -233,6 +238,24 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
       store, SUM(m, connected));
   put(&o, "# HELP larder_workers Worker threads.\n# TYPE larder_workers gauge\nlarder_workers %d\n",
       m->n);
+  if (m->registry != NULL) {
+    struct ldr_registry_stats st;
+    ldr_registry_source_stats(m->registry, &st);
+    put(&o,
+        "# HELP larder_registry_loads_total Registries loaded (the first one and every change).\n"
+        "# TYPE larder_registry_loads_total counter\nlarder_registry_loads_total %lu\n"
+        "# HELP larder_registry_load_failures_total Attempts to read the registry that failed; "
+        "the last good registry keeps serving.\n"
+        "# TYPE larder_registry_load_failures_total counter\n"
+        "larder_registry_load_failures_total %lu\n"
+        "# HELP larder_registry_up 1 when the last attempt to read the registry succeeded.\n"
+        "# TYPE larder_registry_up gauge\nlarder_registry_up %d\n"
+        "# HELP larder_registry_last_load_timestamp_seconds When the registry in use was "
+        "loaded (0: none yet).\n"
+        "# TYPE larder_registry_last_load_timestamp_seconds gauge\n"
+        "larder_registry_last_load_timestamp_seconds %lld\n",
+        st.loads, st.failures, !st.failing && st.loads > 0, (long long)st.last_load_s);
+  }
   if (o.failed) {
     free(o.p);
     return NULL;

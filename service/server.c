@@ -252,17 +252,20 @@ static int run(const struct ldr_config *cfg) {
     srv.workers[i].ws.metrics = ldr_metrics_worker(srv.metrics, i);
     if (ldr_worker_init(&srv, i) != 0) goto out;
   }
-  if (cfg->registry_path != NULL && cfg->registry_sql) {
-    ldr_log(LDR_LOG_WARN, "registry: SQL registries are not read by this larder yet; "
-                          "ServingService will refuse calls");
-  } else if (cfg->registry_path != NULL) {
-    if (ldr_registry_source_new(cfg->registry_path, cfg->registry_cache_ttl_s, cfg->project,
-                                (size_t)srv.nthreads, &srv.registry, &err) != LDR_OK ||
-        ldr_registry_source_start(srv.registry) != 0) {
-      ldr_log(LDR_LOG_ERROR, "registry %s: %s", cfg->registry_path,
-              err.rc ? err.msg : "cannot start the thread that reloads it");
+  if (cfg->registry_path != NULL) {
+    struct ldr_registry_location loc = {cfg->registry_path, cfg->registry_sql, cfg->dir};
+    enum ldr_rc rc = ldr_registry_source_new(&loc, cfg->registry_cache_ttl_s, cfg->project,
+                                             (size_t)srv.nthreads, &srv.registry, &err);
+    if (rc == LDR_FAILED_PRECONDITION || rc == LDR_INVALID) {
+      /* A registry this larder cannot read: OnlineStore serves, ServingService says why. */
+      snprintf(srv.registry_why, sizeof srv.registry_why, "%s", err.msg);
+      ldr_log(LDR_LOG_WARN, "%s; ServingService will refuse calls", err.msg);
+      ldr_err_clear(&err);
+    } else if (rc != LDR_OK || ldr_registry_source_start(srv.registry) != 0) {
+      ldr_log(LDR_LOG_ERROR, "registry: %s", err.rc ? err.msg : "cannot start the thread that reloads it");
       goto out;
     }
+    ldr_metrics_registry(srv.metrics, srv.registry);
   } else if (cfg->registry_unsupported != NULL) {
     ldr_log(LDR_LOG_WARN, "registry %s; ServingService will refuse calls",
             cfg->registry_unsupported);

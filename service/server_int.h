@@ -130,7 +130,8 @@ struct server {
   const struct ldr_config *cfg;
   grpc_server *grpc;
   void *handles[LDR_METHODS_MAX];       /* registered method handles, as ldr_methods */
-  struct ldr_registry_source *registry; /* NULL: no registry configured */
+  struct ldr_registry_source *registry; /* NULL: no registry configured, or one not readable */
+  char registry_why[256];               /* why a configured registry cannot be read, or "" */
   struct worker *workers; /* nthreads: the workers, then the one that answers health probes */
   int nworkers;
   int nthreads;

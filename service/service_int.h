@@ -14,6 +14,7 @@
 #include "common/rc.h"
 #include "config/config.h"
 #include "registry/registry.h"
+#include "serving/serving.h"
 
 /* ---- metrics (metrics.c) ---- */
 
@@ -41,6 +42,8 @@ struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers);
  * sets *port to the bound port. 0, or -1 (logged). */
 int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port);
 void ldr_metrics_free(struct ldr_metrics *m);
+/* Adds the registry's loads and failures to the exposition; set before serving. */
+void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s);
 struct ldr_metrics_worker *ldr_metrics_worker(struct ldr_metrics *m, int i);
 /* The exposition text (malloc'd, *len bytes), or NULL. */
 char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len);
@@ -71,7 +74,8 @@ struct ldr_handler_ctx {
   size_t req_len;
   grpc_slice reply; /* set on LDR_OK */
   struct ldr_err err;
-  struct ldr_registry_source *registry; /* NULL when none is configured */
+  struct ldr_registry_source *registry; /* NULL when none is configured or readable */
+  const char *registry_why;             /* then why, for ServingService's answers, or NULL */
   size_t reader;                        /* this thread's slot in `registry` */
   struct ldr_worker_state *worker;
 };
@@ -146,31 +150,14 @@ enum ldr_rc ldr_reflection_init(struct ldr_err *err);
 void ldr_reflection_free(void);
 enum ldr_rc ldr_reflection_answer(struct ldr_handler_ctx *c);
 
-/* feast.serving.FieldStatus */
-enum { LDR_FIELD_PRESENT = 1, LDR_FIELD_NOT_FOUND = 3, LDR_FIELD_OUTSIDE_MAX_AGE = 4 };
-
-/* One row of one column of a GetOnlineFeaturesResponse. */
-struct ldr_cell {
-  const uint8_t *value; /* Value wire bytes; NULL with len 0 is the empty Value */
-  size_t len;
-  int status;
-  int has_ts; /* 0: the zero Timestamp */
-  struct ldr_ts ts;
-};
-
-struct ldr_column {
-  const char *name;
-  struct ldr_cell *cells; /* one per row */
-};
-
 /*
  * Encodes a GetOnlineFeaturesResponse of `n_cols` columns of `n_rows` rows
- * (and, when n_views > 0, feature_view_metadata naming `views`) into *out, a
- * new slice the caller owns. LDR_EXHAUSTED when it would pass `max_bytes`.
+ * (and, when n_views > 0, feature_view_metadata of `views`) into *out, a new
+ * slice the caller owns. LDR_EXHAUSTED when it would pass `max_bytes`.
  */
 enum ldr_rc ldr_serving_encode(const struct ldr_column *cols, size_t n_cols, size_t n_rows,
-                               const char *const *views, size_t n_views, size_t max_bytes,
-                               grpc_slice *out, struct ldr_err *err);
+                               const struct ldr_serving_view *views, size_t n_views,
+                               size_t max_bytes, grpc_slice *out, struct ldr_err *err);
 
 /* The methods served, in registration order, and how many there are. */
 extern const struct ldr_method ldr_methods[];

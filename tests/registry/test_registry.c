@@ -303,9 +303,10 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   char path[128];
   snprintf(path, sizeof path, "%s/missing.db", dir);
   struct ldr_registry_source *s = NULL;
+  struct ldr_registry_location loc = {path, 0, NULL};
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(ldr_registry_source_new(path, 0, "p", 1, &s, &err), LDR_OK);
+  assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 1, &s, &err), LDR_OK);
   assert_null(ldr_registry_acquire(s, 0, &err));
   assert_int_equal(err.rc, LDR_FAILED_PRECONDITION);
 
@@ -371,9 +372,10 @@ static void readers_during_reloads(void **state) {
   uint8_t *bytes = built_registry(0, &n);
   put_file(path, bytes, n);
   struct ldr_registry_source *s = NULL;
+  struct ldr_registry_location loc = {path, 0, NULL};
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(ldr_registry_source_new(path, 0, "p", 4, &s, &err), LDR_OK);
+  assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 4, &s, &err), LDR_OK);
   atomic_int stop = 0;
   struct reader rd[4];
   pthread_t t[4];

@@ -55,14 +55,17 @@ static void response_example(void **state) {
   /* The same with nanoseconds, OUTSIDE_MAX_AGE and view metadata: protobuf-c reads it back. */
   conv[0].ts.ns = 123456000;
   conv[1] = (struct ldr_cell){NULL, 0, LDR_FIELD_OUTSIDE_MAX_AGE, 1, {-5, 0}};
-  const char *views[] = {"driver_hourly_stats"};
-  assert_int_equal(ldr_serving_encode(cols, 2, 2, views, 1, 1 << 20, &out, &err), LDR_OK);
+  const struct ldr_serving_view views[] = {{"driver_hourly_stats", 3}, {"stats", 0}};
+  assert_int_equal(ldr_serving_encode(cols, 2, 2, views, 2, 1 << 20, &out, &err), LDR_OK);
   Feast__Serving__GetOnlineFeaturesResponse *r =
       feast__serving__get_online_features_response__unpack(NULL, GRPC_SLICE_LENGTH(out),
                                                            GRPC_SLICE_START_PTR(out));
   assert_non_null(r);
-  assert_int_equal(r->metadata->n_feature_view_metadata, 1);
+  assert_int_equal(r->metadata->n_feature_view_metadata, 2);
   assert_string_equal(r->metadata->feature_view_metadata[0]->name, "driver_hourly_stats");
+  assert_int_equal(r->metadata->feature_view_metadata[0]->version, 3);
+  assert_string_equal(r->metadata->feature_view_metadata[1]->name, "stats");
+  assert_int_equal(r->metadata->feature_view_metadata[1]->version, 0);
   assert_int_equal(r->n_results, 2);
   Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *c = r->results[1];
   assert_int_equal(c->n_values, 2);
