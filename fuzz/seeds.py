@@ -60,6 +60,20 @@ def main():
     save("online_read", pb.OnlineReadRequest(feature_view="v"))
     save("update", pb.UpdateRequest(tables_to_keep=["v", "w"], tables_to_delete=["x"]))
     save("update", pb.UpdateRequest())
+    # The shapes of issue 13: the longest table names, many join keys, far timestamps.
+    longest = [("v%03d" % i + "_" * 60)[:60 - len("my_project") - 1] for i in range(100)]
+    save("update", pb.UpdateRequest(tables_to_keep=longest[:3], tables_to_delete=longest[3:6]))
+    save("update", pb.UpdateRequest(tables_to_keep=longest))
+    save("teardown", pb.TeardownRequest(tables=longest[:50] + [longest[0] + "x"]))
+    many = harness.EntityKey_pb2.EntityKey()
+    for i in reversed(range(1000)):
+        many.join_keys.append("k%04d" % i)
+        many.entity_values.add().int64_val = i
+    save("online_read", pb.OnlineReadRequest(feature_view="v", entity_keys=[key(a=1), many]))
+    save("online_write_batch", pb.OnlineWriteBatchRequest(feature_view="v", rows=[row(many, {"f": V.Value(int64_val=1)})]))
+    far = row(key(driver_id=5), {"far": V.Value(int64_val=9999)}, ts=253402300799, created=253402300799)
+    far.event_ts.nanos = 999999999
+    save("online_write_batch", pb.OnlineWriteBatchRequest(feature_view="v", rows=[far]))
     save("teardown", pb.TeardownRequest(tables=["w"]))
     save("teardown", pb.TeardownRequest(tables=["v", "no_such_view"]))
 
@@ -73,6 +87,19 @@ def main():
     svc = sv.GetOnlineFeaturesRequest(feature_service="driver_activity")
     svc.entities["driver_id"].val.add(int64_val=1)
     save("get_online_features", svc)
+    # Versioned references, an entity name for its join key, unknown and context columns.
+    ver = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["driver_hourly_stats@v2:conv_rate",
+                                                                    "driver_hourly_stats@latest:conv_rate",
+                                                                    "driver_hourly_stats@:acc_rate"]),
+                                      include_feature_view_version_metadata=True)
+    ver.entities["driver"].val.add(int64_val=1001)
+    ver.entities["not_a_key"].val.add(string_val="x")
+    ver.request_context["rc"].val.add(double_val=0.5)
+    save("get_online_features", ver)
+    wide = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["driver_hourly_stats:conv_rate"]))
+    for i in range(300):
+        wide.entities["c%03d" % i].val.add(int64_val=i)
+    save("get_online_features", wide)
     bad = sv.GetOnlineFeaturesRequest(features=sv.FeatureList(val=["nope:x", "driver_hourly_stats"]))
     bad.entities["driver_id"].val.add(string_val="1")
     save("get_online_features", bad)
