@@ -277,9 +277,9 @@ static enum ldr_rc resolve_ref(struct plan *pl, size_t i, const char *s) {
   if (r.pinned) {
     if (!pl->env->cfg->registry_versioning) {
       defer(pl, LDR_FAILED_PRECONDITION,
-            "%s: '%s@%.*s' asks for a version, and online versioning is off (set "
+            "%s: '%s' asks for a version of a feature view, and online versioning is off (set "
             "registry.enable_online_feature_view_versioning: true)",
-            field, cur->name, (int)r.tag_len, r.tag);
+            field, s);
       return LDR_OK;
     }
     v = r.version >= 0 ? ldr_registry_view_version(pl->reg, cur->name, (int)r.version) : NULL;
