@@ -477,4 +477,5 @@ const struct ldr_backend_ops ldr_mysql_ops = {
     .read = ldr_my_read,
     .ping = my_ping,
     .connected = ldr_my_connected,
+    .reader = &ldr_mysql_reader,
 };

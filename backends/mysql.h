@@ -16,4 +16,7 @@ struct ldr_mysql_options {
 extern const struct ldr_store_schema ldr_mysql_schema;
 extern const struct ldr_backend_ops ldr_mysql_ops;
 
+/* Feast's SQL registry in this store's database, read-only (mysql_reader.c). */
+extern const struct ldr_reader_ops ldr_mysql_reader;
+
 #endif

@@ -288,4 +288,5 @@ const struct ldr_backend_ops ldr_postgres_ops = {
     .read = ldr_pg_read,
     .ping = pg_ping,
     .connected = ldr_pg_connected,
+    .reader = &ldr_postgres_reader,
 };

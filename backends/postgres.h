@@ -20,4 +20,7 @@ struct ldr_postgres_options {
 extern const struct ldr_store_schema ldr_postgres_schema;
 extern const struct ldr_backend_ops ldr_postgres_ops;
 
+/* Feast's SQL registry in this store's database, read-only (postgres_reader.c). */
+extern const struct ldr_reader_ops ldr_postgres_reader;
+
 #endif

@@ -36,7 +36,7 @@ static void message_of(const char *m, char *buf, size_t cap) {
 /* Waits until the connection's socket is ready or the time is up: 1 ready,
  * 0 time up (or every wait aborted: ldr_backend_abort_waits), -1 error.
  * until_ns 0 waits without end. */
-static int wait_socket(PGconn *conn, short events, int64_t until_ns) {
+int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns) {
   struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
   if (pfd.fd < 0) return -1;
   for (;;) {
@@ -73,7 +73,7 @@ static enum ldr_rc pg_connect(struct ldr_backend *b, int64_t until_ns, struct ld
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (PQstatus(s->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
          st != PGRES_POLLING_FAILED) {
-    int w = wait_socket(s->conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
+    int w = ldr_pg_wait_socket(s->conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
     if (w == 0) {
       ldr_pg_drop_connection(s);
       return ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
@@ -132,7 +132,7 @@ enum ldr_rc ldr_pg_flush(struct ldr_backend *b, int64_t until, const char *what,
   for (;;) {
     int f = PQflush(conn);
     if (f == 0) return LDR_OK;
-    int w = f < 0 ? -1 : wait_socket(conn, POLLOUT | POLLIN, until);
+    int w = f < 0 ? -1 : ldr_pg_wait_socket(conn, POLLOUT | POLLIN, until);
     if (w == 0) {
       ldr_pg_drop_connection(impl(b));
       return ldr_sql_deadline(err, what);
@@ -148,7 +148,7 @@ PGresult *ldr_pg_next_result(struct ldr_backend *b, int64_t until, const char *w
   PGconn *conn = impl(b)->conn;
   *failed = 0;
   while (PQisBusy(conn)) {
-    int w = wait_socket(conn, POLLIN, until);
+    int w = ldr_pg_wait_socket(conn, POLLIN, until);
     if (w == 0) {
       ldr_pg_drop_connection(impl(b));
       ldr_sql_deadline(err, what);

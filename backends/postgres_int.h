@@ -51,6 +51,11 @@ static inline const struct ldr_postgres_options *options(const struct ldr_backen
 /* The driver hooks of backends/sql.c (postgres_conn.c). */
 extern const struct ldr_sql_driver ldr_pg_driver;
 
+/* Waits until the connection's socket is ready for `events` (POLLIN,
+ * POLLOUT) or `until_ns` passes (0: no limit): 1 ready, 0 time up or every
+ * wait aborted (ldr_backend_abort_waits), -1 error. */
+int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns);
+
 /* Closes the connection (if any) and forgets what lived in its session. */
 void ldr_pg_drop_connection(struct pg_impl *s);
 

@@ -168,3 +168,17 @@ enum ldr_rc ldr_sql_deadline(struct ldr_err *err, const char *what) {
   return ldr_err_set(err, LDR_DEADLINE,
                      "%s: the database did not answer before the call's deadline", what);
 }
+
+void ldr_sql_redact(char *msg, const char *secret) {
+  size_t n = secret != NULL ? strlen(secret) : 0;
+  if (n == 0) return;
+  char *p = strstr(msg, secret);
+  while (p != NULL) {
+    /* A secret shorter than three bytes becomes as many stars, so that the
+     * message never grows past its buffer. */
+    size_t stars = n < 3 ? n : 3;
+    memset(p, '*', stars);
+    memmove(p + stars, p + n, strlen(p + n) + 1);
+    p = strstr(p + stars, secret);
+  }
+}

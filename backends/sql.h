@@ -103,4 +103,8 @@ enum ldr_rc ldr_sql_not_found(struct ldr_err *err, const char *table);
 /* LDR_DEADLINE: the database did not answer in time (no server named). */
 enum ldr_rc ldr_sql_deadline(struct ldr_err *err, const char *what);
 
+/* Replaces each occurrence of `secret` (NULL or empty: none) in `msg` with
+ * "***": a driver's message goes to the log, and a password must not. */
+void ldr_sql_redact(char *msg, const char *secret);
+
 #endif

@@ -686,4 +686,5 @@ const struct ldr_backend_ops ldr_sqlite_ops = {
     .read = sqlite_read,
     .ping = sqlite_ping,
     .connected = sqlite_connected,
+    .reader = &ldr_sqlite_reader,
 };

@@ -12,4 +12,7 @@ struct ldr_sqlite_options {
 extern const struct ldr_store_schema ldr_sqlite_schema;
 extern const struct ldr_backend_ops ldr_sqlite_ops;
 
+/* Feast's SQL registry in this store's database, read-only (sqlite_reader.c). */
+extern const struct ldr_reader_ops ldr_sqlite_reader;
+
 #endif

@@ -62,13 +62,15 @@ static enum ldr_rc parse_query(const char *q, struct ldr_url *u, struct ldr_err 
     if (end == NULL) end = q + strlen(q);
     const char *eq = memchr(q, '=', (size_t)(end - q));
     if (eq != NULL && eq > q) {
-      enum ldr_rc rc = part(q, (size_t)(eq - q), &u->query_keys[u->n_query], "query", err);
+      /* The pair counts from here, so that ldr_url_free frees its key also
+       * when its value fails (a failed parse is only ever freed). */
+      size_t k = u->n_query++;
+      enum ldr_rc rc = part(q, (size_t)(eq - q), &u->query_keys[k], "query", err);
       if (rc == LDR_OK)
-        rc = part(eq + 1, (size_t)(end - eq - 1), &u->query_values[u->n_query], "query", err);
+        rc = part(eq + 1, (size_t)(end - eq - 1), &u->query_values[k], "query", err);
       if (rc != LDR_OK) return rc;
-      if (u->query_values[u->n_query] == NULL) u->query_values[u->n_query] = strdup("");
-      if (u->query_values[u->n_query] == NULL) return no_memory(err);
-      u->n_query++;
+      if (u->query_values[k] == NULL) u->query_values[k] = strdup("");
+      if (u->query_values[k] == NULL) return no_memory(err);
     }
     q = *end ? end + 1 : end;
   }
