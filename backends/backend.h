@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/pyfloat.h"
 #include "common/rc.h"
 #include "config/config.h"
 #include "feast/types/EntityKey.pb-c.h"
@@ -250,9 +251,5 @@ enum ldr_rc ldr_entity_key_deserialize(const uint8_t *p, size_t n, struct ldr_ar
  * or 0 when the column is NULL for this value. `buf` holds at least 32 bytes.
  */
 int ldr_value_text(const Feast__Types__Value *v, char *buf, const char **text, size_t *len);
-
-/* Python's repr() of a double: shortest round-trip digits. Writes into `buf`
- * (at least 32 bytes) and returns the length. */
-size_t ldr_format_double(double d, char *buf);
 
 #endif

@@ -44,8 +44,41 @@ def values():
     return out
 
 
+# JSON bodies of the HTTP API (Feast's feature server) and near misses of the grammar.
+JSON_SEEDS = [
+    '{"features":["driver_stats:conv_rate"],"entities":{"driver_id":[1001,1002]},"full_feature_names":true}',
+    '{"feature_service":"driver_activity","entities":{"driver_id":[1001]}}',
+    '{"features":["driver_hourly_stats:conv_rate","driver_hourly_stats:acc_rate",'
+    '"driver_hourly_stats:avg_daily_trips"],"entities":{"driver_id":[1001,1002,1003],"val_to_add":[1,2,3]}}',
+    '{"push_source_name":"driver_stats_push_source","df":{"driver_id":[1001],'
+    '"event_timestamp":["2022-05-13 10:59:42"],"created":["2022-05-13 10:59:42"],"conv_rate":[1.0],'
+    '"acc_rate":[1.0],"avg_daily_trips":[1000]},"to":"online"}',
+    '{\n  "feature_view_name": "driver_hourly_stats",\n  "df": {"driver_id": [1001], "conv_rate": [0.5]},\n'
+    '  "allow_registry_cache": true\n}\n',
+    r'["caf\u00e9","\ud83d\ude00","tab\t","quote\"","back\\slash","\/","\u0000"]',
+    '[0,-0,1.5e-3,-1E+10,123456789012345678901234567890,9223372036854775807,-9223372036854775808,'
+    '1e400,2.5e1,1002.0,-0.0]',
+    '"caf\u00e9 \u20ac \U0001f600"',  # raw UTF-8 in the file
+    '[[[[[[[[{"a":[{"b":null}]}]]]]]]]]',
+    '[true,false,null,{},[],""]',
+    '{"a":1,"a":2,"a":{"a":[]}}',
+    '{"bytes_val":["AAEC","Zm9vYmFy","Zg==","Zh==",""]}',
+    '{"features":["a",],"entities":{}}',
+    '{"a":1 "b":2}',
+    r'"\ud800"',
+    '[01,.5,+1,NaN]',
+    b'"\xc0\x80 \xed\xa0\x80"',
+]
+
+
+def json_seeds():
+    for text in JSON_SEEDS:
+        save("json", text)
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
+    json_seeds()
     drivers = [key(driver_id=i) for i in (1001, 1002)]
     for i, v in enumerate(values()):
         save("online_write_batch", pb.OnlineWriteBatchRequest(
