@@ -70,13 +70,12 @@ static enum ldr_rc invalid(struct parser *ps, const unsigned char *at, const cha
   return ldr_err_set(ps->err, LDR_INVALID, "body: at byte %zu: %s", off, what);
 }
 
-static enum ldr_rc exhausted(struct parser *ps, const unsigned char *at, const char *what) {
-  size_t off = (size_t)(at - ps->start);
-  if (ps->where != NULL) ps->where->offset = off;
-  return ldr_err_set(ps->err, LDR_EXHAUSTED, "body: at byte %zu: %s", off, what);
+/* The arena's cap: where the parse stopped says nothing useful, the body's size does. */
+static enum ldr_rc no_memory(struct parser *ps) {
+  return ldr_err_set(ps->err, LDR_EXHAUSTED,
+                     "body: %zu bytes of JSON need more memory than a request may use",
+                     (size_t)(ps->end - ps->start));
 }
-
-static const char no_memory[] = "parsing needs more memory than a request may use";
 
 static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end) {
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
@@ -332,7 +331,7 @@ static enum ldr_rc open_container(struct parser *ps, const unsigned char *p, siz
     size_t cap = ps->stack_cap == 0 ? 8 : ps->stack_cap * 2;
     if (cap > ps->max_depth) cap = ps->max_depth;
     struct frame *stack = ldr_arena_calloc(ps->a, cap, sizeof *stack);
-    if (stack == NULL) return exhausted(ps, p, no_memory);
+    if (stack == NULL) return no_memory(ps);
     if (depth > 0) memcpy(stack, ps->stack, depth * sizeof *stack);
     ps->stack = stack;
     ps->stack_cap = cap;
@@ -342,7 +341,7 @@ static enum ldr_rc open_container(struct parser *ps, const unsigned char *p, siz
   f->obj = *p == '{';
   if (!ps->build) {
     f->at.count = new_count(ps);
-    if (f->at.count == NULL) return exhausted(ps, p, no_memory);
+    if (f->at.count == NULL) return no_memory(ps);
     return LDR_OK;
   }
   uint32_t n = next_count(ps);
@@ -412,8 +411,10 @@ static enum ldr_rc walk(struct parser *ps) {
         return LDR_OK;
       }
       struct frame *f = &ps->stack[depth - 1];
-      if (f->i == UINT32_MAX)
-        return exhausted(ps, p, "more than 4294967295 items in an array or object");
+      if (f->i == UINT32_MAX) /* a node's n is 32 bits */
+        return ldr_err_set(ps->err, LDR_EXHAUSTED,
+                           "body: at byte %zu: more than 4294967295 items in an array or object",
+                           (size_t)(p - ps->start));
       f->i++;
       if (p < end && *p == ',') {
         p++;
@@ -458,10 +459,9 @@ enum ldr_rc ldr_json_parse(const char *text, size_t len, struct ldr_arena *a, in
   if (rc != LDR_OK) return rc;
   /* Every node and every byte of text in one allocation; n_nodes and n_text
    * are at most about len each, so the sum cannot wrap on a real body. */
-  if (ps.n_nodes > (SIZE_MAX - ps.n_text) / sizeof(struct ldr_json))
-    return exhausted(&ps, ps.start, no_memory);
+  if (ps.n_nodes > (SIZE_MAX - ps.n_text) / sizeof(struct ldr_json)) return no_memory(&ps);
   struct ldr_json *nodes = ldr_arena_alloc(a, ps.n_nodes * sizeof *nodes + ps.n_text);
-  if (nodes == NULL) return exhausted(&ps, ps.start, no_memory);
+  if (nodes == NULL) return no_memory(&ps);
   ps.build = 1;
   ps.next_node = nodes;
   ps.next_text = (char *)(nodes + ps.n_nodes);

@@ -58,7 +58,7 @@ struct ldr_json {
 
 /* How a parse failed, beyond LDR_INVALID: where, and whether it was only
  * nesting deeper than allowed (HTTP answers that one differently). Both are 0
- * after a parse that succeeded. */
+ * after any other outcome. */
 struct ldr_json_error {
   size_t offset; /* bytes into the text, as in the message */
   int too_deep;
