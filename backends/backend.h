@@ -24,6 +24,11 @@ struct ldr_ts {
   int32_t ns;
 };
 
+/* The seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range a
+ * written timestamp must be in (DESIGN §9). */
+#define LDR_TS_MIN_SECONDS (-62135596800LL)
+#define LDR_TS_MAX_SECONDS 253402300799LL
+
 /* A serialized entity key (the storage key). */
 struct ldr_key {
   const uint8_t *bytes;

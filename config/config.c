@@ -85,6 +85,12 @@ static int load_root(struct loader *l) {
     goto out;
   }
   if (ldr_cfg_load_online_store(l, online) != 0 || ldr_cfg_resolve_registry(l) != 0) goto out;
+  if (l->cfg->http_listen != NULL && l->cfg->registry == NULL) {
+    ldr_cfg_fail(l, root,
+                 "larder.http_listen: Feast's HTTP endpoints need `registry` (they resolve "
+                 "feature references and push sources there)");
+    goto out;
+  }
   l->cfg->store.project = l->cfg->project;
   l->cfg->store.read_only = l->cfg->read_only;
   rc = 0;

@@ -84,10 +84,10 @@ struct ldr_config {
    * registry_unsupported says why, naming no location: ServingService's
    * callers are told). */
   char *registry_path;
-  int registry_sql;          /* registry_type: sql */
+  int registry_sql; /* registry_type: sql */
   char *registry_unsupported;
-  int registry_cache_ttl_s;  /* registry.cache_ttl_seconds: 600; 0 = read once */
-  int registry_versioning;   /* registry.enable_online_feature_view_versioning */
+  int registry_cache_ttl_s; /* registry.cache_ttl_seconds: 600; 0 = read once */
+  int registry_versioning;  /* registry.enable_online_feature_view_versioning */
   struct ldr_store_config store;
   /* larder: (defaults in DESIGN §5) */
   char *listen;
@@ -106,6 +106,8 @@ struct ldr_config {
   int log_json;           /* larder.log_format: json */
   int enforce_ttl;        /* values older than their view's ttl come back OUTSIDE_MAX_AGE */
   char *metrics_listen;   /* host:port of the Prometheus endpoint, or NULL */
+  char *http_listen;      /* host:port of Feast's HTTP endpoints, or NULL */
+  int http_max_connections;
   /* larder.tls: PEM files, joined to `dir`; NULL when TLS is off. client_ca
    * turns on mutual TLS; a verified client certificate then grants
    * tls_client_scopes when auth is off. */

@@ -239,6 +239,8 @@ static const struct larder_key {
     {"read_only", K_BOOL, AT(read_only), 0, 0, NULL},
     {"enforce_ttl", K_BOOL, AT(enforce_ttl), 0, 0, NULL},
     {"metrics_listen", K_LISTEN, AT(metrics_listen), 0, 0, NULL},
+    {"http_listen", K_LISTEN, AT(http_listen), 0, 0, NULL},
+    {"http_max_connections", K_INT, AT(http_max_connections), 1, 1000000, NULL},
     {"log_format", K_OWN, 0, 0, 0, load_log_format},
     {"log_level", K_OWN, 0, 0, 0, load_log_level},
     {"tls", K_OWN, 0, 0, 0, load_tls},
@@ -310,12 +312,14 @@ void ldr_cfg_larder_defaults(struct ldr_config *c) {
   c->keepalive_time_s = c->keepalive_timeout_s = c->max_connection_idle_s = -1;
   c->max_connection_age_s = c->max_connection_age_grace_s = -1;
   c->max_concurrent_streams = 100;
+  c->http_max_connections = 1024;
   c->listen = strdup("0.0.0.0:6566");
 }
 
 void ldr_cfg_larder_destroy(struct ldr_config *c) {
   free(c->listen);
   free(c->metrics_listen);
+  free(c->http_listen);
   free(c->tls_cert);
   free(c->tls_key);
   free(c->tls_client_ca);

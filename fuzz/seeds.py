@@ -76,9 +76,31 @@ def json_seeds():
         save("json", text)
 
 
+HTTP_SEEDS = [
+    b"POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /push HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+    b"4\r\n{\"a\"\r\n1;ext=1\r\n}\r\n0\r\nTrailer: x\r\n\r\n",
+    b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET /x?y HTTP/1.1\r\nAuthorization: Bearer abc\r\nX:  v \r\n\r\n",
+    b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n\r\n",
+]
+
+
+CONVERT_SEEDS = ["1001", "-7", "1.5", "1e3", '"1001"', '"AP9hYmM="', "true", "null", "[1, 2, 2, null]",
+                 '[0.5, 1, "nan"]', '["a", "b", "a"]', '{"k": 1, "m": {"x": [1.5, 2]}, "s": "t"}',
+                 '"{\\"a\\": [true, null]}"', "[[1, 2], [\"a\"], null, []]",
+                 '[{"a": 1}, "{\\"b\\": 2}", null]', '"2024-05-01T12:00:00Z"', '"\\u00e9\\ud83d\\ude00"']
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     json_seeds()
+    for seed in HTTP_SEEDS:
+        save("http", seed)
+    for seed in CONVERT_SEEDS:
+        save("convert", seed)
     drivers = [key(driver_id=i) for i in (1001, 1002)]
     for i, v in enumerate(values()):
         save("online_write_batch", pb.OnlineWriteBatchRequest(

@@ -7,7 +7,9 @@ postgres or mysql; default sqlite) and, for the client-server databases, the
 TEST_PG_* / TEST_MYSQL_* variables written by integration/services.sh.
 """
 import atexit
+import http.client
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -78,6 +80,9 @@ from larder.v1 import online_store_pb2_grpc as rpc  # noqa: E402
 health_pb2 = _load("health_pb2", _GRPC_PROTOS["grpc/health/v1/health.proto"])
 reflection_pb2 = _load("reflection_pb2", _GRPC_PROTOS["grpc/reflection/v1/reflection.proto"])
 reflection_v1alpha_pb2 = _load("reflection_v1alpha_pb2", _GRPC_PROTOS["grpc/reflection/v1alpha/reflection.proto"])
+
+
+NOTHING = object()  # "no JSON body" (None is JSON's null)
 
 
 def free_port():
@@ -163,10 +168,11 @@ class Server:
     """A larder process serving a fresh project on a free port."""
 
     def __init__(self, project="itest", larder=None, backend=None, extra_yaml="", env=None,
-                 registry="registry.db", credentials=None, wrapper=(), store=None):
+                 registry="registry.db", credentials=None, wrapper=(), store=None, http=False):
         """`larder` overrides the `larder:` settings (a value of None leaves the key out);
         `wrapper` is a command prefix the server runs under (prlimit, setpriv: each execs
-        larder, so the pid is larder's); `store` replaces the online_store section."""
+        larder, so the pid is larder's); `store` replaces the online_store section;
+        `http` adds `http_listen` on a free port of its own (`http_port`, `http_addr`)."""
         self.backend = backend or BACKEND
         self.wrapper = list(wrapper)
         self.credentials = credentials  # grpc.ssl_channel_credentials for a TLS server
@@ -175,11 +181,15 @@ class Server:
         atexit.register(shutil.rmtree, self.tmpdir, True)
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
+        self.http_port = free_port() if http else None
+        self.http_addr = "127.0.0.1:%d" % self.http_port if http else None
         # Client-server databases outlive a test run: each server gets its own
         # project, so its tables never meet those of another run.
         self.project = project if self.backend == "sqlite" else "%s_%s" % (project, os.urandom(4).hex())
         # The admin calls are off by default (DESIGN §5); the tests create their tables with them.
         settings = {"listen": self.addr, "workers": 2, "admin_rpcs": True}
+        if http:
+            settings["http_listen"] = self.http_addr
         settings.update(larder or {})
         lines = ["project: %s" % self.project]
         if registry is not None:
@@ -219,7 +229,27 @@ class Server:
             self.proc.kill()
             raise RuntimeError("larder did not start:\n" + self.read_log())
         self.stub = rpc.OnlineStoreStub(self.channel)
+        if self.http_port is not None:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        self.kill()
+                        raise RuntimeError("larder serves gRPC but its HTTP listener (http_listen %s) accepts "
+                                           "no connection:\n%s" % (self.http_addr, self.read_log()))
+                    time.sleep(0.02)
         return self
+
+    def http(self, method, path, body=None, json_body=NOTHING, headers=None, timeout=10):
+        """One request on a connection of its own (see Http); returns an HttpReply."""
+        client = Http(self.http_port, timeout=timeout)
+        try:
+            return client.request(method, path, body=body, json_body=json_body, headers=headers)
+        finally:
+            client.close()
 
     def status(self, field):
         """A field of /proc/PID/status in KiB (VmRSS, VmHWM, ...)."""
@@ -278,6 +308,81 @@ class Server:
             raise AssertionError("larder exited with %s:\n%s" % (code, self.read_log()))
         if code not in (0, None):  # the test failed too: show why larder ended (a sanitizer's report, say)
             sys.stderr.write("larder exited with %s; the end of its log:\n%s\n" % (code, self.read_log()[-6000:]))
+
+
+class ConnectionDropped(AssertionError):
+    """The server closed a persistent connection without saying so (no `Connection: close`)."""
+
+
+class HttpReply:
+    """What an HTTP request got: status, reason, headers (an http.client.HTTPMessage:
+    case-insensitive, repeated headers kept) and the body bytes, as sent."""
+
+    def __init__(self, status, reason, headers, body, will_close):
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+        self.will_close = will_close  # the server said Connection: close (or it is HTTP/1.0)
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<HTTP %d %s, %d bytes: %r>" % (self.status, self.reason, len(self.body), self.body[:300])
+
+
+class Http:
+    """An HTTP/1.1 client on one persistent connection (http.client), as Feast's
+    pooled requests.Session keeps one. A connection the server announced it would
+    close (`Connection: close`) is replaced before the next request; one closed
+    without warning raises ConnectionDropped. `opened` counts connections made."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10, headers=None):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.default_headers = dict(headers or {})
+        self.conn = None
+        self.opened = 0
+
+    def connect(self):
+        self.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.conn.connect()
+        self.opened += 1
+        self.fresh = True
+
+    def request(self, method, path, body=None, json_body=NOTHING, headers=None):
+        """`json_body`: a value sent as JSON (Content-Type: application/json), as requests'
+        `json=` does; `body`: bytes or text sent as they are."""
+        h = dict(self.default_headers)
+        if json_body is not NOTHING:
+            body = json.dumps(json_body).encode("utf-8")
+            h.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        h.update(headers or {})
+        if self.conn is None:
+            self.connect()
+        fresh, self.fresh = self.fresh, False
+        try:
+            self.conn.request(method, path, body=body, headers=h)
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+            self.close()
+            if fresh:
+                raise
+            raise ConnectionDropped("%s %s: the server closed a persistent connection without "
+                                    "Connection: close (%s)" % (method, path, e)) from e
+        reply = HttpReply(resp.status, resp.reason, resp.headers, data, resp.will_close)
+        if resp.will_close:
+            self.close()
+        return reply
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def key(**kv):

@@ -74,18 +74,18 @@ static int64_t ttl_of(const Google__Protobuf__Duration *ttl) {
          (ttl->nanos > 0 ? ttl->nanos : 0);
 }
 
-/* A push source feeding a view: its stream source when that is a push source
- * (HTTP.md §6.2), with the batch source whose columns and timestamps a push
- * follows (§6.3). */
-static enum ldr_rc push_target(struct builder *b, const struct spec *s, struct ldr_view *v) {
-  const Feast__Core__DataSource *src = s->stream;
-  if (src == NULL || src->type != FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__PUSH_SOURCE ||
-      src->name[0] == '\0')
-    return LDR_OK;
-  const Feast__Core__DataSource *batch = s->batch ? s->batch : src->batch_source;
-  struct ldr_push_target *t = ldr_arena_calloc(b->a, 1, sizeof *t);
+/* A view's batch source (its own, else its push source's), and the push
+ * source that feeds it when its stream source is one (HTTP.md §6.2, §6.3). */
+static enum ldr_rc view_source(struct builder *b, const struct spec *s, struct ldr_view *v) {
+  const Feast__Core__DataSource *push = s->stream;
+  if (push != NULL &&
+      (push->type != FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__PUSH_SOURCE || push->name[0] == '\0'))
+    push = NULL;
+  const Feast__Core__DataSource *batch = s->batch ? s->batch : push ? push->batch_source : NULL;
+  if (batch == NULL && push == NULL) return LDR_OK;
+  struct ldr_view_source *t = ldr_arena_calloc(b->a, 1, sizeof *t);
   if (t == NULL) return no_memory(b);
-  t->source = src->name;
+  t->push_source = push ? push->name : NULL;
   t->timestamp_field = batch ? batch->timestamp_field : "";
   t->created_column = batch ? batch->created_timestamp_column : "";
   size_t n = batch ? batch->n_field_mapping : 0;
@@ -99,7 +99,7 @@ static enum ldr_rc push_target(struct builder *b, const struct spec *s, struct l
   t->n_mapping = n;
   t->mapping_from = from;
   t->mapping_to = to;
-  v->push = t;
+  v->source = t;
   return LDR_OK;
 }
 
@@ -138,7 +138,7 @@ static enum ldr_rc fill_view(struct builder *b, const struct spec *s, struct ldr
     jk[0].type = 2; /* STRING */
     v->join_keys = jk;
     v->n_join_keys = 1;
-    return push_target(b, s, v);
+    return view_source(b, s, v);
   }
   for (size_t i = 0; i < s->n_entities; i++) {
     const Feast__Core__EntitySpecV2 *e = find_entity(b, s->entities[i]);
@@ -158,7 +158,7 @@ static enum ldr_rc fill_view(struct builder *b, const struct spec *s, struct ldr
   }
   v->join_keys = jk;
   v->n_join_keys = s->n_entities;
-  return push_target(b, s, v);
+  return view_source(b, s, v);
 }
 
 /* The spec of each kind of view, through struct spec. */

@@ -37,9 +37,10 @@ struct ldr_join_key {
   int type;         /* feast.types.ValueType.Enum; 0 when the registry does not say */
 };
 
-/* Where a push writes a view from (HTTP.md §6.3): its batch source. */
-struct ldr_push_target {
-  const char *source;          /* the push source's name */
+/* Where a view's rows come from, for pushes and writes (HTTP.md §6.3): its
+ * batch source's columns, and the push source that feeds it. */
+struct ldr_view_source {
+  const char *push_source;     /* the push source feeding the view, or NULL */
   const char *timestamp_field; /* "" : event_timestamp */
   const char *created_column;  /* "" : none */
   size_t n_mapping;            /* field_mapping: source column -> feature name */
@@ -64,7 +65,7 @@ struct ldr_view {
   int disabled;                             /* spec.disabled */
   int state;                                /* meta.state (FeatureViewState) */
   int version;                              /* meta.current_version_number; 0 when unset */
-  const struct ldr_push_target *push;       /* fed by a push source, or NULL */
+  const struct ldr_view_source *source;     /* NULL: no batch source (on-demand views) */
 };
 
 /* One view of a feature service, with the service's choice of features. */

@@ -94,8 +94,7 @@ static void loader_free(struct ldr_loader *base) {
   free(l);
 }
 
-struct ldr_loader *ldr_file_loader_new(const char *path, const char *project,
-                                       struct ldr_err *err) {
+struct ldr_loader *ldr_file_loader_new(const char *path, const char *project, struct ldr_err *err) {
   struct file_loader *l = calloc(1, sizeof *l);
   if (l != NULL) {
     l->path = strdup(path);

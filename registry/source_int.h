@@ -20,8 +20,7 @@ struct ldr_loader {
 };
 
 /* The loaders; NULL with `err` set when memory is short or the URL is unusable. */
-struct ldr_loader *ldr_file_loader_new(const char *path, const char *project,
-                                       struct ldr_err *err);
+struct ldr_loader *ldr_file_loader_new(const char *path, const char *project, struct ldr_err *err);
 struct ldr_loader *ldr_sql_loader_new(const char *url, const char *dir, const char *project,
                                       struct ldr_err *err);
 

@@ -71,8 +71,8 @@ struct sql_loader {
   const struct ldr_reader_ops *ops;
   struct ldr_reader *conn;
   char *dir, *project;
-  char where[300]; /* the URL without its password */
-  char *fingerprint; /* of the last load */
+  char where[300];       /* the URL without its password */
+  char *fingerprint;     /* of the last load */
   int64_t confirm_at_ns; /* a load caused by a change is confirmed then; 0: none due */
   int64_t retry_at_ns, backoff_ns;
   unsigned seed;
@@ -186,8 +186,8 @@ static enum ldr_rc version_row(void *arg, const struct ldr_row_cell *c, size_t n
   r->version_number = (int32_t)strtol(number, NULL, 10);
   r->feature_view_type = text_of(ld->a, &c[3]);
   r->feature_view_proto.len = c[4].null ? 0 : c[4].len;
-  r->feature_view_proto.data = ldr_arena_memdup(ld->a, c[4].null ? "" : c[4].data,
-                                                r->feature_view_proto.len);
+  r->feature_view_proto.data =
+      ldr_arena_memdup(ld->a, c[4].null ? "" : c[4].data, r->feature_view_proto.len);
   if (r->feature_view_name == NULL || r->feature_view_type == NULL ||
       r->feature_view_proto.data == NULL || push(ld->a, &ld->lists[T_VERSIONS], r) != 0)
     return ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
@@ -287,8 +287,9 @@ static enum ldr_rc build(struct sql_loader *l, struct load *ld, struct ldr_regis
                          struct ldr_registry **out, struct ldr_err *err) {
   struct ldr_registry_input in = {.scoped = 1};
   if (!ld->project_row && !l->missing_project_logged) {
-    ldr_log(LDR_LOG_WARN, "registry %s: project %s has no row in the projects table; none of "
-                          "its objects is served",
+    ldr_log(LDR_LOG_WARN,
+            "registry %s: project %s has no row in the projects table; none of "
+            "its objects is served",
             l->where, l->project);
     l->missing_project_logged = 1;
   }
@@ -346,8 +347,10 @@ static int attempt(struct sql_loader *l, struct ldr_registry **out, struct ldr_e
     if (tables[t].required && !(l->present & (1u << t)))
       rc = ldr_err_set(err, LDR_NOT_FOUND, "the table %s is missing", tables[t].name);
   if (rc == LDR_OK) rc = read_fingerprint(l, &ld, err);
-  if (rc == LDR_OK && ldr_sb_str(&ld.text) == NULL) rc = ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
-  int changed = rc == LDR_OK && (l->fingerprint == NULL || strcmp(l->fingerprint, ldr_sb_str(&ld.text)));
+  if (rc == LDR_OK && ldr_sb_str(&ld.text) == NULL)
+    rc = ldr_err_set(err, LDR_NOMEM, "registry: out of memory");
+  int changed =
+      rc == LDR_OK && (l->fingerprint == NULL || strcmp(l->fingerprint, ldr_sb_str(&ld.text)));
   int confirm = rc == LDR_OK && l->confirm_at_ns != 0 && now_ns() >= l->confirm_at_ns;
   if (rc == LDR_OK && !changed && !confirm) result = 0;
   if (rc == LDR_OK && result != 0) {

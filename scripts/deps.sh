@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake pkg-config
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
   libprotobuf-dev protobuf-compiler-grpc
-  libyaml-dev libsqlite3-dev libpq-dev libmariadb-dev libmicrohttpd-dev
+  libyaml-dev libsqlite3-dev libpq-dev libmariadb-dev libmicrohttpd-dev libssl-dev
   python3 python3-grpcio python3-protobuf
 )
 if [ "${1:-}" = "--test" ]; then

@@ -12,10 +12,6 @@
 #include "service/service_int.h"
 #include "service/wire.h"
 
-/* google.protobuf.Timestamp's documented range: 0001-01-01 to 9999-12-31. */
-#define TS_MIN_SECONDS (-62135596800LL)
-#define TS_MAX_SECONDS 253402300799LL
-
 static ProtobufCAllocator arena_allocator(struct ldr_arena *a) {
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, a};
   return al;
@@ -62,7 +58,7 @@ static enum ldr_rc check_ts(const Google__Protobuf__Timestamp *ts, const char *f
   if (ts->nanos < 0 || ts->nanos > 999999999)
     return ldr_err_set(err, LDR_INVALID, "rows[%zu].%s.nanos: %d is outside [0, 999999999]", row,
                        field, (int)ts->nanos);
-  if (ts->seconds < TS_MIN_SECONDS || ts->seconds > TS_MAX_SECONDS)
+  if (ts->seconds < LDR_TS_MIN_SECONDS || ts->seconds > LDR_TS_MAX_SECONDS)
     return ldr_err_set(err, LDR_INVALID,
                        "rows[%zu].%s.seconds: %lld is outside the years 0001 to 9999", row, field,
                        (long long)ts->seconds);
@@ -436,6 +432,14 @@ const struct ldr_method ldr_methods[] = {
      .name = "GrpcFeatureServer/GetOnlineFeatures",
      .fn = ldr_get_online_features,
      .scope = LDR_SCOPE_READ},
+    {.path = "/GrpcFeatureServer/Push",
+     .name = "GrpcFeatureServer/Push",
+     .fn = ldr_grpc_push,
+     .scope = LDR_SCOPE_WRITE},
+    {.path = "/GrpcFeatureServer/WriteToOnlineStore",
+     .name = "GrpcFeatureServer/WriteToOnlineStore",
+     .fn = ldr_grpc_write_to_online_store,
+     .scope = LDR_SCOPE_WRITE},
     {.path = "/grpc.health.v1.Health/Check", .name = "Health/Check", .fn = ldr_health_check},
     {.path = "/grpc.health.v1.Health/Watch", .name = "Health/Watch", .stream = LDR_STREAM_WATCH},
     {.path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

@@ -3,7 +3,8 @@
  * the process serves and is not draining, answered without touching the
  * database. Each served service's name is readiness: SERVING when, besides,
  * this worker's database connection answered a ping within the last second
- * (and, for feast.serving.ServingService, a registry is loaded).
+ * (and, for feast.serving.ServingService and GrpcFeatureServer, a registry is
+ * loaded).
  */
 #include <string.h>
 
@@ -14,6 +15,7 @@
 static const char *const served[] = {
     "larder.v1.OnlineStore",
     "feast.serving.ServingService",
+    "GrpcFeatureServer",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -47,7 +49,7 @@ int ldr_health_status(struct ldr_handler_ctx *c, const char *service) {
   if (atomic_load(c->worker->stopping))
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
   if (service[0] == '\0') return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-  if (!strcmp(service, "feast.serving.ServingService")) {
+  if (!strcmp(service, "feast.serving.ServingService") || !strcmp(service, "GrpcFeatureServer")) {
     struct ldr_err err;
     ldr_err_clear(&err);
     if (c->registry == NULL || ldr_registry_acquire(c->registry, c->reader, &err) == NULL)

@@ -67,9 +67,7 @@ void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_r
   bump(&m->rows_written, rows_written);
 }
 
-void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s) {
-  m->registry = s;
-}
+void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s) { m->registry = s; }
 
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up) {
   if (m != NULL) atomic_store_explicit(&m->connected, up ? 1 : 0, memory_order_relaxed);

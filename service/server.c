@@ -92,6 +92,10 @@ static void reload(struct server *srv, struct retired **retired) {
     }
   }
   ldr_err_clear(&err);
+  if (srv->http != NULL && ldr_http_reload_tls(srv->http, &err) != LDR_OK) {
+    ldr_log(LDR_LOG_ERROR, "SIGHUP: HTTPS keeps the certificate loaded before: %s", err.msg);
+    ldr_err_clear(&err);
+  }
   if (srv->tls != NULL) {
     if (ldr_tls_reload(srv->tls, &err) == LDR_OK)
       ldr_log(LDR_LOG_INFO, "SIGHUP: TLS certificate reloaded; new connections use it");
@@ -115,6 +119,7 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
   while (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), take_in_end) < 0)
     grpc_completion_queue_next(shutdown_cq, take_in_end, NULL);
   atomic_store(&srv->draining, 1);
+  ldr_http_drain(srv->http);
   /* A call the core holds because every context was busy would be cancelled
    * by the shutdown: give such calls contexts first. */
   size_t extra = (DRAIN_EXTRA_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
@@ -124,12 +129,19 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
   grpc_server_shutdown_and_notify(srv->grpc, shutdown_cq, &shutdown_tag);
   gpr_timespec grace_end = gpr_time_add(
       gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(srv->cfg->grace_period_s, GPR_TIMESPAN));
-  int cancelled = 0;
-  for (;;) {
+  int cancelled = 0, grpc_done = 0;
+  /* Both transports drain within the one grace period: gRPC's calls, and the
+   * HTTP requests being answered (their connections close once answered). */
+  while (!grpc_done || (!cancelled && ldr_http_open_connections(srv->http) > 0)) {
     gpr_timespec tick =
         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_next(shutdown_cq, tick, NULL);
-    if (ev.type == GRPC_OP_COMPLETE) break;
+    if (!grpc_done) {
+      grpc_event ev = grpc_completion_queue_next(shutdown_cq, tick, NULL);
+      if (ev.type == GRPC_OP_COMPLETE) grpc_done = 1;
+    } else {
+      struct timespec pause = {0, 50 * 1000000};
+      nanosleep(&pause, NULL);
+    }
     if (cancelled) continue;
     struct timespec zero = {0, 0};
     int again = sigtimedwait(sigs, NULL, &zero) > 0;
@@ -180,7 +192,7 @@ static grpc_server *create_grpc(const struct ldr_config *cfg, void **handles) {
   return s;
 }
 
-static void log_started(const struct server *srv, int port, int metrics_port) {
+static void log_started(const struct server *srv, int port, int metrics_port, int http_port) {
   const struct ldr_config *cfg = srv->cfg;
   ldr_log(LDR_LOG_INFO,
           "larder %s listening on %s (port %d, %s), %d workers, %s store, project %s%s%s",
@@ -194,6 +206,9 @@ static void log_started(const struct server *srv, int port, int metrics_port) {
   if (metrics_port)
     ldr_log(LDR_LOG_INFO, "metrics at http://%s/metrics (port %d)", cfg->metrics_listen,
             metrics_port);
+  if (http_port)
+    ldr_log(LDR_LOG_INFO, "Feast's HTTP API at %s://%s (port %d)", cfg->tls_cert ? "https" : "http",
+            cfg->http_listen, http_port);
   if (beyond_loopback(cfg->listen) && cfg->n_token_sources == 0 && cfg->tls_cert == NULL)
     ldr_log(LDR_LOG_WARN,
             "listening beyond loopback (%s) with neither larder.auth nor larder.tls: any client "
@@ -231,7 +246,7 @@ static void serve(struct server *srv, grpc_completion_queue *shutdown_cq) {
 static int run(const struct ldr_config *cfg) {
   struct server srv = {.cfg = cfg};
   grpc_completion_queue *shutdown_cq = NULL;
-  int status = 1, grpc_up = 0, port = 0, metrics_port = 0;
+  int status = 1, grpc_up = 0, port = 0, metrics_port = 0, http_port = 0;
   struct ldr_auth *auth = NULL;
   struct ldr_err err;
   ldr_err_clear(&err);
@@ -253,16 +268,19 @@ static int run(const struct ldr_config *cfg) {
     if (ldr_worker_init(&srv, i) != 0) goto out;
   }
   if (cfg->registry_path != NULL) {
+    /* A registry slot per thread that reads it: the gRPC threads, then HTTP's. */
+    size_t readers = (size_t)srv.nthreads + (size_t)ldr_http_threads(cfg);
     struct ldr_registry_location loc = {cfg->registry_path, cfg->registry_sql, cfg->dir};
-    enum ldr_rc rc = ldr_registry_source_new(&loc, cfg->registry_cache_ttl_s, cfg->project,
-                                             (size_t)srv.nthreads, &srv.registry, &err);
+    enum ldr_rc rc = ldr_registry_source_new(&loc, cfg->registry_cache_ttl_s, cfg->project, readers,
+                                             &srv.registry, &err);
     if (rc == LDR_FAILED_PRECONDITION || rc == LDR_INVALID) {
       /* A registry this larder cannot read: OnlineStore serves, ServingService says why. */
       snprintf(srv.registry_why, sizeof srv.registry_why, "%s", err.msg);
       ldr_log(LDR_LOG_WARN, "%s; ServingService will refuse calls", err.msg);
       ldr_err_clear(&err);
     } else if (rc != LDR_OK || ldr_registry_source_start(srv.registry) != 0) {
-      ldr_log(LDR_LOG_ERROR, "registry: %s", err.rc ? err.msg : "cannot start the thread that reloads it");
+      ldr_log(LDR_LOG_ERROR, "registry: %s",
+              err.rc ? err.msg : "cannot start the thread that reloads it");
       goto out;
     }
     ldr_metrics_registry(srv.metrics, srv.registry);
@@ -290,6 +308,19 @@ static int run(const struct ldr_config *cfg) {
   if (cfg->metrics_listen != NULL &&
       ldr_metrics_serve(srv.metrics, cfg->metrics_listen, &metrics_port) != 0)
     goto out;
+  if (cfg->http_listen != NULL) {
+    srv.http_env = (struct ldr_http_env){
+        .cfg = cfg,
+        .registry = srv.registry,
+        .registry_why = srv.registry_why[0] ? srv.registry_why : cfg->registry_unsupported,
+        .first_reader = (size_t)srv.nthreads,
+        .auth = &srv.auth,
+        .stopping = &srv.stopping};
+    if (ldr_http_start(&srv.http_env, &srv.http, &http_port, &err) != LDR_OK) {
+      ldr_log(LDR_LOG_ERROR, "%s", err.msg);
+      goto out;
+    }
+  }
   grpc_server_credentials *creds = ldr_tls_credentials(cfg, &srv.tls, &err);
   if (creds == NULL) {
     ldr_log(LDR_LOG_ERROR, "%s", err.msg);
@@ -311,7 +342,7 @@ static int run(const struct ldr_config *cfg) {
       ldr_log(LDR_LOG_WARN, "worker %d: not every call context could be requested", i);
     w->started = pthread_create(&w->thread, NULL, ldr_worker_main, w) == 0;
   }
-  log_started(&srv, port, metrics_port);
+  log_started(&srv, port, metrics_port, http_port);
   serve(&srv, shutdown_cq);
   status = 0;
 out:
@@ -319,6 +350,8 @@ out:
    * server with a listener has been started and drained), then the queues,
    * drained to their end, then what the calls used. */
   if (srv.grpc != NULL) grpc_server_destroy(srv.grpc);
+  /* HTTP requests in flight were waited for in the drain. */
+  ldr_http_stop(srv.http, 0);
   atomic_store(&srv.closing, 1);
   unsigned long long served = 0;
   for (int i = 0; srv.workers != NULL && i < srv.nthreads; i++) {

@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "service/auth.h"
+#include "auth/auth.h"
+#include "http/http.h"
 #include "service/service_int.h"
 #include "service/tls.h"
 
@@ -138,9 +139,11 @@ struct server {
   _Atomic(struct ldr_auth *) auth; /* NULL: no bearer tokens needed; replaced by SIGHUP */
   struct ldr_tls *tls;             /* NULL: plaintext */
   struct ldr_metrics *metrics;     /* counters, always kept; served when metrics_listen is set */
-  atomic_int draining;             /* the server no longer accepts calls */
-  atomic_int closing;              /* the gRPC server is gone: workers shut their queues down */
-  atomic_int stopping;             /* a signal came: health says NOT_SERVING */
+  struct ldr_http *http;           /* Feast's HTTP endpoints, or NULL */
+  struct ldr_http_env http_env;
+  atomic_int draining; /* the server no longer accepts calls */
+  atomic_int closing;  /* the gRPC server is gone: workers shut their queues down */
+  atomic_int stopping; /* a signal came: health says NOT_SERVING */
 };
 
 /*

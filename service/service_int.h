@@ -132,6 +132,10 @@ enum ldr_rc ldr_read_jobs(const struct ldr_config *cfg, struct ldr_backend *b,
                           struct ldr_read_job *const *jobs, size_t n, struct ldr_arena *arena,
                           struct ldr_worker_state *ws, struct ldr_err *err);
 
+/* GrpcFeatureServer's Push and WriteToOnlineStore (push.c). */
+enum ldr_rc ldr_grpc_push(struct ldr_handler_ctx *c);
+enum ldr_rc ldr_grpc_write_to_online_store(struct ldr_handler_ctx *c);
+
 /* feast.serving.ServingService (serving.c). */
 enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c);
 enum ldr_rc ldr_get_feast_serving_info(struct ldr_handler_ctx *c);

@@ -28,14 +28,13 @@ static enum ldr_rc grpc_value(const struct ldr_serving_column *col, size_t row, 
 }
 
 /* The map entries of a request as serving columns. */
-static struct ldr_serving_column *columns(struct ldr_arena *a,
-                                          Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry
-                                              *const *e,
-                                          size_t n) {
+static struct ldr_serving_column *
+columns(struct ldr_arena *a, Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *const *e,
+        size_t n) {
   struct ldr_serving_column *cols = ldr_arena_calloc(a, n + 1, sizeof *cols);
   for (size_t i = 0; cols != NULL && i < n; i++)
-    cols[i] = (struct ldr_serving_column){e[i]->key, e[i]->value ? e[i]->value->n_val : 0,
-                                          e[i]->value};
+    cols[i] =
+        (struct ldr_serving_column){e[i]->key, e[i]->value ? e[i]->value->n_val : 0, e[i]->value};
   return cols;
 }
 

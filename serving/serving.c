@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "backends/backend.h"
+#include "serving/convert.h"
 
 /* A name and where it came from, for sorting without losing the place. */
 struct named {
@@ -31,8 +32,8 @@ static int by_name(const void *x, const void *y) {
 /* The features read from one view (or one version of it), in request order,
  * and where their columns go. */
 struct group {
-  const struct ldr_view *view; /* the current definition, or a version's */
-  const char *prefix;          /* the columns' prefix with full names: "ds", "stats@v1" */
+  const struct ldr_view *view;       /* the current definition, or a version's */
+  const char *prefix;                /* the columns' prefix with full names: "ds", "stats@v1" */
   const struct ldr_projection *proj; /* join-key renames, or NULL */
   const char *table;
   size_t n, cap;
@@ -90,7 +91,7 @@ static enum ldr_rc no_memory(struct plan *pl) {
 
 /* Keeps the first refusal of its kind for after the INVALID_ARGUMENT checks. */
 __attribute__((format(printf, 3, 4))) static void defer(struct plan *pl, enum ldr_rc rc,
-                                                         const char *fmt, ...) {
+                                                        const char *fmt, ...) {
   struct ldr_err *e = rc == LDR_UNIMPLEMENTED ? &pl->unimplemented : &pl->precondition;
   if (e->rc != LDR_OK) return;
   va_list ap;
@@ -98,12 +99,6 @@ __attribute__((format(printf, 3, 4))) static void defer(struct plan *pl, enum ld
   vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
   e->rc = rc;
-}
-
-static const char *type_name(int t) {
-  static const char *const names[] = {"unset",  "BYTES", "STRING", "INT32",         "INT64",
-                                      "DOUBLE", "FLOAT", "BOOL",   "UNIX_TIMESTAMP"};
-  return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "a list or map";
 }
 
 static char *arena_printf(struct ldr_arena *a, const char *fmt, ...)
@@ -221,8 +216,8 @@ struct ref {
   const char *view;
   size_t view_len;
   int pinned;
-  long version;     /* -1: more digits than any version has */
-  const char *tag;  /* "v2" */
+  long version;    /* -1: more digits than any version has */
+  const char *tag; /* "v2" */
   size_t tag_len;
   const char *feature;
 };
@@ -412,8 +407,7 @@ static enum ldr_rc check_columns(struct plan *pl) {
 }
 
 static int by_join_key(const void *x, const void *y) {
-  return strcmp(((const struct key_column *)x)->join_key,
-                ((const struct key_column *)y)->join_key);
+  return strcmp(((const struct key_column *)x)->join_key, ((const struct key_column *)y)->join_key);
 }
 
 static struct key_column *find_key(struct plan *pl, const char *join_key) {
@@ -505,8 +499,8 @@ static enum ldr_rc plan_columns(struct plan *pl) {
     if (k->values == NULL || oc->cells == NULL) return no_memory(pl);
     for (size_t r = 0; r < pl->n_rows; r++) {
       enum ldr_rc rc = q->value(col, r, k->type, pl->a, &k->values[r], pl->err);
-      if (rc == LDR_OK && (k->values[r] == NULL ||
-                           k->values[r]->val_case == FEAST__TYPES__VALUE__VAL__NOT_SET))
+      if (rc == LDR_OK &&
+          (k->values[r] == NULL || k->values[r]->val_case == FEAST__TYPES__VALUE__VAL__NOT_SET))
         rc = ldr_err_set(pl->err, LDR_INVALID, "no value");
       if (rc != LDR_OK) {
         ldr_err_prefix(pl->err, "entities[%s][%zu]: ", col->name, r);
@@ -543,8 +537,8 @@ static enum ldr_rc plan_columns(struct plan *pl) {
   for (size_t i = 1; i < n_features; i++)
     if (!strcmp(all[i - 1].name, all[i].name)) {
       out->fault = LDR_SERVING_COLLISION;
-      return ldr_err_set(pl->err, LDR_INVALID, "%s: the column '%s' would appear twice%s",
-                         pl->what, all[i].name,
+      return ldr_err_set(pl->err, LDR_INVALID, "%s: the column '%s' would appear twice%s", pl->what,
+                         all[i].name,
                          q->full_feature_names ? ""
                                                : " (two views have a feature of that name: set "
                                                  "full_feature_names)");
@@ -583,8 +577,9 @@ static enum ldr_rc make_keys(struct plan *pl, struct group *g) {
       if (got != want)
         return ldr_err_set(pl->err, LDR_INVALID,
                            "entities[%s][%zu]: a %s value, where feature view '%s' has %s keys",
-                           pl->q->entities[cols[k]->column].name, r, type_name(got), v->name,
-                           type_name(want));
+                           pl->q->entities[cols[k]->column].name, r,
+                           got ? ldr_value_type_name(got) : "unset", v->name,
+                           ldr_value_type_name(want));
     }
     names[k] = (char *)jk;
   }
@@ -595,8 +590,8 @@ static enum ldr_rc make_keys(struct plan *pl, struct group *g) {
   for (size_t r = 0; r < pl->n_rows; r++) {
     for (size_t k = 0; k < nk && !v->entityless; k++)
       vals[k] = (Feast__Types__Value *)cols[k]->values[r];
-    enum ldr_rc rc = ldr_entity_key_serialize(&ek, pl->env->backend->key_version, pl->a,
-                                              &g->keys[r], pl->err);
+    enum ldr_rc rc =
+        ldr_entity_key_serialize(&ek, pl->env->backend->key_version, pl->a, &g->keys[r], pl->err);
     if (rc != LDR_OK) {
       ldr_err_prefix(pl->err, "entities: row %zu, feature view '%s': ", r, v->name);
       return rc;

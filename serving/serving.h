@@ -76,9 +76,9 @@ struct ldr_serving_request {
  * (HTTP's error classes, HTTP.md §2). */
 enum ldr_serving_fault {
   LDR_SERVING_FAULT_NONE,
-  LDR_SERVING_NO_VIEW,      /* a reference names no feature view */
-  LDR_SERVING_NO_SERVICE,   /* no feature service of that name */
-  LDR_SERVING_COLLISION,    /* two columns of one name */
+  LDR_SERVING_NO_VIEW,    /* a reference names no feature view */
+  LDR_SERVING_NO_SERVICE, /* no feature service of that name */
+  LDR_SERVING_COLLISION,  /* two columns of one name */
 };
 
 /* A view the answer read, for Feast's feature_view_metadata. */

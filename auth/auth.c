@@ -5,6 +5,8 @@
  * check takes the value of an Authorization header, so gRPC metadata and
  * HTTP headers go through the same code.
  */
+#include "auth/auth.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +15,6 @@
 #include <strings.h>
 
 #include "common/file.h"
-#include "service/auth.h"
 
 struct token {
   char *text;

@@ -1,0 +1,473 @@
+/*
+ * One HTTP connection, served by whichever thread owns it (server_int.h):
+ * bytes in (within what the request being read may take), the request's
+ * head decided on before its body (routes.c), the body (Content-Length or
+ * chunked, counted against the budget of all bodies), the answer, and the
+ * next request on the connection. TLS goes through the same two I/O calls.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/server_int.h"
+
+/* ---- connection I/O: >0 bytes, 0 the peer closed, -1 try later, -2 failed */
+
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n) {
+  if (c->ssl == NULL) {
+    ssize_t r = recv(c->fd, buf, n, 0);
+    if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+    return r;
+  }
+  int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+  if (r > 0) {
+    c->handshake = 0;
+    return r;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  ERR_clear_error();
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
+  return e == SSL_ERROR_ZERO_RETURN ? 0 : -2;
+}
+
+static ssize_t conn_send(struct conn *c, const char *buf, size_t n) {
+  if (c->ssl == NULL) {
+    ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
+    if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+    return r;
+  }
+  int r = SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+  if (r > 0) return r;
+  int e = SSL_get_error(c->ssl, r);
+  ERR_clear_error();
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -1 : -2;
+}
+
+static void release_body(struct conn *c) {
+  if (c->reserved) atomic_fetch_sub(&c->h->body_bytes, c->reserved);
+  c->reserved = 0;
+}
+
+/* Ends a connection its thread owns. Its memory stays until every thread
+ * has come round its loop: one may hold an event for it from before. */
+void ldr_conn_close(struct conn *c) {
+  struct ldr_http *h = c->h;
+  release_body(c);
+  atomic_store(&c->state, CLOSED);
+  epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->ssl != NULL) SSL_free(c->ssl);
+  c->ssl = NULL;
+  close(c->fd);
+  ldr_sb_free(&c->x.out);
+  free(c->in);
+  free(c->body);
+  free(c->out);
+  c->in = c->body = c->out = NULL;
+  pthread_mutex_lock(&h->lock);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    h->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->dead_at = atomic_load(&h->epoch);
+  c->prev = NULL;
+  c->next = h->graves;
+  h->graves = c;
+  pthread_mutex_unlock(&h->lock);
+  atomic_fetch_sub(&h->nconns, 1);
+}
+
+/* Hands a connection its thread is done with back to epoll, armed for what
+ * it waits for: the rest of its reply, or more bytes. */
+static void conn_park(struct conn *c) {
+  int writing = c->out_len > 0;
+  atomic_store(&c->pending, writing);
+  c->w = NULL;
+  atomic_store_explicit(&c->state, PARKED, memory_order_release);
+  struct epoll_event ev = {.events = (writing ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT, .data.ptr = c};
+  epoll_ctl(c->h->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Writes what `out` holds, as far as the socket takes it; 0, or -1 when the
+ * connection failed. */
+static int conn_flush(struct conn *c) {
+  while (c->out_off < c->out_len) {
+    ssize_t r = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
+    if (r == -1) return 0; /* the rest when the socket has room (conn_park) */
+    if (r <= 0) return -1;
+    c->out_off += (size_t)r;
+    atomic_store_explicit(&c->last_ns, ldr_now_ns(), memory_order_relaxed);
+  }
+  c->out_off = c->out_len = 0;
+  if (c->out_cap > 65536) { /* a large reply's buffer goes */
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
+  }
+  return 0;
+}
+
+static int out_reserve(struct conn *c, size_t more) {
+  if (c->out_len + more <= c->out_cap) return 0;
+  size_t cap = c->out_cap ? c->out_cap : 4096;
+  while (cap < c->out_len + more) cap *= 2;
+  char *p = realloc(c->out, cap);
+  if (p == NULL) return -1;
+  c->out = p;
+  c->out_cap = cap;
+  return 0;
+}
+
+static const char *reason(int status) {
+  switch (status) {
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 413:
+    return "Content Too Large";
+  case 422:
+    return "Unprocessable Content";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
+  }
+}
+
+/* Queues the answer in `x` and writes what the socket takes. */
+static int conn_reply(struct conn *c, struct ldr_http_exchange *x) {
+  const char *body = ldr_sb_str(&x->out);
+  size_t blen = body ? x->out.len : 0;
+  if (body == NULL) { /* the body could not be built: memory */
+    ldr_sb_free(&x->out);
+    x->status = 500;
+    x->content_type = NULL;
+    x->headers[0] = '\0';
+    body = "";
+  }
+  int head_only = c->head.method == LDR_HTTP_HEAD;
+  if (x->close || c->head.close || atomic_load(&c->h->draining)) c->closing = 1;
+  char head[512];
+  int n =
+      snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s%s\r\n",
+               x->status, reason(x->status), blen, x->content_type ? "Content-Type: " : "",
+               x->content_type ? x->content_type : "", x->content_type ? "\r\n" : "", x->headers,
+               c->closing           ? "Connection: close\r\n"
+               : c->head.minor == 0 ? "Connection: keep-alive\r\n"
+                                    : "");
+  if (n < 0 || (size_t)n >= sizeof head || out_reserve(c, (size_t)n + blen) != 0) {
+    ldr_sb_free(&x->out);
+    return -1;
+  }
+  memcpy(c->out + c->out_len, head, (size_t)n);
+  c->out_len += (size_t)n;
+  if (!head_only && blen) {
+    memcpy(c->out + c->out_len, body, blen);
+    c->out_len += blen;
+  }
+  ldr_sb_free(&x->out);
+  return conn_flush(c);
+}
+
+/* ---- requests */
+
+static void exchange_init(struct conn *c) {
+  struct ldr_http_exchange *x = &c->x;
+  ldr_sb_free(&x->out);
+  memset(x, 0, sizeof *x);
+  x->t = &c->w->t;
+  x->head = &c->head;
+  x->scopes = c->cert_scopes;
+}
+
+/* Answers a request that cannot be read on (bad framing, too large, too
+ * slow) and closes the connection once the answer is out. */
+static int refuse(struct conn *c, int status) {
+  exchange_init(c);
+  ldr_http_answer_status(&c->x, status);
+  c->x.close = 1;
+  c->head_len = 0;
+  return conn_reply(c, &c->x);
+}
+
+/* Takes `n` bytes of the body budget for this request; 0, or -1 when all
+ * connections together already hold the budget. */
+static int reserve_body(struct conn *c, size_t n) {
+  struct ldr_http *h = c->h;
+  size_t now = atomic_fetch_add(&h->body_bytes, n);
+  if (now + n > h->body_budget && now > 0) {
+    atomic_fetch_sub(&h->body_bytes, n);
+    return -1;
+  }
+  c->reserved += n;
+  return 0;
+}
+
+/* The head is in: decide what can be decided before the body. */
+static int on_head(struct conn *c) {
+  const struct ldr_config *cfg = c->h->env->cfg;
+  struct ldr_http *h = c->h;
+  exchange_init(c);
+  c->early = 0;
+  c->route = NULL;
+  c->chunks = (struct ldr_http_chunks){0};
+  c->chunk_pos = 0;
+  c->body_len = 0;
+  if (atomic_load(&h->draining)) return refuse(c, 503);
+  /* Route and token first, then size (HTTP.md §1). */
+  struct ldr_auth *auth = atomic_load(c->h->env->auth);
+  if (ldr_http_admit(&c->x, auth, c->cert_scopes, &c->route) != 0) c->early = 1;
+  int has_body = c->head.chunked || c->head.content_length > 0;
+  if (!c->early && c->head.content_length > (int64_t)cfg->max_message_bytes) return refuse(c, 413);
+  if (c->early && has_body &&
+      (c->head.expect_continue || c->head.chunked || c->head.content_length > EARLY_BODY_MAX)) {
+    /* The answer does not depend on the body: answer now and close, rather
+     * than take in a body only to drop it (or make a client waiting for
+     * "100 Continue" wait in vain). */
+    c->x.close = 1;
+    c->head_len = 0;
+    return conn_reply(c, &c->x);
+  }
+  if (has_body && !c->early) {
+    size_t want = c->head.chunked ? READ_CHUNK : (size_t)c->head.content_length;
+    if (reserve_body(c, want) != 0) return refuse(c, 503);
+  }
+  if (has_body && c->head.expect_continue && !c->early &&
+      c->in_len == c->head_len) { /* nothing of the body yet: say go ahead */
+    static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (out_reserve(c, sizeof go - 1) != 0) return -1;
+    memcpy(c->out + c->out_len, go, sizeof go - 1);
+    c->out_len += sizeof go - 1;
+    return conn_flush(c);
+  }
+  return 0;
+}
+
+/* Decodes more of a chunked body; 1 when it is complete, 0 for more, or -status. */
+static int take_chunks(struct conn *c) {
+  const struct ldr_config *cfg = c->h->env->cfg;
+  size_t max = (size_t)cfg->max_message_bytes;
+  const char *in = c->in + c->head_len + c->chunk_pos;
+  size_t avail = c->in_len - c->head_len - c->chunk_pos;
+  /* Decoded bytes are never more than the encoded ones: room for those. */
+  size_t need = c->body_len + avail < max ? c->body_len + avail : max;
+  if (need + 1 > c->body_cap) {
+    size_t cap = c->body_cap ? c->body_cap : READ_CHUNK;
+    while (cap < need + 1) cap *= 2;
+    char *p = realloc(c->body, cap);
+    if (p == NULL) return -503;
+    c->body = p;
+    c->body_cap = cap;
+  }
+  size_t before = c->body_len;
+  long r = ldr_http_dechunk(&c->chunks, in, avail, c->body, &c->body_len, max);
+  if (r < 0) return (int)r;
+  c->chunk_pos += (size_t)r;
+  /* The framing around the data may not run on without bound either. */
+  if (c->chunk_pos > 2 * max + 65536) return -413;
+  if (!c->early && c->body_len > before) {
+    size_t held = c->reserved, want = c->body_len + READ_CHUNK;
+    if (want > held && reserve_body(c, want - held) != 0) return -503;
+  }
+  return c->chunks.done ? 1 : 0;
+}
+
+/* A whole request is in: answer it and drop its bytes. */
+static int on_request(struct conn *c) {
+  struct ldr_http_exchange *x = &c->x;
+  size_t consumed;
+  if (c->head.chunked) {
+    x->body = c->body;
+    x->body_len = c->body_len;
+    consumed = c->head_len + c->chunk_pos;
+  } else {
+    size_t cl = c->head.content_length > 0 ? (size_t)c->head.content_length : 0;
+    x->body = c->in + c->head_len;
+    x->body_len = cl;
+    consumed = c->head_len + cl;
+  }
+  if (!c->early) {
+    struct ldr_http_thread *t = &c->w->t;
+    x->t = t; /* the thread serving it now, which may not be the one that read its head */
+    c->route->fn(x);
+    if (x->body_len >= LARGE_BYTES || t->arena.held >= LARGE_BYTES || x->out.len >= LARGE_BYTES)
+      c->w->trim = 1;
+    ldr_arena_reset(&t->arena);
+  }
+  release_body(c);
+  int rc = conn_reply(c, x);
+  memmove(c->in, c->in + consumed, c->in_len - consumed);
+  c->in_len -= consumed;
+  c->head_len = 0;
+  free(c->body);
+  c->body = NULL;
+  c->body_len = c->body_cap = 0;
+  atomic_store_explicit(&c->started_ns, c->in_len ? ldr_now_ns() : 0, memory_order_relaxed);
+  if (c->in_cap > 65536 && c->in_len < 4096) { /* a large body's buffer goes */
+    char *small = malloc(4096);
+    if (small != NULL) {
+      memcpy(small, c->in, c->in_len);
+      free(c->in);
+      c->in = small;
+      c->in_cap = 4096;
+    }
+  }
+  return rc;
+}
+
+/* Moves every request the buffer holds on as far as it goes; -1 to close. */
+static int conn_process(struct conn *c) {
+  while (!c->closing && c->out_len == 0) {
+    if (c->head_len == 0) {
+      if (c->in_len == 0) return 0;
+      long r = ldr_http_parse_head(c->in, c->in_len, &c->head);
+      if (r == 0) return 0;
+      if (r < 0) return refuse(c, (int)-r);
+      c->head_len = (size_t)r;
+      if (on_head(c) != 0) return -1;
+      if (c->head_len == 0 || c->out_len > 0) continue; /* answered, or 100 Continue pending */
+    }
+    if (c->head.chunked) {
+      int r = take_chunks(c);
+      if (r < 0) return refuse(c, -r);
+      if (r == 0) return 0;
+    } else if (c->in_len - c->head_len <
+               (size_t)(c->head.content_length > 0 ? c->head.content_length : 0)) {
+      return 0;
+    }
+    if (on_request(c) != 0) return -1;
+  }
+  return 0;
+}
+
+/* Reads what the socket holds, within the room the request being read may
+ * take: its head, then its body. Returns the bytes read, or -1 when the peer
+ * closed or the connection failed. */
+static long conn_read(struct conn *c) {
+  const struct ldr_config *cfg = c->h->env->cfg;
+  long total = 0;
+  for (;;) {
+    size_t limit = LDR_HTTP_HEAD_MAX + READ_CHUNK;
+    if (c->head_len && c->head.chunked)
+      limit = c->head_len + 2 * (size_t)cfg->max_message_bytes + 65536 + READ_CHUNK;
+    else if (c->head_len)
+      limit = c->head_len + (size_t)(c->head.content_length > 0 ? c->head.content_length : 0) +
+              READ_CHUNK;
+    if (c->in_len >= limit) return total; /* the rest waits until this request is answered */
+    if (c->in_cap - c->in_len < READ_CHUNK / 4) {
+      size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK;
+      if (c->head_len && !c->head.chunked && cap < limit) cap = limit;
+      if (cap > limit) cap = limit;
+      char *p = realloc(c->in, cap);
+      if (p == NULL) return -1;
+      c->in = p;
+      c->in_cap = cap;
+    }
+    size_t room = c->in_cap - c->in_len;
+    if (room > limit - c->in_len) room = limit - c->in_len;
+    ssize_t r = conn_recv(c, c->in + c->in_len, room);
+    if (r == -1) return total;
+    if (r <= 0) return -1;
+    int64_t now = ldr_now_ns();
+    if (atomic_load_explicit(&c->started_ns, memory_order_relaxed) == 0)
+      atomic_store_explicit(&c->started_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&c->last_ns, now, memory_order_relaxed);
+    c->in_len += (size_t)r;
+    total += r;
+    if ((size_t)r < room && c->ssl == NULL) return total;
+  }
+}
+
+/* Serves a connection this thread owns for an event; leaves it parked again
+ * or closed. */
+void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expired) {
+  c->w = w;
+  int64_t now = ldr_now_ns();
+  int64_t limit = (int64_t)c->h->env->cfg->receive_timeout_s * 1000000000;
+  if (expired) {
+    /* The ticker found it waiting too long (or the server draining): */
+    int64_t started = atomic_load_explicit(&c->started_ns, memory_order_relaxed);
+    int64_t last = atomic_load_explicit(&c->last_ns, memory_order_relaxed);
+    if (c->out_len > 0 && now - last > limit) { /* a reply the client does not take */
+      ldr_conn_close(c);
+      return;
+    }
+    if (c->out_len == 0 && started && now - started > limit) { /* a request that does not come */
+      if (c->handshake || refuse(c, 408) != 0 || c->out_len == 0) {
+        ldr_conn_close(c);
+        return;
+      }
+      conn_park(c);
+      return;
+    }
+    if (c->out_len == 0 && !started &&
+        (atomic_load(&c->h->draining) || now - last > IDLE_NS)) { /* idle */
+      ldr_conn_close(c);
+      return;
+    }
+  }
+  if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN) && c->out_len == 0) {
+    ldr_conn_close(c);
+    return;
+  }
+  for (;;) {
+    if (c->out_len > 0) {
+      if (conn_flush(c) != 0) {
+        ldr_conn_close(c);
+        return;
+      }
+      if (c->out_len > 0) break; /* the rest when the socket has room */
+      if (c->closing) {
+        ldr_conn_close(c);
+        return;
+      }
+    }
+    long got = conn_read(c);
+    if (got < 0) { /* the peer went away (or failed): nothing to answer */
+      ldr_conn_close(c);
+      return;
+    }
+    if (conn_process(c) != 0 || (c->closing && c->out_len == 0)) {
+      ldr_conn_close(c);
+      return;
+    }
+    /* Go on while there is more to take without waiting: the socket gave
+     * bytes (a full buffer may have left some), or TLS holds decrypted ones
+     * epoll does not know of. A reply still going out waits for room. */
+    if (c->out_len > 0) continue;
+    if (got == 0 && !(c->ssl != NULL && SSL_pending(c->ssl) > 0)) break;
+  }
+  conn_park(c);
+}

@@ -1,0 +1,403 @@
+/*
+ * The HTTP/1.1 listener: worker threads sharing one epoll set of every
+ * connection, each thread with its own store connection and request arena.
+ * Connections are armed one-shot: an event hands a connection to exactly one
+ * thread, which reads, answers and writes, then arms it again; so a request
+ * is served start to finish on one thread without a lock, and a thread held
+ * up in the database holds up only the connection it serves — the others go
+ * to the other threads.
+ *
+ * Why not libmicrohttpd, which serves /metrics: Feast's API asks for answers
+ * it cannot give (408 for a body that stops arriving; a bound on the memory
+ * all bodies in flight take; certificates reloaded without a restart), and a
+ * strict parser refusing what two parsers could read two ways is small
+ * (parse.c) and fuzzed.
+ *
+ * A connection reads a request head (at most LDR_HTTP_HEAD_MAX bytes), decides
+ * from it what can be decided (route, token, size: routes.c), reads the body
+ * (Content-Length or chunked, at most max_message_bytes, counted against a
+ * budget for all connections), answers, and goes on with the next request
+ * on the connection. A request must arrive whole within receive_timeout_s
+ * of its first byte (408); an idle connection closes after 60 s.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "http/server_int.h"
+
+static char listen_tag, wake_tag;
+
+int ldr_http_threads(const struct ldr_config *cfg) {
+  if (cfg->http_listen == NULL) return 0;
+  if (cfg->workers > 0) return cfg->workers;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* ---- TLS */
+
+static SSL_CTX *tls_context(const struct ldr_config *cfg, struct ldr_err *err) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == NULL) {
+    ldr_err_set(err, LDR_NOMEM, "larder.tls: cannot create a TLS context");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    ldr_err_set(err, LDR_INVALID,
+                "larder.tls: the certificate or key cannot be used for HTTPS (or do not match)");
+    return NULL;
+  }
+  if (cfg->tls_client_ca != NULL) {
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1) {
+      ERR_clear_error();
+      SSL_CTX_free(ctx);
+      ldr_err_set(err, LDR_INVALID, "larder.tls.client_ca: cannot be read as PEM certificates");
+      return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+  }
+  return ctx;
+}
+
+enum ldr_rc ldr_http_reload_tls(struct ldr_http *h, struct ldr_err *err) {
+  if (h == NULL || h->ctx == NULL) return LDR_OK;
+  SSL_CTX *ctx = tls_context(h->env->cfg, err);
+  if (ctx == NULL) return err->rc;
+  pthread_mutex_lock(&h->tls_lock);
+  SSL_CTX *old = h->ctx;
+  h->ctx = ctx;
+  pthread_mutex_unlock(&h->tls_lock);
+  SSL_CTX_free(old); /* connections made with it hold their own reference */
+  return LDR_OK;
+}
+
+/* Frees the closed connections no thread can still hold (under h->lock). */
+static void bury(struct ldr_http *h, int all) {
+  unsigned long long oldest = ULLONG_MAX;
+  for (int i = 0; i < h->nworkers; i++)
+    if (h->workers[i].started) {
+      unsigned long long seen = atomic_load(&h->workers[i].seen);
+      if (seen < oldest) oldest = seen;
+    }
+  for (struct conn **g = &h->graves; *g != NULL;) {
+    struct conn *c = *g;
+    if (all || c->dead_at < oldest) {
+      *g = c->next;
+      free(c);
+    } else {
+      g = &c->next;
+    }
+  }
+}
+
+static void accept_some(struct worker *w) {
+  struct ldr_http *h = w->h;
+  const struct ldr_config *cfg = h->env->cfg;
+  for (int k = 0; k < 16; k++) {
+    int fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (atomic_fetch_add(&h->nconns, 1) >= cfg->http_max_connections || atomic_load(&h->draining)) {
+      atomic_fetch_sub(&h->nconns, 1);
+      close(fd); /* at the limit: the client may try another replica */
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+      atomic_fetch_sub(&h->nconns, 1);
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->h = h;
+    int64_t now = ldr_now_ns();
+    atomic_init(&c->last_ns, now);
+    atomic_init(&c->started_ns, 0);
+    atomic_init(&c->state, PARKED);
+    atomic_init(&c->pending, 0);
+    c->cert_scopes = cfg->tls_client_ca ? cfg->tls_client_scopes
+                                        : LDR_SCOPE_READ | LDR_SCOPE_WRITE | LDR_SCOPE_ADMIN;
+    if (h->ctx != NULL) {
+      pthread_mutex_lock(&h->tls_lock);
+      c->ssl = SSL_new(h->ctx);
+      pthread_mutex_unlock(&h->tls_lock);
+      if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+        if (c->ssl) SSL_free(c->ssl);
+        atomic_fetch_sub(&h->nconns, 1);
+        close(fd);
+        free(c);
+        continue;
+      }
+      SSL_set_accept_state(c->ssl);
+      c->handshake = 1;
+      atomic_init(&c->started_ns, now); /* the handshake counts as the first request's time */
+    }
+    pthread_mutex_lock(&h->lock);
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    pthread_mutex_unlock(&h->lock);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+    if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      atomic_store(&c->state, OWNED);
+      ldr_conn_close(c);
+    }
+  }
+}
+
+/*
+ * Timeouts, by whichever thread comes by after TICK_MS: a request not in
+ * within receive_timeout_s gets 408, a reply the client does not take or an
+ * idle connection is closed (at once while draining). A parked connection
+ * that is due is claimed (PARKED -> EXPIRED) and armed for writing, which
+ * wakes a thread at once to deal with it; one that a thread serves is left
+ * alone. Only parked connections' fields are read here, and only atomics.
+ */
+static void tick(struct ldr_http *h, int64_t now) {
+  long long last = atomic_load(&h->last_tick_ns);
+  int draining = atomic_load(&h->draining);
+  if (!draining && now - last < TICK_MS * 1000000LL) return;
+  if (!atomic_compare_exchange_strong(&h->last_tick_ns, &last, now)) return;
+  if (pthread_mutex_trylock(&h->lock) != 0) return;
+  atomic_fetch_add(&h->epoch, 1);
+  bury(h, 0);
+  int64_t limit = (int64_t)h->env->cfg->receive_timeout_s * 1000000000;
+  for (struct conn *c = h->conns; c != NULL; c = c->next) {
+    if (atomic_load_explicit(&c->state, memory_order_acquire) != PARKED) continue;
+    int64_t started = atomic_load_explicit(&c->started_ns, memory_order_relaxed);
+    int64_t last_io = atomic_load_explicit(&c->last_ns, memory_order_relaxed);
+    int due = atomic_load(&c->pending) ? now - last_io > limit
+              : started                ? now - started > limit
+                                       : draining || now - last_io > IDLE_NS;
+    int expect = PARKED;
+    if (!due || !atomic_compare_exchange_strong(&c->state, &expect, EXPIRED)) continue;
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
+    epoll_ctl(h->ep, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct ldr_http *h = w->h;
+  /* One event at a time: a thread held up in the database must not sit on
+   * other connections' events meanwhile. */
+  struct epoll_event evs[1];
+  while (!atomic_load(&h->stop)) {
+    atomic_store(&w->seen, atomic_load(&h->epoch));
+    int n = epoll_wait(h->ep, evs, 1, TICK_MS);
+    for (int i = 0; i < n; i++) {
+      void *p = evs[i].data.ptr;
+      if (p == &listen_tag) {
+        if (!atomic_load(&h->draining)) accept_some(w);
+        continue;
+      }
+      if (p == &wake_tag) continue;
+      struct conn *c = p;
+      /* The event is ours only if the connection is: one that another
+       * thread serves (the ticker's wake-up racing a real event) is left to
+       * it, and it arms the connection again when done. */
+      int expect = PARKED, expired = 0;
+      if (!atomic_compare_exchange_strong(&c->state, &expect, OWNED)) {
+        if (expect != EXPIRED || !atomic_compare_exchange_strong(&c->state, &expect, OWNED))
+          continue;
+        expired = 1;
+      }
+      ldr_conn_event(w, c, evs[i].events, expired);
+    }
+    tick(h, ldr_now_ns());
+    if (n == 0 && w->trim) {
+      w->trim = 0;
+      malloc_trim(0);
+    }
+  }
+  return NULL;
+}
+
+/* ---- lifecycle */
+
+static int bind_listen(const char *addr, int *port, struct ldr_err *err) {
+  char host[256];
+  const char *colon = strrchr(addr, ':');
+  size_t hlen = (size_t)(colon - addr);
+  if (hlen >= sizeof host) hlen = sizeof host - 1;
+  memcpy(host, addr, hlen);
+  host[hlen] = '\0';
+  char *h = host;
+  if (h[0] == '[') {
+    h++;
+    h[strlen(h) - 1] = '\0';
+  }
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo *ai = NULL;
+  if (getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+    ldr_err_set(err, LDR_INVALID, "larder.http_listen: cannot resolve %s", addr);
+    return -1;
+  }
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    ldr_err_set(err, LDR_UNAVAILABLE,
+                "larder.http_listen: cannot listen on %s: the address is in use or not valid",
+                addr);
+    if (fd >= 0) close(fd);
+    freeaddrinfo(ai);
+    return -1;
+  }
+  freeaddrinfo(ai);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &len);
+  *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                         : ((struct sockaddr_in *)&ss)->sin_port);
+  return fd;
+}
+
+static void free_http(struct ldr_http *h) {
+  for (int i = 0; h->workers != NULL && i < h->nworkers; i++) {
+    struct worker *w = &h->workers[i];
+    if (w->t.backend != NULL) ldr_backend_free(w->t.backend);
+    ldr_arena_destroy(&w->t.arena);
+  }
+  while (h->conns != NULL) ldr_conn_close(h->conns);
+  bury(h, 1);
+  free(h->workers);
+  if (h->ep >= 0) close(h->ep);
+  if (h->wake >= 0) close(h->wake);
+  if (h->lfd >= 0) close(h->lfd);
+  if (h->ctx != NULL) SSL_CTX_free(h->ctx);
+  pthread_mutex_destroy(&h->tls_lock);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+}
+
+static int worker_init(struct ldr_http *h, int i, struct ldr_err *err) {
+  const struct ldr_config *cfg = h->env->cfg;
+  struct worker *w = &h->workers[i];
+  w->h = h;
+  w->idx = i;
+  w->t.env = h->env;
+  w->t.reader = h->env->first_reader + (size_t)i;
+  size_t cap = (size_t)cfg->max_message_bytes * 16;
+  ldr_arena_init(&w->t.arena, 16384, cap < (64u << 20) ? 64u << 20 : cap);
+  if (ldr_backend_new(&cfg->store, &w->t.backend, err) != LDR_OK) return -1;
+  return 0;
+}
+
+enum ldr_rc ldr_http_start(const struct ldr_http_env *env, struct ldr_http **out, int *port,
+                           struct ldr_err *err) {
+  const struct ldr_config *cfg = env->cfg;
+  *out = NULL;
+  struct ldr_http *h = calloc(1, sizeof *h);
+  if (h == NULL) return ldr_err_set(err, LDR_NOMEM, "http: out of memory");
+  h->env = env;
+  h->lfd = h->ep = h->wake = -1;
+  pthread_mutex_init(&h->tls_lock, NULL);
+  pthread_mutex_init(&h->lock, NULL);
+  size_t budget = (size_t)cfg->max_message_bytes * 16;
+  h->body_budget = budget < (256u << 20) ? 256u << 20 : budget;
+  if (cfg->tls_cert != NULL && (h->ctx = tls_context(cfg, err)) == NULL) {
+    free_http(h);
+    return err->rc;
+  }
+  h->lfd = bind_listen(cfg->http_listen, port, err);
+  if (h->lfd < 0) {
+    free_http(h);
+    return err->rc;
+  }
+  h->ep = epoll_create1(EPOLL_CLOEXEC);
+  h->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+  struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_tag};
+  if (h->ep < 0 || h->wake < 0 || epoll_ctl(h->ep, EPOLL_CTL_ADD, h->lfd, &lev) != 0 ||
+      epoll_ctl(h->ep, EPOLL_CTL_ADD, h->wake, &wev) != 0) {
+    ldr_err_set(err, LDR_INTERNAL, "http: cannot create an epoll set");
+    free_http(h);
+    return err->rc;
+  }
+  h->nworkers = ldr_http_threads(cfg);
+  h->workers = calloc((size_t)h->nworkers, sizeof *h->workers);
+  if (h->workers == NULL) {
+    ldr_err_set(err, LDR_NOMEM, "http: out of memory");
+    free_http(h);
+    return err->rc;
+  }
+  for (int i = 0; i < h->nworkers; i++)
+    if (worker_init(h, i, err) != 0) {
+      free_http(h);
+      return err->rc;
+    }
+  for (int i = 0; i < h->nworkers; i++) {
+    struct worker *w = &h->workers[i];
+    w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+    if (!w->started) {
+      ldr_err_set(err, LDR_INTERNAL, "http: cannot start a thread");
+      ldr_http_stop(h, 0);
+      return err->rc;
+    }
+  }
+  *out = h;
+  return LDR_OK;
+}
+
+/* Wakes every thread now: the eventfd stays readable (never read). */
+static void wake_all(struct ldr_http *h) {
+  uint64_t one = 1;
+  if (h->wake >= 0 && write(h->wake, &one, sizeof one) < 0) { /* already awake */
+  }
+}
+
+void ldr_http_drain(struct ldr_http *h) {
+  if (h == NULL || atomic_exchange(&h->draining, 1)) return;
+  /* New connections are refused from now on (one the kernel took in but no
+   * thread accepted is reset), not left waiting in the backlog. */
+  epoll_ctl(h->ep, EPOLL_CTL_DEL, h->lfd, NULL);
+  shutdown(h->lfd, SHUT_RDWR);
+  atomic_store(&h->last_tick_ns, 0); /* idle connections close at the next tick */
+}
+
+int ldr_http_open_connections(struct ldr_http *h) {
+  return h == NULL ? 0 : atomic_load(&h->nconns);
+}
+
+void ldr_http_stop(struct ldr_http *h, int grace_s) {
+  if (h == NULL) return;
+  ldr_http_drain(h);
+  int64_t end = ldr_now_ns() + (int64_t)grace_s * 1000000000;
+  while (atomic_load(&h->nconns) > 0 && ldr_now_ns() < end) {
+    struct timespec pause = {0, 20 * 1000000};
+    nanosleep(&pause, NULL);
+  }
+  atomic_store(&h->stop, 1);
+  wake_all(h);
+  for (int i = 0; i < h->nworkers; i++)
+    if (h->workers[i].started) pthread_join(h->workers[i].thread, NULL);
+  free_http(h);
+}

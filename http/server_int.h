@@ -1,0 +1,102 @@
+/*
+ * What http/server.c (threads, accept, timeouts, lifecycle) and http/conn.c
+ * (a connection: bytes in and out, requests, answers) share.
+ */
+#ifndef LDR_HTTP_SERVER_INT_H
+#define LDR_HTTP_SERVER_INT_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "http/http_int.h"
+
+#define IDLE_NS (60 * 1000000000LL) /* an idle keep-alive connection closes */
+#define TICK_MS 250                 /* how often timeouts are looked at */
+#define READ_CHUNK 16384
+#define EVENTS 64
+/* A request this large leaves freed memory that malloc keeps; the thread
+ * gives it back once it has nothing to do. */
+#define LARGE_BYTES (1u << 20)
+/* A request refused from its head alone keeps its connection when its body
+ * is at most this long (it is read and dropped); a longer one is not read. */
+#define EARLY_BODY_MAX 65536
+
+struct worker;
+
+/* Who has a connection: parked in epoll (armed), served by one thread,
+ * claimed by the ticker for a timeout (then armed to wake a thread), or
+ * closed (its memory waits until no thread can still hold an event for it). */
+enum { PARKED, OWNED, EXPIRED, CLOSED };
+
+struct conn {
+  int fd;
+  SSL *ssl;
+  unsigned cert_scopes;
+  struct ldr_http *h;
+  struct worker *w; /* the thread serving it now (while OWNED) */
+  atomic_int state;
+  struct conn *prev, *next;   /* in h->conns, under h->lock; in h->graves once closed */
+  unsigned long long dead_at; /* h->epoch when it was closed */
+  char *in;                   /* bytes received and not yet consumed */
+  size_t in_len, in_cap;
+  size_t head_len; /* 0: the head is not complete */
+  struct ldr_http_head head;
+  const struct ldr_http_route *route;
+  int early; /* the answer was decided from the head; the body is read and dropped */
+  struct ldr_http_exchange x;
+  struct ldr_http_chunks chunks;
+  size_t chunk_pos; /* bytes of `in` after the head that the decoder took */
+  char *body;       /* a chunked body, decoded */
+  size_t body_len, body_cap;
+  size_t reserved; /* bytes of the body budget this request holds */
+  char *out;
+  size_t out_len, out_off, out_cap;
+  /* Read by the ticker while the connection is parked, hence atomic. */
+  _Atomic int64_t started_ns; /* the first byte of the request being read; 0: none */
+  _Atomic int64_t last_ns;    /* the last byte in or out */
+  atomic_int pending;         /* a reply is not yet written out */
+  int closing;                /* close once `out` is written */
+  int handshake;              /* TLS: not yet through the handshake */
+};
+
+struct worker {
+  struct ldr_http *h;
+  atomic_ullong seen; /* h->epoch at the top of this thread's last loop */
+  int idx;
+  pthread_t thread;
+  int started;
+  struct ldr_http_thread t;
+  int trim;
+};
+
+struct ldr_http {
+  const struct ldr_http_env *env;
+  int lfd;
+  int ep;   /* every connection, the listener and `wake` */
+  int wake; /* eventfd, never read: once written it wakes every thread (stop) */
+  int nworkers;
+  struct worker *workers;
+  pthread_mutex_t lock; /* guards `conns` and `graves` (accept, close, the ticker) */
+  struct conn *conns;
+  struct conn *graves; /* closed, freed once every thread has seen a later epoch */
+  atomic_ullong epoch; /* advanced by each tick */
+  atomic_llong last_tick_ns;
+  atomic_int draining, stop;
+  atomic_int nconns;
+  atomic_size_t body_bytes; /* bytes of bodies being received, all connections */
+  size_t body_budget;
+  pthread_mutex_t tls_lock; /* guards `ctx` between SIGHUP and accepts */
+  SSL_CTX *ctx;             /* NULL: plaintext */
+};
+
+/* Marker pointers that tell the listener and the wake-up fd from connections. */
+/* conn.c */
+/* Serves a connection this thread owns (it won the state's CAS) for an
+ * epoll event; `expired`: the ticker claimed it. Leaves it parked or closed. */
+void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expired);
+/* Ends a connection its thread owns; its memory goes to h->graves. */
+void ldr_conn_close(struct conn *c);
+
+#endif
