@@ -2,8 +2,8 @@
 # The second set-up command: installs what is missing, checks formatting and
 # the documentation's links, starts throw-away database servers on loopback
 # (stopped again on exit), builds with warnings as errors, and runs every
-# test twice: on the normal build and on an AddressSanitizer +
-# UndefinedBehaviorSanitizer build; then the benchmark and soak scripts
+# test twice: on the normal build (then mutation testing) and on an
+# AddressSanitizer + UndefinedBehaviorSanitizer build; then the benchmark and soak scripts
 # briefly, each fuzz target for 5 s, and the server tests under
 # ThreadSanitizer.
 set -euo pipefail
@@ -32,6 +32,21 @@ echo "== build (RelWithDebInfo, -Werror)"
 bash scripts/build.sh build -DLARDER_TESTS=ON -DLARDER_WERROR=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
+
+# Every mutant of tests/mutations.txt must make its tests fail (STYLE 19); it
+# uses the databases started above. The whole list takes about 3.5 minutes on
+# two cores from a cold build-mutate/. Should it outgrow the budget, set
+# MUTATE_SLICES=N: CI then runs a different N-th each day (by day of year),
+# and `bash scripts/mutate.sh` still runs all of it by hand.
+slices=${MUTATE_SLICES:-1}
+if [ "$slices" -gt 1 ]; then
+  slice="$((10#$(date +%j) % slices))/$slices"
+  echo "== mutation testing: slice $slice of tests/mutations.txt (scripts/mutate.sh --slice)"
+  bash scripts/mutate.sh --slice "$slice"
+else
+  echo "== mutation testing: every mutant of tests/mutations.txt (scripts/mutate.sh)"
+  bash scripts/mutate.sh
+fi
 
 echo "== fresh machine: scripts/serve.sh and the README's Python example, then deps.sh and the README's build, each in a new Debian 12 root"
 bash integration/fresh_machine.sh || [ $? -eq 77 ] # 77: skipped (not root), never under CI=true
@@ -65,6 +80,6 @@ echo "== server tests under ThreadSanitizer"
 # SQLite variants run here (the others ran under ASan above).
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp"
 (cd build-tsan && ctest --output-on-failure --no-tests=error -j2 -R \
-  '^(unit\.registry|integration\.(c_client|e2e\.sqlite|serving\.sqlite|mesh|shutdown|deadline\.sqlite|bad_input\.sqlite|idle_streams|auth_scopes))$')
+  '^(unit\.registry|integration\.(c_client|e2e\.sqlite|serving\.sqlite|mesh|shutdown|deadline\.sqlite|bad_input\.sqlite|idle_streams|auth_scopes|call_states))$')
 
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

@@ -129,18 +129,29 @@ static void log_failure(struct worker *w, const char *method, enum ldr_rc rc, co
   w->failures_not_logged = 0;
 }
 
-void ldr_call_account(struct call *c, enum ldr_rc rc) {
+/* Counts a call's end with the gRPC status it ended with. */
+static void account_status(struct call *c, int status) {
   int64_t took = ldr_now_ns() - c->started_ns;
-  ldr_metrics_handled(c->w->ws.metrics, ldr_call_slot(c), ldr_rc_grpc_status(rc), took);
+  ldr_metrics_handled(c->w->ws.metrics, ldr_call_slot(c), status, took);
   ldr_metrics_connected(c->w->ws.metrics, c->w->backend->ops->connected(c->w->backend));
   if (!ldr_log_enabled(LDR_LOG_DEBUG)) return;
   char *peer = grpc_call_get_peer(c->call);
   char *unknown = c->method ? NULL : grpc_slice_to_c_string(c->details.method);
   ldr_log(LDR_LOG_DEBUG, "access: worker=%d method=%s status=%s duration_us=%lld peer=%s",
-          c->w->idx, c->method ? c->method->path : unknown,
-          ldr_grpc_code_name(ldr_rc_grpc_status(rc)), (long long)(took / 1000), peer ? peer : "?");
+          c->w->idx, c->method ? c->method->path : unknown, ldr_grpc_code_name(status),
+          (long long)(took / 1000), peer ? peer : "?");
   gpr_free(peer);
   gpr_free(unknown);
+}
+
+void ldr_call_account(struct call *c, enum ldr_rc rc) { account_status(c, ldr_rc_grpc_status(rc)); }
+
+/* How a call whose message never came ended: with the status the server
+ * cancelled it with, cancelled by its client, or closed by the client
+ * without a message (INVALID_ARGUMENT, the status it was sent). */
+static int unreceived_status(const struct call *c, int closed_normally) {
+  if (c->evicted) return c->evicted;
+  return closed_normally && !c->cancelled ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_CANCELLED;
 }
 
 int ldr_call_send_reply(struct call *c, enum ldr_rc rc) {
@@ -175,7 +186,9 @@ int ldr_call_send_reply(struct call *c, enum ldr_rc rc) {
   ops[nops++].data.send_status_from_server.status_details = rc == LDR_OK ? NULL : &c->status_msg;
   ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[nops++].data.recv_close_on_server.cancelled = &c->cancelled;
-  ldr_call_account(c, rc);
+  /* A call whose message did not come is counted when this batch ends: only
+   * then does RECV_CLOSE_ON_SERVER tell a cancelled call from an empty one. */
+  if (!c->count_at_close) ldr_call_account(c, rc);
   c->state = CALL_SENDING;
   ldr_call_wait(c);
   if (c->w->cq_shut) return -1;
@@ -227,8 +240,12 @@ static int start_receive(struct call *c) {
 /* Takes the request bytes of `c` and checks what comes before any handler. */
 static enum ldr_rc begin(struct call *c) {
   struct ldr_handler_ctx *ctx = &c->ctx;
-  if (c->payload == NULL)
+  if (c->payload == NULL) {
+    /* The client closed its side without a message, or the call was
+     * cancelled (by the client, or by the server for waiting too long). */
+    c->count_at_close = 1;
     return ldr_err_set(&ctx->err, LDR_INVALID, "request: no message was sent");
+  }
   enum ldr_rc rc = ldr_call_take_payload(c);
   if (rc != LDR_OK) return rc;
   c->deadline_ns = deadline_ns(c->deadline);
@@ -291,11 +308,17 @@ void ldr_call_event(struct call *c, int success) {
     /* success = 0: the client cancelled or went away while sending, or the
      * call was ended for waiting too long. */
     if (success && on_received(c) == 0) return;
-    if (!success)
+    if (!success) {
       ldr_log(LDR_LOG_DEBUG, "worker %d: %s: the client went away before its request arrived",
               c->w->idx, c->method->name);
+      account_status(c, unreceived_status(c, 0));
+    }
     break;
   default: /* the reply batch is done (success = 0: the client went away) */
+    if (c->count_at_close) {
+      c->count_at_close = 0;
+      account_status(c, unreceived_status(c, success));
+    }
     break;
   }
   ldr_call_finish(c);

@@ -182,10 +182,11 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
       LDR_VERSION, m->store);
   put(&o, "# HELP grpc_server_started_total RPCs started on the server.\n"
           "# TYPE grpc_server_started_total counter\n");
-  for (size_t i = 0; i < ldr_n_methods; i++) {
-    char svc[128];
-    const char *meth;
-    split(ldr_methods[i].path, svc, sizeof svc, &meth);
+  /* The unknown methods' slot too: each call counted handled was counted started. */
+  for (size_t i = 0; i <= ldr_n_methods; i++) {
+    char svc[128] = "unknown";
+    const char *meth = "unknown";
+    if (i < ldr_n_methods) split(ldr_methods[i].path, svc, sizeof svc, &meth);
     put(&o,
         "grpc_server_started_total{grpc_type=\"%s\",grpc_service=\"%s\",grpc_method=\"%s\"} "
         "%llu\n",
@@ -323,9 +324,10 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                              MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+  /* The logger first: libmicrohttpd warns about any option that comes before it. */
+  m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                              NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                              64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (m->httpd == NULL) {
     ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: cannot listen on %s", listen);

@@ -51,7 +51,7 @@ struct call {
   const struct ldr_method *method; /* NULL: a slot for unregistered methods */
   struct worker *w;
   int extra;   /* requested by a drain: never requested again, not in the pool */
-  int evicted; /* cancelled to make room, or for a timeout: its end is on the way */
+  int evicted; /* the status it was cancelled with (to make room, or for a timeout); 0: none */
   grpc_call *call;
   gpr_timespec deadline;
   grpc_metadata_array md;
@@ -60,6 +60,7 @@ struct call {
   grpc_byte_buffer *reply;
   grpc_slice status_msg;
   int cancelled;
+  int count_at_close;   /* no message came: counted when the status batch says how the call ended */
   unsigned scopes;      /* what the caller's credentials grant */
   int64_t started_ns;   /* when it was matched */
   int64_t waiting_ns;   /* since when it waits for the client (a message, or taking a reply) */

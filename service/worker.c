@@ -111,7 +111,7 @@ static void give_back(struct worker *w, int kind, struct call *c) {
 static void evict_oldest(struct worker *w, int kind) {
   for (struct call *c = w->pools[kind].inflight.head; c != NULL; c = c->next) {
     if (c->evicted || c->state == CALL_BATCHED) continue;
-    c->evicted = 1;
+    c->evicted = GRPC_STATUS_RESOURCE_EXHAUSTED;
     ldr_log(LDR_LOG_WARN,
             "worker %d: %zu calls in flight: ending the oldest (%s) to make room for new ones",
             w->idx, w->pools[kind].inflight.n, c->method ? c->method->name : "unknown method");
@@ -149,6 +149,7 @@ void ldr_call_request(struct call *c) {
   c->payload = NULL;
   c->md.count = 0;
   c->evicted = 0;
+  c->count_at_close = 0;
   if (!c->extra) c->w->requested[ldr_call_slot(c)]++;
   /* Before the request: from then on the call may be matched, and its
    * completion taken by its worker while this thread (main, in a drain) is
@@ -233,7 +234,7 @@ static void end_stalled(struct worker *w, int64_t now) {
   for (struct call *c = w->pools[KIND_UNARY].inflight.head; c != NULL; c = c->next) {
     if (c->evicted || (c->state != CALL_RECEIVING && c->state != CALL_SENDING)) continue;
     if (ldr_call_waited(c, now) < limit) continue;
-    c->evicted = 1;
+    c->evicted = GRPC_STATUS_DEADLINE_EXCEEDED;
     ldr_log(LDR_LOG_DEBUG, "worker %d: %s: the client kept the call waiting for %d s", w->idx,
             c->method ? c->method->name : "unknown method", w->srv->cfg->receive_timeout_s);
     grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "backends/backend.h"
+#include "common/file.h"
 #include "tests/support/support.h"
 
 static json_object *cases;
@@ -32,9 +33,26 @@ static float le_float(const uint8_t *p) {
   return f;
 }
 
+/* The kinds of Value the cases must cover: each one has a builder below. */
+static const char *const kinds[] = {"double_val", "float_val",  "int32_val", "int64_val",
+                                    "bool_val",   "string_val", "bytes_val", "int64_list_val"};
+#define N_KINDS (sizeof kinds / sizeof kinds[0])
+
+/* How many cases the file holds, counted in its text rather than by json-c: a
+ * parse that lost cases, or an empty list, does not pass for a good run. */
+static size_t cases_in_file(const char *path) {
+  uint8_t *text = NULL;
+  size_t len = 0, n = 0;
+  if (ldr_read_file(path, &text, &len) != 0) fail_msg("cannot read %s", path);
+  for (const char *p = (const char *)text; (p = strstr(p, "\"kind\"")) != NULL; p++) n++;
+  free(text);
+  return n;
+}
+
 static void all_cases(void **state) {
   (void)state;
-  size_t n = json_object_array_length(cases), checked = 0;
+  size_t n = json_object_array_length(cases), compared = 0, nulls = 0;
+  size_t per_kind[N_KINDS] = {0};
   for (size_t i = 0; i < n; i++) {
     json_object *c = json_object_array_get_idx(cases, i);
     const char *kind = json_object_get_string(ldr_test_get(c, "kind"));
@@ -46,6 +64,8 @@ static void all_cases(void **state) {
     size_t blen = 0;
     uint8_t *bytes = hex ? ldr_test_unhex(&a, json_object_get_string(hex), &blen) : NULL;
     Feast__Types__Int64List list = FEAST__TYPES__INT64_LIST__INIT;
+    for (size_t k = 0; k < N_KINDS; k++)
+      if (!strcmp(kind, kinds[k])) per_kind[k]++;
     if (!strcmp(kind, "double_val")) {
       v.val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
       v.double_val = le_double(bytes);
@@ -80,6 +100,7 @@ static void all_cases(void **state) {
     int has = ldr_value_text(&v, buf, &text, &len);
     if (want == NULL) {
       if (has) fail_msg("case %zu (%s): want NULL, got '%.*s'", i, kind, (int)len, text);
+      nulls++;
     } else {
       const char *w = json_object_get_string(want);
       if (!has || len != strlen(w) || memcmp(text, w, len) != 0)
@@ -87,11 +108,16 @@ static void all_cases(void **state) {
                  json_object_get_string(ldr_test_get(c, "value_repr")), w, has ? (int)len : 4,
                  has ? text : "NULL");
     }
-    checked++;
+    compared++;
     ldr_arena_destroy(&a);
   }
-  assert_int_equal(checked, n);
-  print_message("checked %zu value_text cases\n", checked);
+  print_message("compared %zu value_text cases (%zu NULL)\n", compared, nulls);
+  assert_true(compared > 0);
+  assert_int_equal(compared, cases_in_file(ldr_test_data("value_text.json")));
+  /* Both answers occur, and every kind is covered. */
+  assert_true(nulls > 0 && nulls < compared);
+  for (size_t k = 0; k < N_KINDS; k++)
+    if (per_kind[k] == 0) fail_msg("value_text.json has no %s case", kinds[k]);
 }
 
 /* Doubles beyond the vectors: every formatted value reads back exactly. */

@@ -233,6 +233,9 @@ static void errors(void **state) {
       {"project: p\nregistry: [x]\n", "fs.yaml:2:11: registry: expected a path or a mapping"},
       {"project: pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\n",
        "fs.yaml:1:10: project: longer than 58 characters"},
+      /* 59 characters: "<project>_<view>" could not be 60 bytes with any view. */
+      {"project: p2345678901234567890123456789012345678901234567890123456789\n",
+       "fs.yaml:1:10: project: longer than 58 characters"},
       {"project: p\n  bad indent: x\n", "fs.yaml:2:13: mapping values are not allowed"},
       {"project: p\nonline_store:\n  type: postgres\n  host: h\n",
        "fs.yaml:3:3: online_store.database: required for the postgres store"},
@@ -298,6 +301,12 @@ static void defaults(void **state) {
   assert_int_equal(cfg.enforce_ttl, 1);
   assert_null(cfg.registry_path);
   assert_null(cfg.registry_unsupported);
+  ldr_config_destroy(&cfg);
+  /* The longest project: 58 characters (one-character views make 60-byte tables). */
+  static const char longest[] =
+      "project: p234567890123456789012345678901234567890123456789012345678\n";
+  if (load(longest, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_int_equal(strlen(cfg.project), 58);
   ldr_config_destroy(&cfg);
 }
 
