@@ -1,14 +1,16 @@
 /*
  * larder-bench: a closed-loop load generator on the gRPC C core.
  *
- *   larder-bench [--target HOST:PORT] [--method read|write] [--view NAME]
+ *   larder-bench [--target HOST:PORT] [--method read|write|gof] [--view NAME]
  *                [--keys K] [--features F] [--rows R] [--key-space N]
  *                [--concurrency C] [--channels N] [--warmup S] [--duration S]
  *                [--rate QPS] [--preload] [--label TEXT]
  *                [--dump-request FILE] [--dump-reply FILE]
  *
  * Reads ask for K random keys of a view whose entities have F features;
- * writes send R rows of F features. Requests are encoded before the run (a
+ * writes send R rows of F features. `gof` is the same read through Feast's
+ * ServingService/GetOnlineFeatures: features "VIEW:f0".."VIEW:f<F-1>" for a
+ * driver_id column of K random keys (it needs larder's `registry`). Requests are encoded before the run (a
  * pool of 512), so the client spends its time on gRPC, not on protobuf.
  * C calls are kept outstanding on one completion queue, spread over N
  * channels (each its own TCP connection). With --rate the calls start on a
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "feast/serving/ServingService.pb-c.h"
 #include "larder/v1/online_store.pb-c.h"
 
 #define POOL 512
@@ -119,6 +122,46 @@ static grpc_slice read_request(const struct opts *o) {
   return s;
 }
 
+/* A GetOnlineFeatures request: K random driver_id values and F references VIEW:f<i>. */
+static grpc_slice gof_request(const struct opts *o) {
+  Feast__Types__Value *vals = calloc((size_t)o->keys, sizeof *vals);
+  Feast__Types__Value **valp = calloc((size_t)o->keys, sizeof *valp);
+  for (int i = 0; i < o->keys; i++) {
+    feast__types__value__init(&vals[i]);
+    vals[i].val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+    vals[i].int64_val = (int64_t)(rnd() % (uint64_t)o->key_space);
+    valp[i] = &vals[i];
+  }
+  Feast__Types__RepeatedValue column = FEAST__TYPES__REPEATED_VALUE__INIT;
+  column.n_val = (size_t)o->keys;
+  column.val = valp;
+  Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry entry =
+      FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__ENTITIES_ENTRY__INIT;
+  entry.key = "driver_id";
+  entry.value = &column;
+  Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *entries[1] = {&entry};
+  char **refs = calloc((size_t)o->features, sizeof *refs);
+  for (int f = 0; f < o->features; f++) {
+    size_t n = strlen(o->view) + 16;
+    refs[f] = malloc(n);
+    snprintf(refs[f], n, "%s:f%d", o->view, f);
+  }
+  Feast__Serving__FeatureList list = FEAST__SERVING__FEATURE_LIST__INIT;
+  list.n_val = (size_t)o->features;
+  list.val = refs;
+  Feast__Serving__GetOnlineFeaturesRequest req = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__INIT;
+  req.n_entities = 1;
+  req.entities = entries;
+  req.kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
+  req.features = &list;
+  grpc_slice s = pack(&req.base);
+  for (int f = 0; f < o->features; f++) free(refs[f]);
+  free(refs);
+  free(vals);
+  free(valp);
+  return s;
+}
+
 /* `rows` rows with ids from `first` (or random ids when first < 0), each with o->features features.
  */
 static grpc_slice write_request(const struct opts *o, int rows, int64_t first) {
@@ -178,6 +221,7 @@ static grpc_slice write_request(const struct opts *o, int rows, int64_t first) {
 static const char *method_path(const char *m) {
   if (!strcmp(m, "write")) return "/larder.v1.OnlineStore/OnlineWriteBatch";
   if (!strcmp(m, "update")) return "/larder.v1.OnlineStore/Update";
+  if (!strcmp(m, "gof")) return "/feast.serving.ServingService/GetOnlineFeatures";
   return "/larder.v1.OnlineStore/OnlineRead";
 }
 
@@ -305,7 +349,7 @@ static const char *code_name(int c) {
 static void usage(void) {
   fprintf(
       stderr,
-      "usage: larder-bench [--target HOST:PORT] [--method read|write] [--view NAME] [--keys K]\n"
+      "usage: larder-bench [--target HOST:PORT] [--method read|write|gof] [--view NAME] [--keys K]\n"
       "                    [--features F] [--rows R] [--key-space N] [--concurrency C] [--channels "
       "N]\n"
       "                    [--warmup S] [--duration S] [--rate QPS] [--preload] [--label TEXT]\n"
@@ -441,8 +485,8 @@ int main(int argc, char **argv) {
       usage();
     }
   }
-  int write = !strcmp(o.method, "write");
-  if ((!write && strcmp(o.method, "read")) || o.keys < 1 || o.features < 1 || o.concurrency < 1 ||
+  int write = !strcmp(o.method, "write"), gof = !strcmp(o.method, "gof");
+  if ((!write && !gof && strcmp(o.method, "read")) || o.keys < 1 || o.features < 1 || o.concurrency < 1 ||
       o.key_space < 1 || o.rows < 1)
     usage();
   if (o.channels <= 0) o.channels = o.concurrency < 4 ? o.concurrency : 4;
@@ -461,7 +505,8 @@ int main(int argc, char **argv) {
     registered[i] = grpc_channel_register_call(channels[i], method_path(o.method), NULL, NULL);
   }
   if (o.preload) preload(&o);
-  for (int i = 0; i < POOL; i++) pool[i] = write ? write_request(&o, o.rows, -1) : read_request(&o);
+  for (int i = 0; i < POOL; i++)
+    pool[i] = write ? write_request(&o, o.rows, -1) : gof ? gof_request(&o) : read_request(&o);
   if (o.dump_request)
     write_file(o.dump_request, GRPC_SLICE_START_PTR(pool[0]), GRPC_SLICE_LENGTH(pool[0]), 1);
   if (o.dump_reply) {

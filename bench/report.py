@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from collections import defaultdict
 
 SERVERS = ["larder-sqlite", "echo", "python-peer", "larder-postgres", "postgres-c", "larder-mysql", "mysql-c"]
@@ -124,8 +125,19 @@ def main():
         with open(recorded) as f:
             params.update(json.load(f))
     for k, v in params.items():
-        if getattr(a, k) is None:
+        if k != "machine" and getattr(a, k) is None:
             setattr(a, k, v)
+    # The machine the measurements were taken on: recorded beside them the first time, so that
+    # writing the report again later (soak.sh, http.sh) does not describe another machine.
+    machine_facts = params.get("machine")
+    if machine_facts is None:
+        machine_facts = machine()
+        if os.path.exists(recorded) and not a.smoke:
+            with open(recorded) as f:
+                kept = json.load(f)
+            kept["machine"] = machine_facts
+            with open(recorded, "w") as f:
+                f.write(json.dumps(kept) + "\n")
     rows = load(a.results)
     here = os.path.dirname(os.path.abspath(__file__))
 
@@ -197,6 +209,12 @@ def main():
         targets.append(("resident memory under load at concurrency %d: at most 64 MiB" % hi, peak <= 64,
                         "peak VmRSS %.1f MiB (of it anonymous memory %.1f MiB)" % (peak, anon)))
 
+    # bench/http.sh's record, when there is one: its targets join the table, its section follows.
+    sys.path.insert(0, here)
+    import http_tool
+    http_targets, http_lines = http_tool.http_section(os.path.dirname(os.path.abspath(a.results)))
+    targets.extend(http_targets)
+
     # ---- plots -----------------------------------------------------------------------
     plots = os.path.join(a.out, "plots")
     os.makedirs(plots, exist_ok=True)
@@ -242,12 +260,14 @@ def main():
     if a.smoke:
         w("**Smoke run: one second per measurement, for checking the script only. These numbers mean nothing.**\n")
     w("Produced by `bench/run.sh` (which wrote this file). Every figure below comes from one run on one "
-      "machine; the targets are ratios between servers measured back to back in that run.\n")
+      "machine; the targets are ratios between servers measured back to back in that run." +
+      (" The HTTP targets and section come from `bench/http.sh`'s own run (its date and machine are given "
+       "there)." if http_lines else "") + "\n")
     w("## Targets\n")
     w("| target | met | measured |")
     w("|---|---|---|")
     for name, ok, what in targets:
-        w("| %s | %s | %s |" % (name, "yes" if ok else "**no**", what))
+        w("| %s | %s | %s |" % (name, http_tool.met(ok), what))
     w("")
     if os.path.exists(os.path.join(here, "analysis.md")):
         with open(os.path.join(here, "analysis.md")) as f:
@@ -284,7 +304,7 @@ def main():
     w("## Machine\n")
     w("| | |")
     w("|---|---|")
-    for k, v in machine():
+    for k, v in machine_facts:
         w("| %s | %s |" % (k, v))
     w("")
     w("## Reads\n")
@@ -346,6 +366,7 @@ def main():
         for backend, shape, rss, anon in mem:
             w("| %s | %s | %.1f | %.1f |" % (backend, shape, int(rss) / 1024, int(anon) / 1024))
         w("")
+    out.extend(http_lines)
     soak = a.soak or os.path.join(a.out, "plots", "data", "soak.tsv")
     if os.path.exists(soak):
         out.extend(soak_section(soak))

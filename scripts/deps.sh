@@ -19,6 +19,7 @@ if [ "${1:-}" = "--test" ]; then
     python3-psycopg python3-pymysql python3-h2 nghttp2-client sqlite3 openssl curl
     gnuplot-nox procps util-linux docker-compose python3-yaml binutils
     mmdebstrap podman runc
+    wrk python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-gunicorn python3-pandas
   )
   # The Node client test needs node and npm; a node from elsewhere (with its
   # own npm) is kept.

@@ -60,6 +60,8 @@ echo "== benchmarks: bench/run.sh --smoke (every server and baseline for a secon
 bash bench/run.sh --smoke
 echo "== soak: bench/soak.sh --smoke (three short intervals; the 30-minute record is in bench/RESULTS.md)"
 bash bench/soak.sh --smoke
+echo "== HTTP benchmark: bench/http.sh --smoke (larder's HTTP API, if built, and the feast serve baseline, answers checked)"
+bash bench/http.sh --smoke
 
 echo "== build (ASan + UBSan)"
 BUILD_TYPE=Debug bash scripts/build.sh build-asan -DLARDER_TESTS=ON -DLARDER_WERROR=ON -DLARDER_SANITIZE=address,undefined
