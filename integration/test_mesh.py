@@ -28,7 +28,7 @@ Code = grpc.StatusCode
 SERVING, NOT_SERVING = H.HealthCheckResponse.SERVING, H.HealthCheckResponse.NOT_SERVING
 SERVED = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
           "grpc.reflection.v1alpha.ServerReflection", "larder.v1.OnlineStore",
-          "feast.serving.ServingService"}
+          "feast.serving.ServingService", "GrpcFeatureServer"}
 
 
 def health(channel):
