@@ -182,25 +182,59 @@ static void answer_ingest(struct ldr_http_exchange *x, enum ldr_rc rc,
   }
 }
 
-void ldr_http_push(struct ldr_http_exchange *x) {
+/* What both requests have: an object with a name field (the push source, or
+ * the view), `df`, and Feast's two flags. NULL when answered (422). */
+static const struct ldr_json *decode(struct ldr_http_exchange *x, const char *name_field,
+                                     const char **name, struct ldr_frame *f, int *transform) {
   const struct ldr_json *body = ldr_http_body_json(x);
-  if (body == NULL) return;
+  if (body == NULL) return NULL;
   if (body->type != LDR_JSON_OBJECT) {
     ldr_http_answer_422(x, "type_error", "[\"body\"]", "Input should be a valid dictionary");
-    return;
+    return NULL;
   }
-  const char *source = string_field(x, body, "push_source_name");
-  if (source == NULL) return;
+  if ((*name = string_field(x, body, name_field)) == NULL || read_frame(x, body, f) != 0)
+    return NULL;
+  *transform = bool_field(x, body, "transform_on_write", 1);
+  if (*transform < 0 || bool_field(x, body, "allow_registry_cache", 1) < 0) return NULL;
+  return body;
+}
+
+/* Writes the frame (to the views of push source `source`, or to `view`)
+ * with the registry held, and answers. */
+static void ingest(struct ldr_http_exchange *x, const struct ldr_frame *f, const char *source,
+                   const char *view, int transform) {
+  const struct ldr_registry *reg = ldr_http_registry(x);
+  if (reg == NULL) return;
+  struct ldr_http_thread *t = x->t;
+  ldr_http_deadline(x);
+  struct ldr_ingest_env env = {t->env->cfg, reg, t->backend, &t->arena};
+  struct ldr_ingest_result res;
+  struct ldr_err err = {0};
+  enum ldr_rc rc = source ? ldr_ingest_push(&env, f, source, &res, &err)
+                          : ldr_ingest_write(&env, f, view, transform, &res, &err);
+  if (rc != LDR_OK) {
+    answer_ingest(x, rc, &res, err.msg);
+  } else if (source) {
+    x->status = 200; /* an empty body, as Feast's Response(status_code=200) */
+  } else {
+    x->status = 200; /* FastAPI renders the handler's None */
+    x->content_type = "application/json";
+    ldr_sb_puts(&x->out, "null");
+  }
+  ldr_registry_release(t->env->registry, t->reader);
+}
+
+void ldr_http_push(struct ldr_http_exchange *x) {
+  const char *source;
   struct ldr_frame f;
-  if (read_frame(x, body, &f) != 0) return;
+  int transform;
+  const struct ldr_json *body = decode(x, "push_source_name", &source, &f, &transform);
+  if (body == NULL) return;
   const struct ldr_json *to = ldr_json_get(body, "to");
   if (to != NULL && to->type != LDR_JSON_STRING) {
     wrong_type(x, "to", "a valid string");
     return;
   }
-  if (bool_field(x, body, "allow_registry_cache", 1) < 0 ||
-      bool_field(x, body, "transform_on_write", 1) < 0)
-    return;
   /* `to` before the push source (HTTP.md §6.5): offline targets are refused
    * whole, unknown ones are a bad request. */
   struct ldr_err err = {0};
@@ -209,47 +243,13 @@ void ldr_http_push(struct ldr_http_exchange *x) {
     ldr_http_answer_feast(x, offline ? 422 : 400, "FeastError", err.msg);
     return;
   }
-  const struct ldr_registry *reg = ldr_http_registry(x);
-  if (reg == NULL) return;
-  struct ldr_http_thread *t = x->t;
-  ldr_http_deadline(x);
-  struct ldr_ingest_env env = {t->env->cfg, reg, t->backend, &t->arena};
-  struct ldr_ingest_result res;
-  enum ldr_rc rc = ldr_ingest_push(&env, &f, source, &res, &err);
-  if (rc != LDR_OK)
-    answer_ingest(x, rc, &res, err.msg);
-  else
-    x->status = 200; /* an empty body, as Feast's Response(status_code=200) */
-  ldr_registry_release(t->env->registry, t->reader);
+  ingest(x, &f, source, NULL, transform);
 }
 
 void ldr_http_write_to_online_store(struct ldr_http_exchange *x) {
-  const struct ldr_json *body = ldr_http_body_json(x);
-  if (body == NULL) return;
-  if (body->type != LDR_JSON_OBJECT) {
-    ldr_http_answer_422(x, "type_error", "[\"body\"]", "Input should be a valid dictionary");
-    return;
-  }
-  const char *view = string_field(x, body, "feature_view_name");
-  if (view == NULL) return;
+  const char *view;
   struct ldr_frame f;
-  if (read_frame(x, body, &f) != 0) return;
-  int transform = bool_field(x, body, "transform_on_write", 1);
-  if (transform < 0 || bool_field(x, body, "allow_registry_cache", 1) < 0) return;
-  const struct ldr_registry *reg = ldr_http_registry(x);
-  if (reg == NULL) return;
-  struct ldr_http_thread *t = x->t;
-  ldr_http_deadline(x);
-  struct ldr_ingest_env env = {t->env->cfg, reg, t->backend, &t->arena};
-  struct ldr_ingest_result res;
-  struct ldr_err err = {0};
-  enum ldr_rc rc = ldr_ingest_write(&env, &f, view, transform, &res, &err);
-  if (rc != LDR_OK) {
-    answer_ingest(x, rc, &res, err.msg);
-  } else {
-    x->status = 200; /* FastAPI renders the handler's None */
-    x->content_type = "application/json";
-    ldr_sb_puts(&x->out, "null");
-  }
-  ldr_registry_release(t->env->registry, t->reader);
+  int transform;
+  if (decode(x, "feature_view_name", &view, &f, &transform) != NULL)
+    ingest(x, &f, NULL, view, transform);
 }
