@@ -219,6 +219,7 @@ static int refuse(struct conn *c, int status) {
   ldr_http_answer_status(&c->x, status);
   c->x.close = 1;
   c->head_len = 0;
+  ldr_http_count(c->w, NULL, status, 0);
   return conn_reply(c, &c->x);
 }
 
@@ -258,6 +259,7 @@ static int on_head(struct conn *c) {
      * "100 Continue" wait in vain). */
     c->x.close = 1;
     c->head_len = 0;
+    ldr_http_count(c->w, NULL, c->x.status, 0);
     return conn_reply(c, &c->x);
   }
   if (has_body && !c->early) {
@@ -318,6 +320,7 @@ static int on_request(struct conn *c) {
     x->body_len = cl;
     consumed = c->head_len + cl;
   }
+  int64_t t0 = ldr_now_ns();
   if (!c->early) {
     struct ldr_http_thread *t = &c->w->t;
     x->t = t; /* the thread serving it now, which may not be the one that read its head */
@@ -327,6 +330,7 @@ static int on_request(struct conn *c) {
     ldr_arena_reset(&t->arena);
   }
   release_body(c);
+  ldr_http_count(c->w, c->early ? NULL : c->route, x->status, ldr_now_ns() - t0);
   int rc = conn_reply(c, x);
   memmove(c->in, c->in + consumed, c->in_len - consumed);
   c->in_len -= consumed;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/rc.h"
+#include "common/strbuf.h"
 #include "config/config.h"
 #include "registry/registry.h"
 
@@ -43,6 +44,10 @@ enum ldr_rc ldr_http_start(const struct ldr_http_env *env, struct ldr_http **out
 /* Stops accepting connections; requests already received are answered, new
  * ones get 503 with Connection: close. Returns at once. */
 void ldr_http_drain(struct ldr_http *h);
+
+/* Appends the listener's Prometheus families (requests by route and status,
+ * handling time, open connections) to `sb`; nothing for NULL. */
+void ldr_http_metrics(struct ldr_http *h, struct ldr_sb *sb);
 
 /* Connections still open (while draining: requests not yet answered). */
 int ldr_http_open_connections(struct ldr_http *h);

@@ -53,6 +53,11 @@ struct ldr_http_route {
 
 /* ---- routes.c */
 
+/* The routes, in the order /metrics lists them. */
+#define LDR_HTTP_ROUTES_MAX 16
+extern const struct ldr_http_route ldr_http_routes[];
+extern const size_t ldr_http_n_routes;
+
 /*
  * Decides from the head alone whether the request can be served: 0 when it
  * can (*route set, x->scopes set), else the answer is in `x` (404, 405, 401,

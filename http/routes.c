@@ -14,7 +14,7 @@
 static void health(struct ldr_http_exchange *x);
 static void not_served(struct ldr_http_exchange *x);
 
-static const struct ldr_http_route routes[] = {
+const struct ldr_http_route ldr_http_routes[] = {
     {"/get-online-features", LDR_HTTP_POST, LDR_SCOPE_READ, ldr_http_get_online_features},
     {"/push", LDR_HTTP_POST, LDR_SCOPE_WRITE, ldr_http_push},
     {"/write-to-online-store", LDR_HTTP_POST, LDR_SCOPE_WRITE, ldr_http_write_to_online_store},
@@ -26,6 +26,7 @@ static const struct ldr_http_route routes[] = {
     {"/retrieve-online-documents", LDR_HTTP_POST, LDR_SCOPE_READ, not_served},
     {"/v1/vector_stores", LDR_HTTP_OTHER, LDR_SCOPE_READ, not_served},
 };
+const size_t ldr_http_n_routes = sizeof ldr_http_routes / sizeof ldr_http_routes[0];
 
 static int path_is(const struct ldr_http_head *h, const char *path) {
   return strlen(path) == h->path_len && !memcmp(h->path, path, h->path_len);
@@ -61,9 +62,10 @@ int ldr_http_admit(struct ldr_http_exchange *x, const struct ldr_auth *auth, uns
                    const struct ldr_http_route **route) {
   const struct ldr_http_head *h = x->head;
   const struct ldr_http_route *match = NULL;
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0] && match == NULL; i++)
-    if (routes[i].method == LDR_HTTP_OTHER ? under(h, routes[i].path) : path_is(h, routes[i].path))
-      match = &routes[i];
+  for (size_t i = 0; i < ldr_http_n_routes && match == NULL; i++)
+    if (ldr_http_routes[i].method == LDR_HTTP_OTHER ? under(h, ldr_http_routes[i].path)
+                                                    : path_is(h, ldr_http_routes[i].path))
+      match = &ldr_http_routes[i];
   if (match == NULL) {
     put_detail(x, 404, "Not Found");
     return -1;

@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,76 @@ int ldr_http_threads(const struct ldr_config *cfg) {
   if (cfg->workers > 0) return cfg->workers;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
+}
+
+/* ---- counters */
+
+const int ldr_http_statuses[LDR_HTTP_STATUSES - 1] = {200, 400, 401, 403, 404, 405, 408, 409, 413,
+                                                      422, 431, 500, 501, 503, 504, 505, 100};
+
+static void bump(atomic_ullong *x, unsigned long long by) {
+  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + by,
+                        memory_order_relaxed);
+}
+
+void ldr_http_count(struct worker *w, const struct ldr_http_route *route, int status, int64_t ns) {
+  size_t r = route ? (size_t)(route - ldr_http_routes) : ldr_http_n_routes;
+  size_t s = 0;
+  while (s < LDR_HTTP_STATUSES - 1 && ldr_http_statuses[s] != status) s++;
+  struct http_counts *k = &w->counts;
+  bump(&k->requests[r][s], 1);
+  bump(&k->latency[r][ldr_histogram_bucket(ns)], 1);
+  bump(&k->latency_ns[r], (unsigned long long)(ns > 0 ? ns : 0));
+}
+
+static unsigned long long total(const struct ldr_http *h, size_t off) {
+  unsigned long long n = 0;
+  for (int i = 0; i < h->nworkers; i++)
+    n += atomic_load_explicit((const atomic_ullong *)((const char *)&h->workers[i].counts + off),
+                              memory_order_relaxed);
+  return n;
+}
+
+#define AT(field) offsetof(struct http_counts, field)
+
+void ldr_http_metrics(struct ldr_http *h, struct ldr_sb *sb) {
+  if (h == NULL) return;
+  ldr_sb_puts(sb, "# HELP larder_http_requests_total HTTP requests answered, by route and status.\n"
+                  "# TYPE larder_http_requests_total counter\n");
+  for (size_t r = 0; r <= ldr_http_n_routes; r++) {
+    const char *path = r < ldr_http_n_routes ? ldr_http_routes[r].path : "unknown";
+    for (size_t s = 0; s < LDR_HTTP_STATUSES; s++) {
+      unsigned long long n = total(h, AT(requests[r][s]));
+      if (n == 0) continue;
+      if (s < LDR_HTTP_STATUSES - 1)
+        ldr_sb_printf(sb, "larder_http_requests_total{path=\"%s\",code=\"%d\"} %llu\n", path,
+                      ldr_http_statuses[s], n);
+      else
+        ldr_sb_printf(sb, "larder_http_requests_total{path=\"%s\",code=\"other\"} %llu\n", path, n);
+    }
+  }
+  ldr_sb_puts(sb, "# HELP larder_http_handling_seconds Time from a whole request to its answer.\n"
+                  "# TYPE larder_http_handling_seconds histogram\n");
+  for (size_t r = 0; r < ldr_http_n_routes; r++) {
+    unsigned long long cum = 0;
+    const char *path = ldr_http_routes[r].path;
+    for (size_t b = 0; b <= LDR_HISTOGRAM_BUCKETS; b++) {
+      cum += total(h, AT(latency[r][b]));
+      if (b < LDR_HISTOGRAM_BUCKETS)
+        ldr_sb_printf(sb, "larder_http_handling_seconds_bucket{path=\"%s\",le=\"%g\"} %llu\n", path,
+                      ldr_histogram_bounds_s[b], cum);
+      else
+        ldr_sb_printf(sb, "larder_http_handling_seconds_bucket{path=\"%s\",le=\"+Inf\"} %llu\n",
+                      path, cum);
+    }
+    ldr_sb_printf(sb, "larder_http_handling_seconds_sum{path=\"%s\"} %.9f\n", path,
+                  (double)total(h, AT(latency_ns[r])) / 1e9);
+    ldr_sb_printf(sb, "larder_http_handling_seconds_count{path=\"%s\"} %llu\n", path, cum);
+  }
+  ldr_sb_printf(sb,
+                "# HELP larder_http_connections Open HTTP connections.\n"
+                "# TYPE larder_http_connections gauge\nlarder_http_connections %d\n",
+                atomic_load(&h->nconns));
 }
 
 /* ---- TLS */

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "common/histogram.h"
 #include "http/http_int.h"
 
 #define IDLE_NS (60 * 1000000000LL) /* an idle keep-alive connection closes */
@@ -61,9 +62,23 @@ struct conn {
   int handshake;              /* TLS: not yet through the handshake */
 };
 
+/* The HTTP statuses larder answers, each with a slot in the counters; the
+ * last slot counts any other. */
+#define LDR_HTTP_STATUSES 18
+extern const int ldr_http_statuses[LDR_HTTP_STATUSES - 1];
+
+/* One thread's counters, written by that thread only (as gRPC's workers'):
+ * per route (the last: requests no route took) and status, and latency. */
+struct http_counts {
+  atomic_ullong requests[LDR_HTTP_ROUTES_MAX + 1][LDR_HTTP_STATUSES];
+  atomic_ullong latency[LDR_HTTP_ROUTES_MAX + 1][LDR_HISTOGRAM_BUCKETS + 1];
+  atomic_ullong latency_ns[LDR_HTTP_ROUTES_MAX + 1];
+};
+
 struct worker {
   struct ldr_http *h;
   atomic_ullong seen; /* h->epoch at the top of this thread's last loop */
+  struct http_counts counts;
   int idx;
   pthread_t thread;
   int started;
@@ -98,5 +113,8 @@ struct ldr_http {
 void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expired);
 /* Ends a connection its thread owns; its memory goes to h->graves. */
 void ldr_conn_close(struct conn *c);
+/* Counts an answer on thread `w`: its route (NULL: none), status, and the
+ * time its handler took. */
+void ldr_http_count(struct worker *w, const struct ldr_http_route *route, int status, int64_t ns);
 
 #endif

@@ -12,13 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/histogram.h"
 #include "common/log.h"
 #include "service/service_int.h"
-
-/* Upper bounds of the latency buckets, in seconds (+Inf is implied). */
-static const double bounds_s[LDR_METRIC_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                    0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                    1,      2.5,     5,      10};
 
 static const char *const code_names[17] = {
     "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
@@ -33,6 +29,7 @@ struct ldr_metrics {
   struct MHD_Daemon *httpd;
   const char *store;
   struct ldr_registry_source *registry; /* NULL: none configured */
+  _Atomic(struct ldr_http *) http;      /* NULL: no HTTP listener */
 };
 
 static void bump(atomic_ullong *x, unsigned long long by) {
@@ -40,11 +37,7 @@ static void bump(atomic_ullong *x, unsigned long long by) {
                         memory_order_relaxed);
 }
 
-static size_t bucket_of(int64_t ns) {
-  size_t b = 0;
-  while (b < LDR_METRIC_BUCKETS && (double)ns > bounds_s[b] * 1e9) b++;
-  return b;
-}
+static size_t bucket_of(int64_t ns) { return ldr_histogram_bucket(ns); }
 
 void ldr_metrics_started(struct ldr_metrics_worker *m, size_t method) {
   if (m != NULL) bump(&m->started[method], 1);
@@ -68,6 +61,9 @@ void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_r
 }
 
 void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s) { m->registry = s; }
+
+/* Set once the listener runs, while /metrics may already be scraped. */
+void ldr_metrics_http(struct ldr_metrics *m, struct ldr_http *h) { atomic_store(&m->http, h); }
 
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up) {
   if (m != NULL) atomic_store_explicit(&m->connected, up ? 1 : 0, memory_order_relaxed);
@@ -151,8 +147,8 @@ static void histogram(struct out *o, const char *name, const char *labels,
   for (size_t b = 0; b <= LDR_METRIC_BUCKETS; b++) {
     cum += sum(m, buckets_off + b * sizeof(atomic_ullong));
     if (b < LDR_METRIC_BUCKETS)
-      put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] ? "," : "", bounds_s[b],
-          cum);
+      put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, labels[0] ? "," : "",
+          ldr_histogram_bounds_s[b], cum);
     else
       put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, labels[0] ? "," : "", cum);
   }
@@ -255,6 +251,17 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
         "larder_registry_last_load_timestamp_seconds %lld\n",
         st.loads, st.failures, !st.failing && st.loads > 0, (long long)st.last_load_s);
   }
+  struct ldr_http *http = atomic_load(&((struct ldr_metrics *)m)->http);
+  if (http != NULL) {
+    struct ldr_sb sb = {0};
+    ldr_http_metrics(http, &sb);
+    const char *text = ldr_sb_str(&sb);
+    if (text == NULL)
+      o.failed = 1;
+    else
+      put(&o, "%s", text);
+    ldr_sb_free(&sb);
+  }
   if (o.failed) {
     free(o.p);
     return NULL;
@@ -338,9 +345,15 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   return 0;
 }
 
+void ldr_metrics_stop(struct ldr_metrics *m) {
+  if (m == NULL || m->httpd == NULL) return;
+  MHD_stop_daemon(m->httpd);
+  m->httpd = NULL;
+}
+
 void ldr_metrics_free(struct ldr_metrics *m) {
   if (m == NULL) return;
-  if (m->httpd != NULL) MHD_stop_daemon(m->httpd);
+  ldr_metrics_stop(m);
   free(m->workers);
   free(m);
 }

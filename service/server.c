@@ -320,6 +320,7 @@ static int run(const struct ldr_config *cfg) {
       ldr_log(LDR_LOG_ERROR, "%s", err.msg);
       goto out;
     }
+    ldr_metrics_http(srv.metrics, srv.http);
   }
   grpc_server_credentials *creds = ldr_tls_credentials(cfg, &srv.tls, &err);
   if (creds == NULL) {
@@ -350,7 +351,9 @@ out:
    * server with a listener has been started and drained), then the queues,
    * drained to their end, then what the calls used. */
   if (srv.grpc != NULL) grpc_server_destroy(srv.grpc);
-  /* HTTP requests in flight were waited for in the drain. */
+  /* HTTP requests in flight were waited for in the drain. /metrics reads the
+   * listener's counters: it stops first. */
+  ldr_metrics_stop(srv.metrics);
   ldr_http_stop(srv.http, 0);
   atomic_store(&srv.closing, 1);
   unsigned long long served = 0;

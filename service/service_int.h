@@ -11,14 +11,16 @@
 
 #include "backends/backend.h"
 #include "common/arena.h"
+#include "common/histogram.h"
 #include "common/rc.h"
 #include "config/config.h"
+#include "http/http.h"
 #include "registry/registry.h"
 #include "serving/serving.h"
 
 /* ---- metrics (metrics.c) ---- */
 
-#define LDR_METRIC_BUCKETS 16
+#define LDR_METRIC_BUCKETS LDR_HISTOGRAM_BUCKETS
 #define LDR_METHODS_MAX 16
 
 /* One worker's counters: written by that worker only, read by the scrape. The
@@ -41,9 +43,13 @@ struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers);
 /* Serves GET /metrics on `listen` (host:port) on a thread of libmicrohttpd;
  * sets *port to the bound port. 0, or -1 (logged). */
 int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port);
+/* Stops serving /metrics (the counters stay); then nothing scrapes. */
+void ldr_metrics_stop(struct ldr_metrics *m);
 void ldr_metrics_free(struct ldr_metrics *m);
 /* Adds the registry's loads and failures to the exposition; set before serving. */
 void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s);
+/* Adds the HTTP listener's families; set before serving. */
+void ldr_metrics_http(struct ldr_metrics *m, struct ldr_http *h);
 struct ldr_metrics_worker *ldr_metrics_worker(struct ldr_metrics *m, int i);
 /* The exposition text (malloc'd, *len bytes), or NULL. */
 char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len);
