@@ -82,6 +82,6 @@ echo "== server tests under ThreadSanitizer"
 # SQLite variants run here (the others ran under ASan above).
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp"
 (cd build-tsan && ctest --output-on-failure --no-tests=error -j2 -R \
-  '^(unit\.registry|integration\.(c_client|e2e\.sqlite|serving\.sqlite|mesh|shutdown|deadline\.sqlite|bad_input\.sqlite|idle_streams|auth_scopes|call_states))$')
+  '^(unit\.registry|integration\.(c_client|e2e\.sqlite|serving\.sqlite|mesh|shutdown|deadline\.sqlite|bad_input\.sqlite|idle_streams|auth_scopes|call_states|http\.sqlite|http_clients|parity\.sqlite))$')
 
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

@@ -110,6 +110,9 @@ int main(int argc, char **argv) {
   /* A file size limit (ulimit -f) makes a write fail with EFBIG, which the
    * store reports like a full disk, instead of killing the server. */
   signal(SIGXFSZ, SIG_IGN);
+  /* A client gone while its TLS reply is written (OpenSSL writes with
+   * write(), not send(MSG_NOSIGNAL)) ends that connection, not the server. */
+  signal(SIGPIPE, SIG_IGN);
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
       {"listen", required_argument, NULL, 'l'},
