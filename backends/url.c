@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backends/backend.h"
 
@@ -164,6 +165,15 @@ void ldr_url_free(struct ldr_url *u) {
   memset(u, 0, sizeof *u);
 }
 
+/* Nonzero when the query key at k[0..n) names a secret (libpq's and
+ * MariaDB's password keys, any case). */
+static int secret_key(const char *k, size_t n) {
+  static const char *const keys[] = {"password", "passwd", "sslpassword"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strlen(keys[i]) == n && !strncasecmp(k, keys[i], n)) return 1;
+  return 0;
+}
+
 void ldr_url_redacted(const char *s, char *buf, size_t cap) {
   const char *sep = strstr(s, "://");
   const char *rest = sep ? sep + 3 : s;
@@ -173,9 +183,24 @@ void ldr_url_redacted(const char *s, char *buf, size_t cap) {
   for (const char *p = rest; p < end; p++)
     if (*p == '@') at = p;
   const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-  if (colon == NULL) {
-    snprintf(buf, cap, "%s", s);
-    return;
+  size_t n = 0;
+  if (cap == 0) return;
+  buf[0] = '\0';
+  /* The user's password, then every query value of a password key. */
+  if (colon != NULL) n = (size_t)snprintf(buf, cap, "%.*s:***", (int)(colon - s), s), s = at;
+  for (const char *p = s; *p && n + 1 < cap;) {
+    if ((*p == '?' || *p == '&') && p > s) {
+      const char *k = p + 1, *eq = k;
+      while (*eq && *eq != '=' && *eq != '&') eq++;
+      if (*eq == '=' && secret_key(k, (size_t)(eq - k))) {
+        n += (size_t)snprintf(buf + n, cap - n, "%.*s=***", (int)(eq - p), p);
+        p = eq + 1;
+        while (*p && *p != '&') p++;
+        continue;
+      }
+    }
+    buf[n++] = *p++;
+    buf[n] = '\0';
   }
-  snprintf(buf, cap, "%.*s:***%s", (int)(colon - s), s, at);
+  if (n >= cap) buf[cap - 1] = '\0';
 }

@@ -149,6 +149,11 @@ static const struct {
     {"postgresql:///db", "postgresql:///db"},
     {"sqlite:////abs/registry.db", "sqlite:////abs/registry.db"},
     {"sqlite:///a:b@c.db", "sqlite:///a:b@c.db"}, /* a file name, not credentials */
+    /* A password given as a query key (libpq takes one; MariaDB's clients passwd). */
+    {"postgresql://h/db?sslmode=require&password=hunter2&application_name=x",
+     "postgresql://h/db?sslmode=require&password=***&application_name=x"},
+    {"mysql://u@h/db?PASSWD=hunter2", "mysql://u@h/db?PASSWD=***"},
+    {"postgresql://u:p@h/db?sslpassword=k", "postgresql://u:***@h/db?sslpassword=***"},
 };
 
 static void redacts_the_password(void **state) {
