@@ -103,7 +103,7 @@ int ldr_cfg_long(struct loader *l, const yaml_node_t *n, const char *field, long
 
 int ldr_cfg_int(struct loader *l, const yaml_node_t *n, const char *field, int min, int max,
                 int *out) {
-  long v;
+  long v = 0;
   if (ldr_cfg_long(l, n, field, min, max, &v) != 0) return -1;
   *out = (int)v;
   return 0;
