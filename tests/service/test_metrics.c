@@ -146,7 +146,7 @@ static size_t find(const struct scrape *x, const char *name, const char *want,
   for (size_t i = 0; i < x->n; i++) {
     if (strcmp(x->s[i].name, name)) continue;
     int ok = 1;
-    char pairs[256];
+    char pairs[512];
     snprintf(pairs, sizeof pairs, "%s", want);
     for (char *save = NULL, *kv = strtok_r(pairs, ",", &save); ok && kv;
          kv = strtok_r(NULL, ",", &save)) {
