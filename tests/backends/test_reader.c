@@ -425,7 +425,7 @@ static void a_slow_statement_is_stopped(void **state) {
     assert_int_equal(query(r, st->slow_sql, &g, &err), LDR_UNAVAILABLE);
     int64_t took = ldr_now_ns() - start;
     if (took < SEC * 9 / 10 || took > SEC * 5 / 2)
-      fail_msg("stopped after %lld ms", took / 1000000);
+      fail_msg("stopped after %lld ms", (long long)(took / 1000000));
     no_password_in(err.msg);
   }
   snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", more);
@@ -496,8 +496,8 @@ static void connects_are_bounded(void **state) {
     int64_t took = ldr_now_ns() - start;
     ops->close(r);
     if (listening) close(fd);
-    if (took > SEC * 5 / 2) fail_msg("gave up after %lld ms", took / 1000000);
-    if (listening && took < SEC * 9 / 10) fail_msg("gave up after %lld ms", took / 1000000);
+    if (took > SEC * 5 / 2) fail_msg("gave up after %lld ms", (long long)(took / 1000000));
+    if (listening && took < SEC * 9 / 10) fail_msg("gave up after %lld ms", (long long)(took / 1000000));
     assert_null(strstr(err.msg, secret));
     assert_null(strstr(err.msg, "Wr0ng"));
     assert_non_null(strstr(err.msg, port));
