@@ -31,7 +31,7 @@ static size_t head_end(const char *buf, size_t len) {
 }
 
 static int header(struct ldr_http_head *h, const char *name, size_t nlen, const char *v,
-                  size_t vlen, int *seen_te) {
+                  size_t vlen, int *seen_te, int *seen_close) {
   if (is(name, nlen, "content-length")) {
     if (vlen == 0 || vlen > 18) return -400;
     int64_t n = 0;
@@ -47,13 +47,14 @@ static int header(struct ldr_http_head *h, const char *name, size_t nlen, const 
     if (!is(v, vlen, "chunked")) return -501;
     h->chunked = 1;
   } else if (is(name, nlen, "connection")) {
-    /* A list of tokens: "close" ends the connection, "keep-alive" keeps a 1.0 one. */
+    /* A list of tokens: "close" ends the connection, "keep-alive" keeps a 1.0 one
+     * unless "close" came too, in any order (RFC 9112 §9.3). */
     for (size_t i = 0; i < vlen;) {
       while (i < vlen && (v[i] == ',' || v[i] == ' ' || v[i] == '\t')) i++;
       size_t s = i;
       while (i < vlen && v[i] != ',' && v[i] != ' ' && v[i] != '\t') i++;
-      if (is(v + s, i - s, "close")) h->close = 1;
-      if (is(v + s, i - s, "keep-alive") && h->minor == 0) h->close = 0;
+      if (is(v + s, i - s, "close")) h->close = *seen_close = 1;
+      if (is(v + s, i - s, "keep-alive") && h->minor == 0 && !*seen_close) h->close = 0;
     }
   } else if (is(name, nlen, "expect")) {
     if (is(v, vlen, "100-continue")) h->expect_continue = 1;
@@ -104,7 +105,7 @@ long ldr_http_parse_head(const char *buf, size_t len, struct ldr_http_head *h) {
   h->close = h->minor == 0;
   i += 10;
   /* Header fields until the blank line. */
-  int seen_te = 0;
+  int seen_te = 0, seen_close = 0;
   while (i < end - 2) {
     size_t n = i;
     while (n < end && tchar((unsigned char)buf[n])) n++;
@@ -119,7 +120,7 @@ long ldr_http_parse_head(const char *buf, size_t len, struct ldr_http_head *h) {
     if (e + 1 >= end || buf[e] != '\r' || buf[e + 1] != '\n') return -400; /* bare LF */
     size_t ve = e;
     while (ve > v && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t')) ve--;
-    int r = header(h, buf + i, n - i, buf + v, ve - v, &seen_te);
+    int r = header(h, buf + i, n - i, buf + v, ve - v, &seen_te, &seen_close);
     if (r < 0) return r;
     i = e + 2;
     if (i < end - 2 && (buf[i] == ' ' || buf[i] == '\t')) return -400; /* obs-fold */
