@@ -309,8 +309,30 @@ static int put_simple(struct ldr_sb *sb, const uint8_t *b, size_t len) {
     }
     return 1;
   default:
-    return 0; /* strings are checked for UTF-8 by the decoder */
+    return 0; /* strings are checked for UTF-8 after decoding */
   }
+}
+
+/* Nonzero when p[0..n) is UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF). */
+static int utf8_ok(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i], len = c < 0x80             ? 1
+                             : (c & 0xe0) == 0xc0 ? 2
+                             : (c & 0xf0) == 0xe0 ? 3
+                             : (c & 0xf8) == 0xf0 ? 4
+                                                  : 0;
+    if (len == 0 || n - i < len) return 0;
+    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (unsigned k = 1; k < len; k++) {
+      if ((p[i + k] & 0xc0) != 0x80) return 0;
+      cp = cp << 6 | (p[i + k] & 0x3f);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    i += len;
+  }
+  return 1;
 }
 
 void ldr_http_put_value(struct ldr_sb *sb, const uint8_t *v, size_t len, struct ldr_arena *a) {
@@ -321,7 +343,17 @@ void ldr_http_put_value(struct ldr_sb *sb, const uint8_t *v, size_t len, struct 
   if (put_simple(sb, v, len)) return;
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, a};
   Feast__Types__Value *val = feast__types__value__unpack(&al, len, v);
+  size_t start = sb->len;
   put_value(sb, val, 0); /* a Value that does not decode is written as null */
+  /* protobuf-c does not check that strings are UTF-8; the JSON must be. What
+   * put_value writes is ASCII but for the strings themselves, so a Value
+   * with a string that is not UTF-8 is written as null, as if it did not
+   * decode (Feast's protobuf refuses to decode it). */
+  if (!sb->failed && !utf8_ok((const unsigned char *)sb->p + start, sb->len - start)) {
+    sb->len = start;
+    sb->p[start] = '\0';
+    ldr_sb_puts(sb, "null");
+  }
 }
 
 void ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r,
