@@ -338,7 +338,7 @@ static void dumps_string(struct ldr_sb *sb, const char *s, size_t n) {
       i++;
       continue;
     }
-    if (ch >= 0x20 && ch < 0x80) {
+    if (ch >= 0x20 && ch < 0x7f) { /* Python escapes DEL too */
       ldr_sb_put(sb, (const char *)&s[i], 1);
       i++;
       continue;
