@@ -521,8 +521,9 @@ enum ldr_rc ldr_cv_value_list(struct conv *c, const struct ldr_json *j, int type
     if (val[i] == NULL) return ldr_cv_no_memory(c->err);
     if (e->type == LDR_JSON_NULL) continue;
     if (e->type != LDR_JSON_ARRAY) {
+      enum ldr_rc rc = ldr_cv_refuse(c->err, e, type);
       ldr_err_prefix(c->err, "[%zu]: ", i);
-      return ldr_cv_refuse(c->err, e, type);
+      return rc;
     }
     enum ldr_rc rc = inferred_list(c, e, val[i]);
     if (rc != LDR_OK) {
