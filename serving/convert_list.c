@@ -5,6 +5,7 @@
  * no declared type, whose kind is inferred from the JSON.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,26 +13,33 @@
 
 /* ---- inferred values (map entries, untyped) */
 
+/* A map of the object's members; a repeated key is one entry, with its last
+ * value (Python's dict, which Feast converts). */
 enum ldr_rc ldr_cv_make_map(struct conv *c, const struct ldr_json *obj, Feast__Types__Map **out) {
   Feast__Types__Map *m = ldr_arena_alloc(c->a, sizeof *m);
   Feast__Types__Map__ValEntry **entries = ldr_arena_alloc(c->a, (obj->n + 1) * sizeof *entries);
-  if (m == NULL || entries == NULL) return ldr_cv_no_memory(c->err);
+  size_t *members = obj->n > 1 ? ldr_cv_members(obj, c->a) : NULL;
+  if (m == NULL || entries == NULL || (obj->n > 1 && members == NULL))
+    return ldr_cv_no_memory(c->err);
   feast__types__map__init(m);
+  size_t n = 0;
   for (size_t i = 0; i < obj->n; i++) {
+    size_t from = members ? members[i] : i;
+    if (from == SIZE_MAX) continue;
     Feast__Types__Map__ValEntry *e = ldr_arena_alloc(c->a, sizeof *e);
     Feast__Types__Value *v = ldr_cv_new_value(c);
     if (e == NULL || v == NULL) return ldr_cv_no_memory(c->err);
     feast__types__map__val_entry__init(e);
     e->key = (char *)obj->keys[i].s;
     e->value = v;
-    enum ldr_rc rc = ldr_cv_inferred(c, &obj->items[i], v);
+    enum ldr_rc rc = ldr_cv_inferred(c, &obj->items[from], v);
     if (rc != LDR_OK) {
       ldr_err_prefix(c->err, "[%.60s]: ", obj->keys[i].s);
       return rc;
     }
-    entries[i] = e;
+    entries[n++] = e;
   }
-  m->n_val = obj->n;
+  m->n_val = n;
   m->val = entries;
   *out = m;
   return LDR_OK;
