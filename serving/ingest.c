@@ -379,8 +379,9 @@ int ldr_parse_iso8601(const char *s, size_t n, struct ldr_ts *out) {
     int sign = s[i] == '-' ? -1 : 1, oh, om = 0;
     if (digits(s, n, i + 1, 2, &oh)) return -1;
     i += 3;
-    if (i < n && s[i] == ':') i++;
-    if (i < n) {
+    int colon = i < n && s[i] == ':';
+    i += (size_t)colon;
+    if (i < n || colon) { /* "+01:" needs its minutes */
       if (digits(s, n, i, 2, &om)) return -1;
       i += 2;
     }
