@@ -15,8 +15,15 @@ struct named {
   size_t idx;
 };
 
-static int by_name(const void *x, const void *y) {
+static int name_cmp(const void *x, const void *y) {
   return strcmp(((const struct named *)x)->name, ((const struct named *)y)->name);
+}
+
+/* By name, then place: a repeated name's columns in frame order. */
+static int by_name(const void *x, const void *y) {
+  const struct named *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
 struct ingest {
@@ -32,11 +39,14 @@ static enum ldr_rc no_memory(struct ldr_err *err) {
   return ldr_err_set(err, LDR_EXHAUSTED, "request: needs more memory than a request may use");
 }
 
-/* The frame's column `name`, or -1. */
+/* The frame's column `name`, or -1. Of a name given twice, the last column
+ * counts, as in the dict Python's json.loads makes of the frame. */
 static long find(const struct ingest *g, const char *name) {
   struct named key = {name, 0};
-  const struct named *hit = bsearch(&key, g->cols, g->f->n_cols, sizeof key, by_name);
-  return hit ? (long)hit->idx : -1;
+  const struct named *hit = bsearch(&key, g->cols, g->f->n_cols, sizeof key, name_cmp);
+  if (hit == NULL) return -1;
+  while (hit + 1 < g->cols + g->f->n_cols && !strcmp(hit[1].name, name)) hit++;
+  return (long)hit->idx;
 }
 
 /* The frame column that the view calls `name`: the batch source's
