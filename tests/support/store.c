@@ -17,26 +17,19 @@ static const char *no_env(const char *name) {
   return NULL;
 }
 
-void ldr_test_store_open(struct ldr_test_store *s, const char *larder_yaml, int with_registry,
-                         const char *const *views) {
+/* Opens the store, with `registry` (n bytes) as registry.pb when not NULL. */
+static void store_open(struct ldr_test_store *s, const char *larder_yaml, const uint8_t *registry,
+                       size_t n, const char *const *views) {
+  int with_registry = registry != NULL;
   memset(s, 0, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "/tmp/larder-store-XXXXXX");
   if (mkdtemp(s->dir) == NULL) die("mkdtemp", "failed");
   char path[128];
   if (with_registry) {
-    json_object *root = ldr_test_json_file(ldr_test_data("vectors.json"));
-    const char *hex =
-        json_object_get_string(ldr_test_get(ldr_test_get(root, "registry_example"), "proto_hex"));
-    struct ldr_arena a;
-    ldr_arena_init(&a, 4096, 0);
-    size_t n = 0;
-    uint8_t *bytes = ldr_test_unhex(&a, hex, &n);
     snprintf(path, sizeof path, "%s/registry.pb", s->dir);
     FILE *f = fopen(path, "wb");
-    if (f == NULL || bytes == NULL || fwrite(bytes, 1, n, f) != n) die(path, "cannot write");
+    if (f == NULL || fwrite(registry, 1, n, f) != n) die(path, "cannot write");
     fclose(f);
-    ldr_arena_destroy(&a);
-    json_object_put(root);
   }
   char yaml[2048];
   snprintf(yaml, sizeof yaml,
@@ -63,6 +56,30 @@ void ldr_test_store_open(struct ldr_test_store *s, const char *larder_yaml, int 
   if (with_registry &&
       ldr_registry_source_new(&loc, 0, s->cfg.project, 1, &s->registry, &err) != LDR_OK)
     die("registry", err.msg);
+}
+
+void ldr_test_store_open(struct ldr_test_store *s, const char *larder_yaml, int with_registry,
+                         const char *const *views) {
+  if (!with_registry) {
+    store_open(s, larder_yaml, NULL, 0, views);
+    return;
+  }
+  json_object *root = ldr_test_json_file(ldr_test_data("vectors.json"));
+  const char *hex =
+      json_object_get_string(ldr_test_get(ldr_test_get(root, "registry_example"), "proto_hex"));
+  struct ldr_arena a;
+  ldr_arena_init(&a, 4096, 0);
+  size_t n = 0;
+  uint8_t *bytes = ldr_test_unhex(&a, hex, &n);
+  if (bytes == NULL) die("vectors.json", "registry_example is not hex");
+  store_open(s, larder_yaml, bytes, n, views);
+  ldr_arena_destroy(&a);
+  json_object_put(root);
+}
+
+void ldr_test_store_open_registry(struct ldr_test_store *s, const char *larder_yaml,
+                                  const uint8_t *registry, size_t len, const char *const *views) {
+  store_open(s, larder_yaml, registry, len, views);
 }
 
 void ldr_test_store_close(struct ldr_test_store *s) {

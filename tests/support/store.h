@@ -29,6 +29,12 @@ struct ldr_test_store {
 void ldr_test_store_open(struct ldr_test_store *s, const char *larder_yaml, int with_registry,
                          const char *const *views);
 
+/* As ldr_test_store_open with a registry, `registry` (len bytes of a
+ * serialized feast.core.Registry of LDR_TEST_PROJECT) instead of
+ * registry_example. */
+void ldr_test_store_open_registry(struct ldr_test_store *s, const char *larder_yaml,
+                                  const uint8_t *registry, size_t len, const char *const *views);
+
 /* Frees everything and removes the folder. */
 void ldr_test_store_close(struct ldr_test_store *s);
 
