@@ -9,6 +9,11 @@
  * build runs this with LeakSanitizer), and the first run that succeeds must
  * give the right reply.
  *
+ * GrpcFeatureServer's Push and WriteToOnlineStore (text and typed features)
+ * run on a second store with tests/support/registry.c's push sources; for
+ * them the run just below the cap that sufficed must also leave the tables
+ * as they were: a write refused for memory writes nothing.
+ *
  * A cap of 0 means "no cap" to ldr_arena_init, so the sweep starts at 1.
  * ldr_registry_parse takes no arena (it builds the registry with malloc), so
  * the registry decoder is not swept here; tests/registry covers its refusals.
@@ -23,19 +28,24 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "common/log.h"
+#include "feast/serving/GrpcServer.pb-c.h"
 #include "feast/serving/ServingService.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "larder/v1/online_store.pb-c.h"
 #include "service/service_int.h"
+#include "tests/support/registry.h"
 #include "tests/support/store.h"
 
 #define SWEEP_STEP_LIMIT 4096
 #define SWEEP_MAX (64u << 20)
 
 static struct ldr_test_store store;
+/* A store with tests/support/registry.c's push sources, for GrpcFeatureServer. */
+static struct ldr_test_store push_store;
 static atomic_int stopping;
 static struct ldr_worker_state worker = {.stopping = &stopping};
 static int64_t now_s;
@@ -323,6 +333,189 @@ static int check_reflection_symbol(const uint8_t *p, size_t n) {
   return ok;
 }
 
+/* ---- GrpcFeatureServer: Push and WriteToOnlineStore on push_store ---- */
+
+/* A features map entry: PushRequest's and WriteToOnlineStoreRequest's share the layout. */
+static void **text_map(const ProtobufCMessageDescriptor *d, const char *const *kv, size_t n) {
+  void **entries = calloc(n + 1, sizeof *entries);
+  for (size_t i = 0; i < n; i++) {
+    PushRequest__FeaturesEntry *e = calloc(1, d->sizeof_message);
+    protobuf_c_message_init(d, e);
+    e->key = (char *)kv[2 * i];
+    e->value = (char *)kv[2 * i + 1];
+    entries[i] = e;
+  }
+  return entries;
+}
+
+static void **typed_map(const ProtobufCMessageDescriptor *d, const char *const *keys,
+                        Feast__Types__Value **vals, size_t n) {
+  void **entries = calloc(n + 1, sizeof *entries);
+  for (size_t i = 0; i < n; i++) {
+    PushRequest__TypedFeaturesEntry *e = calloc(1, d->sizeof_message);
+    protobuf_c_message_init(d, e);
+    e->key = (char *)keys[i];
+    e->value = vals[i];
+    entries[i] = e;
+  }
+  return entries;
+}
+
+static void free_map(void **entries, size_t n) {
+  for (size_t i = 0; i < n; i++) free(entries[i]);
+  free(entries);
+}
+
+/* driver_push as text: driver_stats, driver_live and driver_labels, driver 1001. */
+static uint8_t *push_text_request(size_t *len) {
+  static const char *const kv[] = {"driver_id",       "1001",
+                                   "conv_rate",       "0.5",
+                                   "trips",           "3",
+                                   "speed",           "10",
+                                   "label_ok",        "true",
+                                   "event_timestamp", "2024-01-01T00:00:00Z",
+                                   "created",         "2024-01-01T00:00:01Z"};
+  enum { N = sizeof kv / sizeof kv[0] / 2 };
+  PushRequest req = PUSH_REQUEST__INIT;
+  void **entries = text_map(&push_request__features_entry__descriptor, kv, N);
+  req.n_features = N;
+  req.features = (PushRequest__FeaturesEntry **)entries;
+  req.stream_feature_view = "driver_push";
+  req.to = "online";
+  uint8_t *b = pack(&req.base, len);
+  free_map(entries, N);
+  return b;
+}
+
+/* driver_push with typed_features: driver 1002, speed given as an int64 (stored as a double). */
+static uint8_t *push_typed_request(size_t *len) {
+  static const char *const keys[] = {"driver_id", "conv_rate", "trips",
+                                     "speed",     "label_ok",  "event_timestamp"};
+  enum { N = sizeof keys / sizeof keys[0] };
+  Feast__Types__Value conv = FEAST__TYPES__VALUE__INIT, flag = FEAST__TYPES__VALUE__INIT,
+                      ts = FEAST__TYPES__VALUE__INIT;
+  conv.val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
+  conv.double_val = 0.25;
+  flag.val_case = FEAST__TYPES__VALUE__VAL_BOOL_VAL;
+  flag.bool_val = 1;
+  ts.val_case = FEAST__TYPES__VALUE__VAL_UNIX_TIMESTAMP_VAL;
+  ts.unix_timestamp_val = 1700000000;
+  Feast__Types__Value *vals[N] = {int64_value(1002), &conv, int64_value(4),
+                                  int64_value(7),    &flag, &ts};
+  PushRequest req = PUSH_REQUEST__INIT;
+  void **entries = typed_map(&push_request__typed_features_entry__descriptor, keys, vals, N);
+  req.n_typed_features = N;
+  req.typed_features = (PushRequest__TypedFeaturesEntry **)entries;
+  req.stream_feature_view = "driver_push";
+  uint8_t *b = pack(&req.base, len); /* to "": online over gRPC */
+  free_map(entries, N);
+  free(vals[0]);
+  free(vals[2]);
+  free(vals[3]);
+  return b;
+}
+
+/* view plain: driver 7, x 70 as text. */
+static uint8_t *write_text_request(size_t *len) {
+  static const char *const kv[] = {"driver_id", "7", "x", "70", "event_timestamp", "2024-01-01"};
+  WriteToOnlineStoreRequest req = WRITE_TO_ONLINE_STORE_REQUEST__INIT;
+  void **entries = text_map(&write_to_online_store_request__features_entry__descriptor, kv, 3);
+  req.n_features = 3;
+  req.features = (WriteToOnlineStoreRequest__FeaturesEntry **)entries;
+  req.feature_view_name = "plain";
+  uint8_t *b = pack(&req.base, len);
+  free_map(entries, 3);
+  return b;
+}
+
+/* view plain: driver 8, x given as an int32 5, the time as ISO text. */
+static uint8_t *write_typed_request(size_t *len) {
+  static const char *const keys[] = {"driver_id", "x", "event_timestamp"};
+  Feast__Types__Value x = FEAST__TYPES__VALUE__INIT, ts = FEAST__TYPES__VALUE__INIT;
+  x.val_case = FEAST__TYPES__VALUE__VAL_INT32_VAL;
+  x.int32_val = 5;
+  ts.val_case = FEAST__TYPES__VALUE__VAL_STRING_VAL;
+  ts.string_val = "2024-01-01T00:00:00Z";
+  Feast__Types__Value *vals[] = {int64_value(8), &x, &ts};
+  WriteToOnlineStoreRequest req = WRITE_TO_ONLINE_STORE_REQUEST__INIT;
+  void **entries =
+      typed_map(&write_to_online_store_request__typed_features_entry__descriptor, keys, vals, 3);
+  req.n_typed_features = 3;
+  req.typed_features = (WriteToOnlineStoreRequest__TypedFeaturesEntry **)entries;
+  req.feature_view_name = "plain";
+  uint8_t *b = pack(&req.base, len);
+  free_map(entries, 3);
+  free(vals[0]);
+  return b;
+}
+
+/* The rows of push_store's `view` matching `where`. */
+static int count_rows(const char *view, const char *where) {
+  char path[128], sql[512];
+  snprintf(path, sizeof path, "%s/online.db", push_store.dir);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM " LDR_TEST_PROJECT "_%s WHERE %s", view, where);
+  sqlite3 *d = NULL;
+  sqlite3_stmt *q = NULL;
+  int n = -1;
+  if (sqlite3_open_v2(path, &d, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(d, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+    n = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(d);
+  return n;
+}
+
+/* Every row of push_store's tables, and emptying them. */
+static int push_store_rows(void) {
+  int n = 0;
+  for (size_t i = 0; ldr_test_push_views[i] != NULL; i++)
+    n += count_rows(ldr_test_push_views[i], "1");
+  return n;
+}
+
+static void clear_push_store(void) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/online.db", push_store.dir);
+  sqlite3 *d = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &d, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(d, 5000);
+  for (size_t i = 0; ldr_test_push_views[i] != NULL; i++) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM " LDR_TEST_PROJECT "_%s", ldr_test_push_views[i]);
+    assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
+  }
+  sqlite3_close(d);
+  assert_int_equal(push_store_rows(), 0);
+}
+
+/* status: true, and what the request wrote, value bytes and times. */
+static int status_true(const uint8_t *p, size_t n) { return n == 2 && p[0] == 0x08 && p[1] == 1; }
+
+static int check_push_text(const uint8_t *p, size_t n) {
+  static const char when[] = "event_ts = 1704067200 AND created_ts = 1704067201";
+  return status_true(p, n) &&
+         count_rows("driver_stats", "feature_name = 'conv_rate' AND value = x'29000000000000e03f' "
+                                    "AND event_ts = 1704067200 AND created_ts = 1704067201") == 1 &&
+         count_rows("driver_stats", "feature_name = 'trips' AND value = x'2003'") == 1 &&
+         count_rows("driver_live", when) == 1 && count_rows("driver_labels", when) == 1;
+}
+
+static int check_push_typed(const uint8_t *p, size_t n) {
+  return status_true(p, n) &&
+         count_rows("driver_live", "value = x'290000000000001c40' AND event_ts = 1700000000 AND "
+                                   "created_ts IS NULL") == 1 &&
+         count_rows("driver_stats", "event_ts = 1700000000") == 2 &&
+         count_rows("driver_labels", "value = x'3801'") >= 1;
+}
+
+static int check_write_text(const uint8_t *p, size_t n) {
+  return status_true(p, n) && count_rows("plain", "value = x'2046' AND event_ts = 1704067200") == 1;
+}
+
+static int check_write_typed(const uint8_t *p, size_t n) {
+  return status_true(p, n) && count_rows("plain", "value = x'2005' AND event_ts = 1704067200") == 1;
+}
+
 /* ---- the sweep ---- */
 
 enum path { HANDLER, READ_CALL_ARENA, READ_BATCH_ARENA };
@@ -333,28 +526,38 @@ static const struct oom_case {
   enum path path;
   uint8_t *(*request)(size_t *len);
   int (*check)(const uint8_t *p, size_t n);
+  struct ldr_test_store *store; /* NULL: registry_example's */
 } cases[] = {
     /* First the write: the reads after it find its rows. */
     {"OnlineWriteBatch", "/larder.v1.OnlineStore/OnlineWriteBatch", HANDLER, write_request,
-     check_write},
+     check_write, NULL},
     {"OnlineRead (prepare, read_jobs, reply in one arena)", "/larder.v1.OnlineStore/OnlineRead",
-     READ_CALL_ARENA, read_request, check_read},
+     READ_CALL_ARENA, read_request, check_read, NULL},
     {"OnlineRead (read_jobs in the batch arena)", "/larder.v1.OnlineStore/OnlineRead",
-     READ_BATCH_ARENA, read_request, check_read},
-    {"Update", "/larder.v1.OnlineStore/Update", HANDLER, update_request, check_empty},
-    {"Teardown", "/larder.v1.OnlineStore/Teardown", HANDLER, teardown_request, check_empty},
+     READ_BATCH_ARENA, read_request, check_read, NULL},
+    {"Update", "/larder.v1.OnlineStore/Update", HANDLER, update_request, check_empty, NULL},
+    {"Teardown", "/larder.v1.OnlineStore/Teardown", HANDLER, teardown_request, check_empty, NULL},
     {"GetOnlineFeatures", "/feast.serving.ServingService/GetOnlineFeatures", HANDLER, gof_request,
-     check_gof},
+     check_gof, NULL},
     {"GrpcFeatureServer/GetOnlineFeatures", "/GrpcFeatureServer/GetOnlineFeatures", HANDLER,
-     gof_request, check_gof},
+     gof_request, check_gof, NULL},
     {"GetFeastServingInfo", "/feast.serving.ServingService/GetFeastServingInfo", HANDLER,
-     info_request, check_info},
-    {"Health/Check", "/grpc.health.v1.Health/Check", HANDLER, health_request, check_health},
+     info_request, check_info, NULL},
+    {"Health/Check", "/grpc.health.v1.Health/Check", HANDLER, health_request, check_health, NULL},
     {"reflection: list_services", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-     HANDLER, reflection_list, check_reflection_list},
+     HANDLER, reflection_list, check_reflection_list, NULL},
     {"reflection: file_containing_symbol",
      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", HANDLER, reflection_symbol,
-     check_reflection_symbol},
+     check_reflection_symbol, NULL},
+    {"GrpcFeatureServer/Push (features)", "/GrpcFeatureServer/Push", HANDLER, push_text_request,
+     check_push_text, &push_store},
+    {"GrpcFeatureServer/Push (typed_features)", "/GrpcFeatureServer/Push", HANDLER,
+     push_typed_request, check_push_typed, &push_store},
+    {"GrpcFeatureServer/WriteToOnlineStore (features)", "/GrpcFeatureServer/WriteToOnlineStore",
+     HANDLER, write_text_request, check_write_text, &push_store},
+    {"GrpcFeatureServer/WriteToOnlineStore (typed_features)",
+     "/GrpcFeatureServer/WriteToOnlineStore", HANDLER, write_typed_request, check_write_typed,
+     &push_store},
 };
 
 static const struct ldr_method *method_of(const char *path) {
@@ -371,13 +574,14 @@ static enum ldr_rc run(const struct oom_case *oc, const uint8_t *req, size_t len
   /* A small first block, so that the cap and not the block size decides. */
   ldr_arena_init(&call, 16, oc->path == READ_BATCH_ARENA ? 0 : cap);
   ldr_arena_init(&batch, 16, cap);
+  struct ldr_test_store *st = oc->store ? oc->store : &store;
   struct ldr_handler_ctx ctx = {
-      .cfg = &store.cfg,
-      .backend = store.backend,
+      .cfg = &st->cfg,
+      .backend = st->backend,
       .arena = &call,
       .req = req,
       .req_len = len,
-      .registry = store.registry,
+      .registry = st->registry,
       .worker = &worker,
   };
   ldr_err_clear(&ctx.err);
@@ -387,7 +591,7 @@ static enum ldr_rc run(const struct oom_case *oc, const uint8_t *req, size_t len
     struct ldr_read_job job, *jobs[1] = {&job};
     rc = ldr_read_prepare(&ctx, &job);
     if (rc == LDR_OK)
-      rc = ldr_read_jobs(&store.cfg, store.backend, jobs, 1,
+      rc = ldr_read_jobs(&st->cfg, st->backend, jobs, 1,
                          oc->path == READ_BATCH_ARENA ? &batch : &call, &worker, &ctx.err);
     if (rc == LDR_OK) rc = ldr_read_reply(&ctx, &job);
   } else {
@@ -431,9 +635,22 @@ static void sweep(void **state) {
     if (cap >= SWEEP_MAX) fail_msg("%s: still exhausted at a cap of %zu bytes", oc->name, cap);
     cap = cap < SWEEP_STEP_LIMIT ? cap + 1 : cap + cap / 20;
   }
-  free(req);
   if (!reply_ok)
     fail_msg("%s: the first run that succeeded (cap %zu) gave a wrong reply", oc->name, cap);
+  if (oc->store == &push_store) {
+    /* A write refused for memory writes nothing: the run just below the cap
+     * that sufficed (the refusal latest in the handler), on empty tables,
+     * leaves them empty; then the run at the cap writes again. */
+    clear_push_store();
+    if ((rc = run(oc, req, len, cap - 1, &reply_ok)) != LDR_EXHAUSTED)
+      fail_msg("%s, cap %zu: %s on a second run", oc->name, cap - 1, ldr_rc_str(rc));
+    if (push_store_rows() != 0)
+      fail_msg("%s, cap %zu: RESOURCE_EXHAUSTED, and %d rows written", oc->name, cap - 1,
+               push_store_rows());
+    if ((rc = run(oc, req, len, cap, &reply_ok)) != LDR_OK || !reply_ok)
+      fail_msg("%s, cap %zu: %s on a second run", oc->name, cap, ldr_rc_str(rc));
+  }
+  free(req);
   print_message("%s: OK from a cap of %zu bytes (%zu runs, %zu RESOURCE_EXHAUSTED)\n", oc->name,
                 cap, runs, exhausted);
   /* A sweep that never met the cap tested nothing of the out-of-memory paths,
@@ -447,6 +664,10 @@ int main(void) {
   now_s = (int64_t)time(NULL);
   ldr_log_set_level(LDR_LOG_ERROR);
   ldr_test_store_open(&store, "  admin_rpcs: true\n", 1, views);
+  size_t reg_len;
+  uint8_t *reg = ldr_test_push_registry(&reg_len);
+  ldr_test_store_open_registry(&push_store, NULL, reg, reg_len, ldr_test_push_views);
+  free(reg);
   struct ldr_err err;
   ldr_err_clear(&err);
   if (ldr_reflection_init(&err) != LDR_OK) {
@@ -458,6 +679,7 @@ int main(void) {
     tests[i] = (struct CMUnitTest){cases[i].name, sweep, NULL, NULL, (void *)&cases[i]};
   int failed = _cmocka_run_group_tests("oom", tests, sizeof tests / sizeof tests[0], NULL, NULL);
   ldr_reflection_free();
+  ldr_test_store_close(&push_store);
   ldr_test_store_close(&store);
   return failed;
 }
