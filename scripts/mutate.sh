@@ -124,7 +124,9 @@ selected=() errors=0
 for i in "${!mutants[@]}"; do
   rec=${mutants[$i]}
   if [ -n "$slice" ] && [ $((i % ${slice#*/})) -ne "${slice%/*}" ]; then continue; fi
-  if [ -n "$match" ] && ! printf '%s\n%s\n' "$(field "$rec" 1)" "$(field "$rec" 2)" | grep -Eq -- "$match"; then
+  # grep reads all its input (no -q): with pipefail, a grep that quit at its
+  # first match could fail printf with SIGPIPE, and the pipeline with it.
+  if [ -n "$match" ] && ! printf '%s\n%s\n' "$(field "$rec" 1)" "$(field "$rec" 2)" | grep -E -- "$match" >/dev/null; then
     continue
   fi
   regex=$(field "$rec" 4)
@@ -134,7 +136,7 @@ for i in "${!mutants[@]}"; do
     errors=$((errors + 1))
     continue
   fi
-  if [ "$quick" = 1 ] && printf '%s\n' "$names" | grep -Evq '^(unit|vectors)\.'; then continue; fi
+  if [ "$quick" = 1 ] && printf '%s\n' "$names" | grep -Ev '^(unit|vectors)\.' >/dev/null; then continue; fi
   selected+=("$rec")
 done
 total=${#selected[@]}
