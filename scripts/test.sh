@@ -34,7 +34,7 @@ echo "== tests"
 (cd build && ctest --output-on-failure --no-tests=error -j2)
 
 # Every mutant of tests/mutations.txt must make its tests fail (STYLE 19); it
-# uses the databases started above. The whole list takes about 3.5 minutes on
+# uses the databases started above. The whole list takes about 7 minutes on
 # two cores from a cold build-mutate/. Should it outgrow the budget, set
 # MUTATE_SLICES=N: CI then runs a different N-th each day (by day of year),
 # and `bash scripts/mutate.sh` still runs all of it by hand.
