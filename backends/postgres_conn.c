@@ -56,12 +56,21 @@ int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns) {
   }
 }
 
-/* Server notices ("relation already exists, skipping") go to the debug log,
- * not to stderr as libpq would print them. */
-static void notice(void *arg, const char *message) {
-  (void)arg;
+/*
+ * Server notices ("relation already exists, skipping") go to the debug log,
+ * not to stderr as libpq would print them. One matters: a commit whose wait
+ * for a synchronous standby was cancelled (by the statement timeout, or a
+ * cancel request) reports success with a warning from SyncRepWaitForLSN, yet
+ * the standby may not have the transaction: the write is then not
+ * acknowledged (ldr_pg_write). The routine's name is not translated; the
+ * message may be.
+ */
+static void notice(void *arg, const PGresult *res) {
+  struct pg_conn *c = arg;
+  const char *routine = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+  if (routine != NULL && !strcmp(routine, "SyncRepWaitForLSN")) c->unreplicated = 1;
   char msg[200];
-  message_of(message, msg, sizeof msg);
+  message_of(PQresultErrorMessage(res), msg, sizeof msg);
   ldr_log(LDR_LOG_DEBUG, "postgres: %s", msg);
 }
 
@@ -148,7 +157,7 @@ static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, in
     return ldr_err_set(err, LDR_INTERNAL, "postgres at %s: integer_datetimes is off", servers);
   }
   PQsetnonblocking(c->conn, 1);
-  PQsetNoticeProcessor(c->conn, notice, NULL);
+  PQsetNoticeReceiver(c->conn, notice, c);
   c->sql.host = server_of(b, c->conn);
   /* Reads that prefer a standby and found none are on the primary: after a
    * while they look for a standby again (backends/sql.c). PostgreSQL 14 and

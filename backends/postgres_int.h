@@ -35,8 +35,9 @@ struct pg_conn {
   char *stale[LDR_STMT_CACHE]; /* evicted from the cache: deallocated by the next pipeline */
   size_t n_stale;
   unsigned long long seq;
-  long timeout_ms; /* the session's statement_timeout; -1: not known */
-  int conflict;    /* the last statement lost a deadlock or a serialization race */
+  long timeout_ms;  /* the session's statement_timeout; -1: not known */
+  int conflict;     /* the last statement lost a deadlock or a serialization race */
+  int unreplicated; /* a commit's wait for a synchronous standby was cancelled */
 };
 
 struct pg_impl {

@@ -510,12 +510,21 @@ static enum ldr_rc op_write(struct ldr_backend *b, struct ldr_sql_conn *sc, void
   struct write_arg *a = varg;
   struct pg_conn *c = pgc(sc);
   struct pipeline pl, *p = &pl;
+  c->unreplicated = 0;
   enum ldr_rc rc = begin_pipeline(b, c, p, a->n, a->arena, "write", err);
   for (size_t w = 0; rc == LDR_OK && w < a->n; w++) rc = queue_write(b, c, p, a, w, err);
   if (rc == LDR_OK) rc = sync_pipeline(b, c, "write", err);
   if (rc != LDR_OK) return abandon(c, p, rc);
   struct read_sink none = {NULL, NULL};
-  return collect(b, c, p, &none, "write", err);
+  rc = collect(b, c, p, &none, "write", err);
+  /* Committed on the primary, but a synchronous standby had not confirmed it
+   * when the deadline came: not acknowledged, since a failover may lose it.
+   * Repeating the write is safe (an upsert). */
+  if (rc == LDR_OK && c->unreplicated)
+    rc = ldr_err_set(err, LDR_DEADLINE,
+                     "write: committed on the primary, but no synchronous standby had confirmed it "
+                     "by the call's deadline");
+  return rc;
 }
 
 enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
