@@ -88,6 +88,13 @@ void ldr_metrics_conns(struct ldr_metrics_worker *m, const struct ldr_conn_state
   }
 }
 
+void ldr_metrics_store(struct ldr_metrics_worker *m, struct ldr_backend *b) {
+  struct ldr_conn_state conns[LDR_CONNS_MAX];
+  if (m == NULL || b == NULL) return;
+  ldr_metrics_connected(m, b->ops->connected(b));
+  ldr_metrics_conns(m, conns, ldr_backend_conns(b, conns));
+}
+
 /* `s` as a Prometheus label value: backslash, quote and newline escaped. */
 static void label_value(const char *s, char *buf, size_t cap) {
   size_t o = 0;

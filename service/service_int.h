@@ -58,6 +58,8 @@ void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_r
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up);
 /* Where the worker's store connections are (ldr_backend_conns): which server, for what. */
 void ldr_metrics_conns(struct ldr_metrics_worker *m, const struct ldr_conn_state *conns, size_t n);
+/* Both of the above for the worker's store `b`. */
+void ldr_metrics_store(struct ldr_metrics_worker *m, struct ldr_backend *b);
 /* The status code's name as go-grpc-prometheus writes it ("InvalidArgument"). */
 const char *ldr_grpc_code_name(int code);
 
