@@ -187,7 +187,8 @@ struct ldr_backend_ops {
    * LDR_EXHAUSTED as soon as the names and values read pass b->result_cap. */
   enum ldr_rc (*read)(struct ldr_backend *b, struct ldr_read *reads, size_t n,
                       struct ldr_arena *arena, struct ldr_err *err);
-  /* Checks the store answers. */
+  /* Checks the store answers: OK when any of the connections the served calls
+   * need does (reads while the primary is away are still served). */
   enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
   /* Nonzero while the connection to the store is open (for metrics). */
   int (*connected)(struct ldr_backend *b);

@@ -159,12 +159,14 @@ static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, in
   PQsetnonblocking(c->conn, 1);
   PQsetNoticeReceiver(c->conn, notice, c);
   c->sql.host = server_of(b, c->conn);
-  /* Reads that prefer a standby and found none are on the primary: after a
-   * while they look for a standby again (backends/sql.c). PostgreSQL 14 and
-   * later report in_hot_standby; a server or pooler that does not is taken as
-   * what was asked for. */
+  /* Reads that prefer a standby and found none among several hosts are on the
+   * primary: after a while they look for a standby again (backends/sql.c).
+   * PostgreSQL 14 and later report in_hot_standby; a server or pooler that
+   * does not is taken as what was asked for. */
   const char *standby = PQparameterStatus(c->conn, "in_hot_standby");
-  if (!strcmp(c->target, "prefer-standby") && standby != NULL && !strcmp(standby, "off"))
+  char second[8];
+  if (!strcmp(c->target, "prefer-standby") && standby != NULL && !strcmp(standby, "off") &&
+      ldr_pg_host_label(b->cfg, 1, second, sizeof second))
     c->sql.fallback_at_ns = ldr_now_ns();
   if (ldr_log_enabled(LDR_LOG_DEBUG))
     ldr_log(LDR_LOG_DEBUG, "postgres: %s connection on %s:%s%s", ldr_conn_role_name(c->sql.role),
