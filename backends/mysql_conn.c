@@ -182,87 +182,91 @@ int ldr_my_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, s
   return 1;
 }
 
-/* Opens a connection to one server; its failure messages name the server, for the log only. */
-static enum ldr_rc connect_to(struct ldr_backend *b, struct my_conn *s, const char *host,
-                              unsigned port, int64_t until_ns, struct ldr_err *err) {
+/* Opens a connection to one server into *out (NULL on failure); its failure
+ * messages name the server, for the log only. */
+static enum ldr_rc open_conn(struct ldr_backend *b, const char *host, unsigned port,
+                             int64_t until_ns, MYSQL **out, struct ldr_err *err) {
   const struct ldr_mysql_options *c = options(b);
   char msg[200];
-  ldr_my_drop_connection(s);
-  s->conflict = 0;
-  s->conn = mysql_init(NULL);
-  if (s->conn == NULL) return ldr_err_set(err, LDR_NOMEM, "mysql: out of memory");
+  enum ldr_rc rc = LDR_OK;
+  MYSQL *m = mysql_init(NULL);
+  *out = NULL;
+  if (m == NULL) return ldr_err_set(err, LDR_NOMEM, "mysql: out of memory");
   /* TCP always: for "localhost" the connector would otherwise use the socket. */
   unsigned protocol = MYSQL_PROTOCOL_TCP, connect_timeout = 10;
   my_bool off = 0;
-  mysql_optionsv(s->conn, MYSQL_OPT_NONBLOCK, 0);
-  mysql_optionsv(s->conn, MYSQL_OPT_PROTOCOL, &protocol);
-  mysql_optionsv(s->conn, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-  mysql_optionsv(s->conn, MYSQL_OPT_RECONNECT, &off);
-  mysql_optionsv(s->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  mysql_optionsv(m, MYSQL_OPT_NONBLOCK, 0);
+  mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+  mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+  mysql_optionsv(m, MYSQL_OPT_RECONNECT, &off);
+  mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
   /* Timestamps in UTC whatever the server's zone; run again on every connection. */
-  mysql_optionsv(s->conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+  mysql_optionsv(m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
   if (c->ssl_ca || c->ssl_cert || c->ssl_key) {
     my_bool on = 1;
-    if (c->ssl_ca) mysql_optionsv(s->conn, MYSQL_OPT_SSL_CA, c->ssl_ca);
-    if (c->ssl_cert) mysql_optionsv(s->conn, MYSQL_OPT_SSL_CERT, c->ssl_cert);
-    if (c->ssl_key) mysql_optionsv(s->conn, MYSQL_OPT_SSL_KEY, c->ssl_key);
-    mysql_optionsv(s->conn, MYSQL_OPT_SSL_ENFORCE, &on);
-    if (c->ssl_ca) mysql_optionsv(s->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+    if (c->ssl_ca) mysql_optionsv(m, MYSQL_OPT_SSL_CA, c->ssl_ca);
+    if (c->ssl_cert) mysql_optionsv(m, MYSQL_OPT_SSL_CERT, c->ssl_cert);
+    if (c->ssl_key) mysql_optionsv(m, MYSQL_OPT_SSL_KEY, c->ssl_key);
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &on);
+    if (c->ssl_ca) mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
   }
   MYSQL *ret = NULL;
-  int status = mysql_real_connect_start(&ret, s->conn, host, c->user, c->password, c->database,
-                                        port, NULL, 0);
+  int status =
+      mysql_real_connect_start(&ret, m, host, c->user, c->password, c->database, port, NULL, 0);
   while (status) {
-    status = ldr_my_wait_io(s->conn, status, until_ns);
+    status = ldr_my_wait_io(m, status, until_ns);
     if (status < 0) {
-      ldr_my_drop_connection(s);
-      return ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
-                         "mysql at %s:%u: no connection before the %s", host, port,
-                         b->deadline_ns ? "call's deadline" : "connect timeout");
+      rc = ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
+                       "mysql at %s:%u: no connection before the %s", host, port,
+                       b->deadline_ns ? "call's deadline" : "connect timeout");
+      goto out;
     }
-    status = mysql_real_connect_cont(&ret, s->conn, status);
+    status = mysql_real_connect_cont(&ret, m, status);
   }
   if (ret == NULL) {
-    snprintf(msg, sizeof msg, "%s", mysql_error(s->conn));
-    ldr_my_drop_connection(s);
-    return ldr_err_set(err, LDR_UNAVAILABLE,
-                       "cannot connect to mysql at %s:%u (database %s, user %s): %s", host, port,
-                       c->database, c->user, msg);
+    snprintf(msg, sizeof msg, "%s", mysql_error(m));
+    rc = ldr_err_set(err, LDR_UNAVAILABLE,
+                     "cannot connect to mysql at %s:%u (database %s, user %s): %s", host, port,
+                     c->database, c->user, msg);
+    goto out;
   }
-  s->mariadb = strstr(mysql_get_server_info(s->conn), "MariaDB") != NULL;
-  return LDR_OK;
+  *out = m;
+  m = NULL;
+out:
+  if (m != NULL) mysql_close(m);
+  return rc;
 }
 
 /*
- * The driver's connect. Writes go to the primary. Reads, when read_hosts
- * lists replicas, try them in turn from the instance's own first one (so that
- * workers spread over them), then the primary: reads go on while every
- * replica is away, and return to a replica later (backends/sql.c).
+ * Connects `c` to the first of its `replicas` (larder.read_hosts) that
+ * answers, trying them in turn from the instance's own first one so that
+ * workers spread over them, then (with_primary) to the primary. On failure
+ * `c` is left as it was.
  */
-static enum ldr_rc my_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
-                              struct ldr_err *err) {
-  struct my_conn *c = myc(sc);
+static enum ldr_rc connect_some(struct ldr_backend *b, struct my_conn *c, size_t replicas,
+                                int with_primary, int64_t until_ns, struct ldr_err *err) {
   const struct ldr_mysql_options *o = options(b);
-  size_t replicas = 0;
-  while (sc->role != LDR_CONN_WRITE && o->read_hosts != NULL && o->read_hosts[replicas] != NULL)
-    replicas++;
-  sc->fallback_at_ns = 0;
   struct ldr_err first;
   ldr_err_clear(&first);
-  for (size_t k = 0; k <= replicas; k++) {
+  for (size_t k = 0; k < replicas + (with_primary ? 1 : 0); k++) {
     size_t i = k < replicas ? 1 + (impl(b)->first_replica + k) % replicas : 0;
     char host[256];
     unsigned port = 0;
     struct ldr_err e;
+    MYSQL *m = NULL;
     ldr_err_clear(&e);
     server(o, i, host, sizeof host, &port);
-    enum ldr_rc rc = connect_to(b, c, host, port, until_ns, &e);
+    enum ldr_rc rc = open_conn(b, host, port, until_ns, &m, &e);
     if (rc == LDR_OK) {
-      sc->host = (int)i;
-      if (replicas > 0 && i == 0) sc->fallback_at_ns = ldr_now_ns();
+      ldr_my_drop_connection(c);
+      c->conflict = 0;
+      c->conn = m;
+      c->mariadb = strstr(mysql_get_server_info(m), "MariaDB") != NULL;
+      c->sql.host = (int)i;
+      c->sql.fallback_at_ns = replicas > 0 && i == 0 ? ldr_now_ns() : 0;
       if (ldr_log_enabled(LDR_LOG_DEBUG))
-        ldr_log(LDR_LOG_DEBUG, "mysql: %s connection on %s:%u%s", ldr_conn_role_name(sc->role),
-                host, port, sc->fallback_at_ns ? " (no replica answered)" : "");
+        ldr_log(LDR_LOG_DEBUG, "mysql: %s connection on %s:%u%s", ldr_conn_role_name(c->sql.role),
+                host, port, c->sql.fallback_at_ns ? " (no replica answered)" : "");
       return LDR_OK;
     }
     if (first.rc == LDR_OK) first = e;
@@ -271,6 +275,33 @@ static enum ldr_rc my_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, in
   }
   *err = first;
   return first.rc;
+}
+
+/* The replicas a connection reads from: none for writes. */
+static size_t replicas_of(struct ldr_backend *b, const struct ldr_sql_conn *sc) {
+  const struct ldr_mysql_options *o = options(b);
+  size_t n = 0;
+  while (sc->role != LDR_CONN_WRITE && o->read_hosts != NULL && o->read_hosts[n] != NULL) n++;
+  return n;
+}
+
+/*
+ * The driver's connect. Writes go to the primary. Reads, when read_hosts
+ * lists replicas, go to one of them, or to the primary while none answers:
+ * reads go on while every replica is away, and return to a replica later
+ * (backends/sql.c, my_prefer).
+ */
+static enum ldr_rc my_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                              struct ldr_err *err) {
+  ldr_my_drop_connection(myc(sc));
+  sc->fallback_at_ns = 0;
+  return connect_some(b, myc(sc), replicas_of(b, sc), 1, until_ns, err);
+}
+
+/* Reads on the primary try the replicas again; the connection stays unless one answers. */
+static enum ldr_rc my_prefer(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                             struct ldr_err *err) {
+  return connect_some(b, myc(sc), replicas_of(b, sc), 0, until_ns, err);
 }
 
 /* Runs one text statement; a result set is read whole (here one row or none)
@@ -357,6 +388,7 @@ static const struct ldr_sql_driver driver = {
     .connected = my_conn_ok,
     .connect = my_connect,
     .disconnect = my_disconnect,
+    .prefer = my_prefer,
     .begin_call = my_begin_call,
     .conflicted = my_conflicted,
 };

@@ -116,49 +116,61 @@ static int server_of(const struct ldr_backend *b, PGconn *conn) {
   return -1;
 }
 
-static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
-                              struct ldr_err *err) {
+/* Opens a connection to a server that is `target` (target_session_attrs),
+ * waiting at most until until_ns; *out is ready for use, or NULL on failure. */
+static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t until_ns,
+                             PGconn **out, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
-  struct pg_conn *c = pgc(sc);
   const struct ldr_postgres_options *o = options(b);
   char msg[200], servers[600];
-  ldr_pg_drop_connection(c);
-  c->sql.fallback_at_ns = 0;
-  s->val[s->target] = c->target;
-  c->conn = PQconnectStartParams(s->kw, s->val, 0);
-  if (c->conn == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
+  enum ldr_rc rc = LDR_OK;
+  s->val[s->target] = target;
+  PGconn *conn = PQconnectStartParams(s->kw, s->val, 0);
+  *out = NULL;
+  if (conn == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (PQstatus(c->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
-         st != PGRES_POLLING_FAILED) {
-    int w = ldr_pg_wait_socket(c->conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
+  while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    int w = ldr_pg_wait_socket(conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
     if (w == 0) {
-      ldr_pg_drop_connection(c);
       servers_of(b, servers, sizeof servers);
-      return ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
-                         "postgres at %s: no connection before the %s", servers,
-                         b->deadline_ns ? "call's deadline" : "connect timeout");
+      rc = ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
+                       "postgres at %s: no connection before the %s", servers,
+                       b->deadline_ns ? "call's deadline" : "connect timeout");
+      goto out;
     }
-    st = PQconnectPoll(c->conn);
+    st = PQconnectPoll(conn);
   }
-  if (PQstatus(c->conn) != CONNECTION_OK) {
-    message_of(PQerrorMessage(c->conn), msg, sizeof msg);
-    ldr_pg_drop_connection(c);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    message_of(PQerrorMessage(conn), msg, sizeof msg);
     servers_of(b, servers, sizeof servers);
-    return ldr_err_set(err, LDR_UNAVAILABLE,
-                       "cannot connect to postgres at %s (database %s, user %s%s%s): %s", servers,
-                       o->database, o->user, strcmp(c->target, "any") ? ", a server that is " : "",
-                       strcmp(c->target, "any") ? c->target : "", msg);
+    rc = ldr_err_set(err, LDR_UNAVAILABLE,
+                     "cannot connect to postgres at %s (database %s, user %s%s%s): %s", servers,
+                     o->database, o->user, strcmp(target, "any") ? ", a server that is " : "",
+                     strcmp(target, "any") ? target : "", msg);
+    goto out;
   }
   /* Binary timestamps are 64-bit microseconds only with integer_datetimes. */
-  const char *idt = PQparameterStatus(c->conn, "integer_datetimes");
+  const char *idt = PQparameterStatus(conn, "integer_datetimes");
   if (idt == NULL || strcmp(idt, "on") != 0) {
     servers_of(b, servers, sizeof servers);
-    ldr_pg_drop_connection(c);
-    return ldr_err_set(err, LDR_INTERNAL, "postgres at %s: integer_datetimes is off", servers);
+    rc = ldr_err_set(err, LDR_INTERNAL, "postgres at %s: integer_datetimes is off", servers);
+    goto out;
   }
-  PQsetnonblocking(c->conn, 1);
+  PQsetnonblocking(conn, 1);
+  *out = conn;
+  conn = NULL;
+out:
+  PQfinish(conn);
+  return rc;
+}
+
+/* Makes `conn` the connection of `c` (whose old one, if any, is closed). */
+static void install(struct ldr_backend *b, struct pg_conn *c, PGconn *conn) {
+  ldr_pg_drop_connection(c);
+  c->conn = conn;
   PQsetNoticeReceiver(c->conn, notice, c);
   c->sql.host = server_of(b, c->conn);
+  c->sql.fallback_at_ns = 0;
   /* Reads that prefer a standby and found none among several hosts are on the
    * primary: after a while they look for a standby again (backends/sql.c).
    * PostgreSQL 14 and later report in_hot_standby; a server or pooler that
@@ -171,7 +183,38 @@ static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, in
   if (ldr_log_enabled(LDR_LOG_DEBUG))
     ldr_log(LDR_LOG_DEBUG, "postgres: %s connection on %s:%s%s", ldr_conn_role_name(c->sql.role),
             PQhost(c->conn), PQport(c->conn), c->sql.fallback_at_ns ? " (no standby found)" : "");
-  return LDR_OK;
+}
+
+static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                              struct ldr_err *err) {
+  struct pg_conn *c = pgc(sc);
+  PGconn *conn = NULL;
+  ldr_pg_drop_connection(c);
+  c->sql.fallback_at_ns = 0;
+  enum ldr_rc rc = open_conn(b, c->target, until_ns, &conn, err);
+  /* libpq's prefer-standby makes a second pass over the hosts for any server
+   * only when its first pass failed in ways it retries; a standby that answers
+   * "shutting down" ends it. That second pass, then, here. */
+  if (rc == LDR_UNAVAILABLE && !strcmp(c->target, "prefer-standby")) {
+    struct ldr_err again;
+    ldr_err_clear(&again);
+    if (open_conn(b, "any", until_ns, &conn, &again) == LDR_OK) {
+      ldr_err_clear(err);
+      rc = LDR_OK;
+    }
+  }
+  if (rc == LDR_OK) install(b, c, conn);
+  return rc;
+}
+
+/* A read connection on the primary tries a standby (a standby only); the
+ * connection it has stays unless one answers. */
+static enum ldr_rc pg_prefer(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                             struct ldr_err *err) {
+  PGconn *conn = NULL;
+  enum ldr_rc rc = open_conn(b, "standby", until_ns, &conn, err);
+  if (rc == LDR_OK) install(b, pgc(sc), conn);
+  return rc;
 }
 
 /* A cancel request, sent from a thread of its own: libpq's PQcancel blocks
@@ -345,6 +388,7 @@ const struct ldr_sql_driver ldr_pg_driver = {
     .connected = pg_conn_ok,
     .connect = pg_connect,
     .disconnect = pg_disconnect,
+    .prefer = pg_prefer,
     .begin_call = no_begin,
     .conflicted = pg_conflicted,
 };

@@ -125,19 +125,28 @@ static enum ldr_rc reconnect(struct ldr_backend *b, const struct ldr_sql_driver 
 }
 
 /* A connection that has been on a server it does not prefer (a read
- * connection that fell back to the primary) for a while is closed, so that the
- * reconnect tries the preferred servers first again: a replica that came back
- * takes its reads back. */
+ * connection that fell back to the primary) for a while tries a preferred
+ * one, within LDR_SQL_PREFER_NS and the call's deadline: a replica that came
+ * back takes its reads back, and one still away costs the call little. */
 static void leave_fallback(struct ldr_backend *b, const struct ldr_sql_driver *d,
                            struct ldr_sql_conn *c) {
-  if (c->fallback_at_ns == 0 || ldr_now_ns() - c->fallback_at_ns < LDR_SQL_FALLBACK_NS ||
+  int64_t now = ldr_now_ns();
+  if (c->fallback_at_ns == 0 || now - c->fallback_at_ns < LDR_SQL_FALLBACK_NS ||
       !d->connected(b, c))
     return;
+  int64_t until = now + LDR_SQL_PREFER_NS;
+  if (b->deadline_ns != 0 && b->deadline_ns < until) until = b->deadline_ns;
   char name[48];
-  ldr_log(LDR_LOG_DEBUG, "%s: trying the preferred servers again",
-          ldr_sql_conn_name(d, c, name, sizeof name));
-  d->disconnect(b, c);
-  c->fallback_at_ns = 0;
+  struct ldr_err e;
+  ldr_err_clear(&e);
+  if (d->prefer(b, c, until, &e) == LDR_OK) {
+    ldr_log(LDR_LOG_INFO, "%s: back on a preferred server",
+            ldr_sql_conn_name(d, c, name, sizeof name));
+    return;
+  }
+  ldr_log(LDR_LOG_DEBUG, "%s: still no preferred server: %s",
+          ldr_sql_conn_name(d, c, name, sizeof name), e.msg);
+  c->fallback_at_ns = ldr_now_ns(); /* look again later */
 }
 
 enum ldr_rc ldr_sql_run(struct ldr_backend *b, const struct ldr_sql_driver *d,

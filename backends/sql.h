@@ -70,9 +70,12 @@ struct ldr_sql_conn {
 /* Readies a connection for ldr_sql_run and ldr_sql_open: not connected, no back-off. */
 void ldr_sql_conn_init(struct ldr_sql_conn *c, enum ldr_conn_role role);
 
-/* How long a connection stays on a server it does not prefer before it is
- * opened again on the preferred ones (a replica that came back). */
+/* How long a connection stays on a server it does not prefer before a
+ * preferred one is tried again (a replica that came back), and the most that
+ * try may take of the call it runs in: a replica that does not answer at all
+ * (a network partition) costs a call no more. */
 #define LDR_SQL_FALLBACK_NS (10 * 1000000000LL)
+#define LDR_SQL_PREFER_NS (250 * 1000000LL)
 
 struct ldr_sql_driver {
   const char *name; /* "postgres": in log lines */
@@ -85,6 +88,11 @@ struct ldr_sql_driver {
                          struct ldr_err *err);
   /* Closes the connection, forgetting what lived in its session. */
   void (*disconnect)(struct ldr_backend *b, struct ldr_sql_conn *c);
+  /* For a connection on a server it does not prefer: opens one on a
+   * preferred server within until_ns and replaces it with that one; on
+   * failure the connection it has stays as it is. */
+  enum ldr_rc (*prefer)(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                        struct ldr_err *err);
   /* Readies an open connection for the call (its statement timeout). */
   enum ldr_rc (*begin_call)(struct ldr_backend *b, struct ldr_sql_conn *c, struct ldr_err *err);
   /* Nonzero when the operation just failed lost a deadlock or a
@@ -100,7 +108,7 @@ typedef enum ldr_rc (*ldr_sql_op)(struct ldr_backend *b, struct ldr_sql_conn *c,
  * back-off allows); one that breaks during `op` is reopened once and `op` runs
  * again (reads, DDL and upserts are all safe to repeat); a deadlock victim runs
  * again up to three times; one that has been on a server it does not prefer
- * for LDR_SQL_FALLBACK_NS is opened again first. Then the call fails:
+ * for LDR_SQL_FALLBACK_NS first tries a preferred one (ldr_sql_driver.prefer). Then the call fails:
  * UNAVAILABLE, or the deadline's DEADLINE_EXCEEDED, with a message that names
  * no server.
  */

@@ -111,13 +111,14 @@ class Load:
         i = 0
         while self.running:
             t0 = time.monotonic()
+            detail = ""
             try:
                 self.call(stub, t, i, self.timeout)
                 code = "OK"
             except grpc.RpcError as e:
-                code = e.code().name
+                code, detail = e.code().name, e.details()
             with self.lock:
-                self.outcomes.append((t0, time.monotonic(), code, t))
+                self.outcomes.append((t0, time.monotonic(), code, t, detail))
             i += 1
         channel.close()
 

@@ -5,6 +5,8 @@ and larder.read_from: standby:
 
 - writes go to the primary and reads to the standby (a standby whose replay is
   paused does not see a write the primary took), and the metrics say so;
+- the standby stops: reads go on from the primary, and back to the standby
+  once it returns;
 - under a load of writes and reads, the standby stops receiving (its
   primary_conninfo emptied: a standby that lags), then the primary crashes
   (immediate shutdown) and the standby is promoted: reads go on, writes
@@ -75,9 +77,35 @@ class Failover(unittest.TestCase):
         self.standby.sql("SELECT pg_wal_replay_resume()")
         self.assertTrue(wait_for(lambda: self.found([900]) == [True], seconds(5)))
 
+    def check_standby_away(self):
+        """The standby stops: reads go on from the primary; it returns: reads go back to it."""
+        reads = Load(self.server.addr, 4, scaleout.read_call(keys=1), timeout=seconds(2)).start()
+        try:
+            time.sleep(0.3)
+            t_down = time.monotonic()
+            self.standby.down()
+            time.sleep(1)
+            conns = host_connections(self.metrics_port)
+            self.assertGreaterEqual(conns[("read", self.hosts["primary"])], 1, conns)
+            t_up = time.monotonic()
+            self.standby.up()
+            back = wait_for(lambda: host_connections(self.metrics_port)[("read", self.hosts["primary"])] == 0,
+                            seconds(20), step=0.25)
+            self.assertTrue(back, host_connections(self.metrics_port))
+            back_s = time.monotonic() - t_up
+        finally:
+            reads.stop()
+        away = reads.between(t_down)
+        self.maxDiff = 2000
+        self.assertEqual(Load.failed(away), [], "reads failed while the standby was away; larder's log:\n%s"
+                         % self.server.read_log()[-4000:])
+        report("postgres standby away", reads=len(away), reads_failed=0, reads_back_on_standby_s="%.2f" % back_s)
+
     def failover(self, sync):
         self.start_pair(sync)
         self.check_split()
+        if not sync:
+            self.check_standby_away()
         acked, lock = [], threading.Lock()
 
         def write(stub, t, i, timeout):

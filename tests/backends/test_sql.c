@@ -183,8 +183,10 @@ static struct fake {
   enum ldr_rc op_rc[8]; /* what each run of the operation returns (then LDR_OK) */
   int op_drops;         /* the failing operations also drop the connection */
   int conflicted;
-  int fallback;    /* connects land on a server the connection does not prefer */
-  int disconnects; /* closed by ldr_sql_run to leave such a server */
+  int fallback;             /* connects land on a server the connection does not prefer */
+  int prefers;              /* tries of a preferred server */
+  enum ldr_rc prefer_rc;    /* what they return */
+  int64_t prefer_budget_ns; /* the time the last one was given */
 } fk;
 
 static int fake_connected(struct ldr_backend *b, struct ldr_sql_conn *c) {
@@ -209,8 +211,19 @@ static enum ldr_rc fake_connect(struct ldr_backend *b, struct ldr_sql_conn *c, i
 static void fake_disconnect(struct ldr_backend *b, struct ldr_sql_conn *c) {
   (void)b;
   (void)c;
-  fk.disconnects++;
   fk.connected = 0;
+}
+
+/* A preferred server answers (fk.prefer_rc LDR_OK) or not; the connection stays either way. */
+static enum ldr_rc fake_prefer(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                               struct ldr_err *err) {
+  (void)b;
+  fk.prefers++;
+  fk.prefer_budget_ns = until_ns - ldr_now_ns();
+  if (fk.prefer_rc != LDR_OK) return ldr_err_set(err, fk.prefer_rc, "no replica");
+  c->host = 1;
+  c->fallback_at_ns = 0;
+  return LDR_OK;
 }
 
 static enum ldr_rc fake_begin(struct ldr_backend *b, struct ldr_sql_conn *c, struct ldr_err *err) {
@@ -240,7 +253,7 @@ static enum ldr_rc fake_op(struct ldr_backend *b, struct ldr_sql_conn *c, void *
 }
 
 static const struct ldr_sql_driver fake_driver = {
-    "fake", fake_connected, fake_connect, fake_disconnect, fake_begin, fake_conflicted,
+    "fake", fake_connected, fake_connect, fake_disconnect, fake_prefer, fake_begin, fake_conflicted,
 };
 
 static void run_cases(void **state) {
@@ -446,12 +459,14 @@ static void open_waits_for_the_backend(void **state) {
 }
 
 /* A connection that has been on a server it does not prefer (reads on the
- * primary while the replicas were away) is opened again after
- * LDR_SQL_FALLBACK_NS, so that a replica that came back takes its reads back. */
+ * primary while the replicas were away) tries a preferred one after
+ * LDR_SQL_FALLBACK_NS, within LDR_SQL_PREFER_NS and the call's deadline, and
+ * keeps its connection when none answers. */
 static void fallback_is_left(void **state) {
   (void)state;
   memset(&fk, 0, sizeof fk);
   fk.fallback = 1;
+  fk.prefer_rc = LDR_UNAVAILABLE;
   struct ldr_backend b = {0};
   struct ldr_sql_conn conn;
   ldr_sql_conn_init(&conn, LDR_CONN_READ);
@@ -460,24 +475,37 @@ static void fallback_is_left(void **state) {
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
   assert_int_equal(fk.connects, 1);
   assert_true(conn.fallback_at_ns != 0);
-  /* Still young: kept. */
+  /* Still young: no try. */
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
-  assert_int_equal(fk.disconnects, 0);
+  assert_int_equal(fk.prefers, 0);
+  /* Old, and no replica answers: the call goes on on the primary, and the
+   * next try is LDR_SQL_FALLBACK_NS later. */
+  int64_t t0 = ldr_now_ns();
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 1);
+  assert_true(fk.prefer_budget_ns <= LDR_SQL_PREFER_NS && fk.prefer_budget_ns > 0);
+  assert_true(conn.fallback_at_ns >= t0);
   assert_int_equal(fk.connects, 1);
-  /* Old: closed and opened again, within the same call. */
-  conn.fallback_at_ns = ldr_now_ns() - LDR_SQL_FALLBACK_NS - 1;
-  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
-  assert_int_equal(fk.disconnects, 1);
-  assert_int_equal(fk.connects, 2);
   assert_int_equal(fk.ops, 3);
-  /* On a preferred server now: never closed for it. */
-  fk.fallback = 0;
-  conn.fallback_at_ns = ldr_now_ns() - LDR_SQL_FALLBACK_NS - 1;
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 1);
+  /* A call with less time left gives the try no more than that. */
+  b.deadline_ns = ldr_now_ns() + 20 * 1000000LL;
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_true(fk.prefer_budget_ns <= 20 * 1000000LL);
+  b.deadline_ns = 0;
+  /* A replica answers: the connection is on it, and tries no more. */
+  fk.prefer_rc = LDR_OK;
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 3);
   assert_int_equal(conn.fallback_at_ns, 0);
+  assert_int_equal(conn.host, 1);
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
-  assert_int_equal(fk.disconnects, 2);
-  assert_int_equal(fk.connects, 3);
+  assert_int_equal(fk.prefers, 3);
+  assert_int_equal(fk.connects, 1);
 }
 
 /* Connections with their own scripted connects, for opening several at once. */
@@ -510,7 +538,7 @@ static void pair_disconnect(struct ldr_backend *b, struct ldr_sql_conn *c) {
 }
 
 static const struct ldr_sql_driver pair_driver = {
-    "fake", pair_connected, pair_connect, pair_disconnect, fake_begin, fake_conflicted,
+    "fake", pair_connected, pair_connect, pair_disconnect, fake_prefer, fake_begin, fake_conflicted,
 };
 
 /* An instance with a read and a write connection starts once either opens:
