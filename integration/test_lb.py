@@ -11,6 +11,7 @@ The replicas share one SQLite file (WAL), which is all this needs: the
 database's own failovers are test_pg_failover.py's and test_mysql_replica.py's."""
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,7 @@ def ok_reads(replica):
 class Replicas(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="larder-lb-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
         os.chmod(self.dir, 0o755)  # nginx's workers run as nobody when it starts as root
         self.db = os.path.join(self.dir, "online.db")
         self.procs = []

@@ -8,6 +8,7 @@ call's own transaction), and nothing of it stays on the pooled server
 connections. With named statements and startup options (the default),
 larder cannot pass through pgbouncer: it refuses to start, saying why."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,7 @@ class Pgbouncer(unittest.TestCase):
         cls.bouncer.wait(timeout=10)
         cls.log.close()
         cls.db.stop()
+        shutil.rmtree(cls.dir, True)
 
     @classmethod
     def psql(cls, sql):
