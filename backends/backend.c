@@ -79,6 +79,21 @@ void ldr_backend_free(struct ldr_backend *b) {
   free(b);
 }
 
+size_t ldr_backend_conns(struct ldr_backend *b, struct ldr_conn_state *out) {
+  return b != NULL && b->ops->conns != NULL ? b->ops->conns(b, out) : 0;
+}
+
+int ldr_backend_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap) {
+  for (size_t k = 0; backends[k] != NULL; k++)
+    if (backends[k]->schema == cfg->schema)
+      return backends[k]->host_label != NULL && backends[k]->host_label(cfg, i, buf, cap);
+  return 0;
+}
+
+const char *ldr_conn_role_name(enum ldr_conn_role role) {
+  return role == LDR_CONN_READ ? "read" : role == LDR_CONN_WRITE ? "write" : "all";
+}
+
 int64_t ldr_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

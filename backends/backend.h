@@ -144,6 +144,20 @@ const struct ldr_reader_ops *ldr_backend_reader(const char *dialect);
 
 struct ldr_backend;
 
+/* What one of a store's connections serves. */
+enum ldr_conn_role {
+  LDR_CONN_ALL,   /* reads and writes: the only connection */
+  LDR_CONN_READ,  /* reads (read_from, read_hosts) */
+  LDR_CONN_WRITE, /* writes, Update and Teardown */
+};
+#define LDR_CONNS_MAX 2
+
+/* Where one connection of an instance stands, for metrics. */
+struct ldr_conn_state {
+  enum ldr_conn_role role;
+  int host; /* the index of its server (ldr_backend_host_label); -1 while not connected */
+};
+
 /*
  * What each store implements. Every function returns LDR_OK or the code it
  * also records in `err`, whose message names what failed. The core allocates
@@ -173,10 +187,17 @@ struct ldr_backend_ops {
    * LDR_EXHAUSTED as soon as the names and values read pass b->result_cap. */
   enum ldr_rc (*read)(struct ldr_backend *b, struct ldr_read *reads, size_t n,
                       struct ldr_arena *arena, struct ldr_err *err);
-  /* Checks the store answers. */
+  /* Checks the store answers: OK when any of the connections the served calls
+   * need does (reads while the primary is away are still served). */
   enum ldr_rc (*ping)(struct ldr_backend *b, struct ldr_err *err);
   /* Nonzero while the connection to the store is open (for metrics). */
   int (*connected)(struct ldr_backend *b);
+  /* The instance's connections (NULL for a store without servers): fills
+   * out[0..n) and returns n, at most LDR_CONNS_MAX. */
+  size_t (*conns)(struct ldr_backend *b, struct ldr_conn_state *out);
+  /* Writes the label of server `i` of `cfg` ("host:port", as configured) into
+   * buf and returns 1; 0 past the last one. NULL for a store without servers. */
+  int (*host_label)(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap);
   /* How this store's database is read as a registry; NULL: it is not. */
   const struct ldr_reader_ops *reader;
 };
@@ -203,6 +224,16 @@ enum ldr_rc ldr_backend_new(const struct ldr_store_config *cfg, struct ldr_backe
 
 /* Closes and frees `b`; NULL is fine. */
 void ldr_backend_free(struct ldr_backend *b);
+
+/* ops->conns, or none: the connections of `b` and the servers they are on. */
+size_t ldr_backend_conns(struct ldr_backend *b, struct ldr_conn_state *out);
+
+/* ops->host_label of the store `cfg` names: 1 with the label of server `i`
+ * in buf, 0 past the last one (or for a store without servers). */
+int ldr_backend_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap);
+
+/* "all", "read" or "write". */
+const char *ldr_conn_role_name(enum ldr_conn_role role);
 
 /* Returns nonzero once the call's deadline (b->deadline_ns) has passed, or
  * once ldr_backend_abort_waits was called. */

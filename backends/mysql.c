@@ -73,12 +73,12 @@ static size_t item_bytes(const struct write_item *it) {
 }
 
 /* One INSERT for chunk `c`; `p` holds 5 * max_rows binds. */
-static enum ldr_rc write_chunk(struct ldr_backend *b, struct write_arg *a, const struct chunk *c,
-                               MYSQL_BIND *p, struct ldr_err *err) {
+static enum ldr_rc write_chunk(struct ldr_backend *b, struct my_conn *s, struct write_arg *a,
+                               const struct chunk *c, MYSQL_BIND *p, struct ldr_err *err) {
   unsigned rows = ldr_sql_bucket(c->n);
   struct ldr_sb key = {0}, sql = {0};
   ldr_sb_printf(&key, "W|%s|%u", c->table, rows);
-  MYSQL_STMT *st = ldr_sb_str(&key) ? ldr_stmt_find(&impl(b)->stmts, ldr_sb_str(&key)) : NULL;
+  MYSQL_STMT *st = ldr_sb_str(&key) ? ldr_stmt_find(&s->stmts, ldr_sb_str(&key)) : NULL;
   enum ldr_rc rc = LDR_OK;
   if (st == NULL) {
     /* The statement of Feast's batch_write path, for `rows` rows at once. */
@@ -91,7 +91,7 @@ static enum ldr_rc write_chunk(struct ldr_backend *b, struct write_arg *a, const
     if (ldr_sb_str(&key) == NULL || ldr_sb_str(&sql) == NULL)
       rc = ldr_err_set(err, LDR_NOMEM, "write: out of memory");
     else
-      rc = ldr_my_prepare(b, ldr_sb_str(&key), ldr_sb_str(&sql), &c->table, 1, &st, err);
+      rc = ldr_my_prepare(b, s, ldr_sb_str(&key), ldr_sb_str(&sql), &c->table, 1, &st, err);
   }
   ldr_sb_free(&key);
   ldr_sb_free(&sql);
@@ -111,39 +111,42 @@ static enum ldr_rc write_chunk(struct ldr_backend *b, struct write_arg *a, const
     bd[4].buffer = &it->created;
     bd[4].is_null = &it->created_null;
   }
-  return ldr_my_execute(b, st, p, "write", &c->table, 1, err);
+  return ldr_my_execute(b, s, st, p, "write", &c->table, 1, err);
 }
 
 /* Fails with NOT_FOUND naming the first of `tables` that does not exist. */
-static enum ldr_rc tables_exist(struct ldr_backend *b, const char *const *tables, size_t n,
-                                struct ldr_err *err) {
+static enum ldr_rc tables_exist(struct ldr_backend *b, struct my_conn *c, const char *const *tables,
+                                size_t n, struct ldr_err *err) {
   struct ldr_sb sql = {0};
   for (size_t i = 0; i < n; i++)
     ldr_sb_printf(&sql, "%sSELECT 1 FROM `%s` WHERE 1 = 0", i ? " UNION ALL " : "", tables[i]);
   enum ldr_rc rc = ldr_sb_str(&sql) == NULL
                        ? ldr_err_set(err, LDR_NOMEM, "write: out of memory")
-                       : ldr_my_query(b, ldr_sb_str(&sql), "write", tables, n, NULL, err);
+                       : ldr_my_query(b, c, ldr_sb_str(&sql), "write", tables, n, NULL, err);
   ldr_sb_free(&sql);
   return rc;
 }
 
-static enum ldr_rc op_write(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_write(struct ldr_backend *b, struct ldr_sql_conn *sc, void *varg,
+                            struct ldr_err *err) {
   struct write_arg *a = varg;
+  struct my_conn *c = myc(sc);
   /* One statement is atomic by itself; several share a transaction. */
   int several = a->n_chunks > 1;
   MYSQL_BIND *binds = ldr_arena_alloc(a->arena, (size_t)a->max_rows * 5 * sizeof *binds);
   if (binds == NULL) return ldr_my_too_big(err, "write");
   /* Checked first, so that a missing table leaves nothing written. */
-  enum ldr_rc rc = a->n_empty ? tables_exist(b, a->empty, a->n_empty, err) : LDR_OK;
+  enum ldr_rc rc = a->n_empty ? tables_exist(b, c, a->empty, a->n_empty, err) : LDR_OK;
   if (rc == LDR_OK && several)
-    rc = ldr_my_query(b, "START TRANSACTION", "write", NULL, 0, NULL, err);
+    rc = ldr_my_query(b, c, "START TRANSACTION", "write", NULL, 0, NULL, err);
   for (size_t i = 0; rc == LDR_OK && i < a->n_chunks; i++)
-    rc = write_chunk(b, a, &a->chunks[i], binds, err);
-  if (rc == LDR_OK && several) rc = ldr_my_query(b, "COMMIT", "write: commit", NULL, 0, NULL, err);
-  if (rc != LDR_OK && several && impl(b)->conn != NULL) {
+    rc = write_chunk(b, c, a, &a->chunks[i], binds, err);
+  if (rc == LDR_OK && several)
+    rc = ldr_my_query(b, c, "COMMIT", "write: commit", NULL, 0, NULL, err);
+  if (rc != LDR_OK && several && c->conn != NULL) {
     struct ldr_err ignored;
     ldr_err_clear(&ignored);
-    ldr_my_query(b, "ROLLBACK", "write: rollback", NULL, 0, NULL, &ignored);
+    ldr_my_query(b, c, "ROLLBACK", "write: rollback", NULL, 0, NULL, &ignored);
   }
   return rc;
 }
@@ -287,7 +290,7 @@ static enum ldr_rc my_write(struct ldr_backend *b, const struct ldr_write *write
     rc = add_table(&a, order + i, j - i, err);
   }
   if (rc != LDR_OK) return rc;
-  return ldr_my_run(b, op_write, &a, err);
+  return ldr_my_run(b, impl(b)->wr, op_write, &a, err);
 }
 
 /* ---- update, teardown, ping ---- */
@@ -304,16 +307,16 @@ static int listed(const char *name, const char *const *list, size_t n) {
 }
 
 /* Runs the text built in `sql` for Update or Teardown, and empties it. */
-static enum ldr_rc ddl(struct ldr_backend *b, struct ldr_sb *sql, unsigned long long *rows,
-                       struct ldr_err *err) {
+static enum ldr_rc ddl(struct ldr_backend *b, struct my_conn *c, struct ldr_sb *sql,
+                       unsigned long long *rows, struct ldr_err *err) {
   enum ldr_rc rc = ldr_sb_str(sql) == NULL
                        ? ldr_err_set(err, LDR_NOMEM, "update: out of memory")
-                       : ldr_my_query(b, ldr_sb_str(sql), "update", NULL, 0, rows, err);
+                       : ldr_my_query(b, c, ldr_sb_str(sql), "update", NULL, 0, rows, err);
   ldr_sb_free(sql);
   return rc;
 }
 
-static enum ldr_rc table_exists(struct ldr_backend *b, const char *t, int *yes,
+static enum ldr_rc table_exists(struct ldr_backend *b, struct my_conn *c, const char *t, int *yes,
                                 struct ldr_err *err) {
   struct ldr_sb sql = {0};
   unsigned long long rows = 0;
@@ -321,7 +324,7 @@ static enum ldr_rc table_exists(struct ldr_backend *b, const char *t, int *yes,
                 "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND "
                 "table_name = '%s'",
                 t);
-  enum ldr_rc rc = ddl(b, &sql, &rows, err);
+  enum ldr_rc rc = ddl(b, c, &sql, &rows, err);
   *yes = rows > 0;
   return rc;
 }
@@ -331,7 +334,7 @@ static enum ldr_rc table_exists(struct ldr_backend *b, const char *t, int *yes,
  * tables, so T and a table T_ek cannot both exist there. MySQL keeps index
  * names per table and would allow it; refusing anyway keeps a project portable.
  */
-static enum ldr_rc check_clashes(struct ldr_backend *b, const struct ddl_arg *a,
+static enum ldr_rc check_clashes(struct ldr_backend *b, struct my_conn *c, const struct ddl_arg *a,
                                  struct ldr_err *err) {
   for (size_t i = 0; i < a->n_keep; i++) {
     const char *t = a->keep[i];
@@ -345,7 +348,7 @@ static enum ldr_rc check_clashes(struct ldr_backend *b, const struct ddl_arg *a,
       int dropped = listed(other[k], a->drop, a->n_drop);
       int clash = !dropped && listed(other[k], a->keep, a->n_keep);
       if (!clash && !dropped) {
-        enum ldr_rc rc = table_exists(b, other[k], &clash, err);
+        enum ldr_rc rc = table_exists(b, c, other[k], &clash, err);
         if (rc != LDR_OK) return rc;
       }
       if (clash)
@@ -358,10 +361,12 @@ static enum ldr_rc check_clashes(struct ldr_backend *b, const struct ddl_arg *a,
   return LDR_OK;
 }
 
-static enum ldr_rc op_update(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *sc, void *varg,
+                             struct ldr_err *err) {
   struct ddl_arg *a = varg;
+  struct my_conn *c = myc(sc);
   struct ldr_sb sql = {0};
-  enum ldr_rc rc = check_clashes(b, a, err);
+  enum ldr_rc rc = check_clashes(b, c, a, err);
   /* MySQL commits each DDL statement by itself: Update is not one transaction here. */
   for (size_t i = 0; rc == LDR_OK && i < a->n_keep; i++) {
     const char *t = a->keep[i];
@@ -375,20 +380,20 @@ static enum ldr_rc op_update(struct ldr_backend *b, void *varg, struct ldr_err *
                   "                created_ts timestamp NULL DEFAULT NULL,\n"
                   "                PRIMARY KEY(entity_key, feature_name))",
                   t);
-    rc = ddl(b, &sql, NULL, err);
+    rc = ddl(b, c, &sql, NULL, err);
     if (rc != LDR_OK) break;
     ldr_sb_printf(&sql,
                   "SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() "
                   "AND table_name = '%s' AND index_name = '%s_ek'",
                   t, t);
-    rc = ddl(b, &sql, &found, err);
+    rc = ddl(b, c, &sql, &found, err);
     if (rc != LDR_OK || found) continue;
     ldr_sb_printf(&sql, "ALTER TABLE `%s` ADD INDEX `%s_ek` (entity_key)", t, t);
-    rc = ddl(b, &sql, NULL, err);
+    rc = ddl(b, c, &sql, NULL, err);
   }
   for (size_t i = 0; rc == LDR_OK && i < a->n_drop; i++) {
     ldr_sb_printf(&sql, "DROP TABLE IF EXISTS `%s`", a->drop[i]);
-    rc = ddl(b, &sql, NULL, err);
+    rc = ddl(b, c, &sql, NULL, err);
   }
   return rc;
 }
@@ -400,7 +405,7 @@ static enum ldr_rc my_update(struct ldr_backend *b, const char *const *keep, siz
   for (size_t i = 0; rc == LDR_OK && i < n_keep; i++) rc = ldr_my_check_table(keep[i], err);
   for (size_t i = 0; rc == LDR_OK && i < n_drop; i++) rc = ldr_my_check_table(drop[i], err);
   if (rc != LDR_OK) return rc;
-  return ldr_my_run(b, op_update, &a, err);
+  return ldr_my_run(b, impl(b)->wr, op_update, &a, err);
 }
 
 static enum ldr_rc my_teardown(struct ldr_backend *b, const char *const *tables, size_t n,
@@ -408,24 +413,36 @@ static enum ldr_rc my_teardown(struct ldr_backend *b, const char *const *tables,
   return my_update(b, NULL, 0, tables, n, err);
 }
 
-static enum ldr_rc op_ping(struct ldr_backend *b, void *arg, struct ldr_err *err) {
+static enum ldr_rc op_ping(struct ldr_backend *b, struct ldr_sql_conn *c, void *arg,
+                           struct ldr_err *err) {
   (void)arg;
   unsigned long long rows = 0;
-  return ldr_my_query(b, "SELECT 1", "ping", NULL, 0, &rows, err);
+  return ldr_my_query(b, myc(c), "SELECT 1", "ping", NULL, 0, &rows, err);
 }
 
+/* Readiness: the store answers when any connection the served calls need
+ * does (reads on a replica while the primary is away, say). */
 static enum ldr_rc my_ping(struct ldr_backend *b, struct ldr_err *err) {
-  return ldr_my_run(b, op_ping, NULL, err);
+  struct my_impl *s = impl(b);
+  enum ldr_rc rc = ldr_my_run(b, s->rd, op_ping, NULL, err);
+  if (s->wr != s->rd) {
+    struct ldr_err e;
+    ldr_err_clear(&e);
+    if (ldr_my_run(b, s->wr, op_ping, NULL, &e) == LDR_OK) rc = LDR_OK;
+  }
+  return rc;
 }
 
 static enum ldr_rc my_open(struct ldr_backend *b, struct ldr_err *err) {
-  impl(b)->timeout_ms = -1;
   /* Feast's MySQL store always serializes keys with version 3 (SPEC §4.3). */
   b->key_version = 3;
   return ldr_my_open(b, err);
 }
 
-static void my_close(struct ldr_backend *b) { ldr_my_drop_connection(impl(b)); }
+static void my_close(struct ldr_backend *b) {
+  struct my_impl *s = impl(b);
+  for (size_t i = 0; i < s->n_conns; i++) ldr_my_drop_connection(&s->conns[i]);
+}
 
 #define MY_STRING(k, member) LDR_STRING_KEY(struct ldr_mysql_options, k, member, 0)
 
@@ -447,6 +464,13 @@ static const struct ldr_config_field fields[] = {
      .max = 1000000000},
 };
 
+/* larder's keys of this store (issue 15). */
+static const struct ldr_config_field larder_fields[] = {
+    {.key = "read_hosts",
+     .kind = LDR_FIELD_ADDRESSES,
+     .offset = offsetof(struct ldr_mysql_options, read_hosts)},
+};
+
 /* What Feast's MySQL store ends up with when a key is not set (pymysql's defaults). */
 static int defaults(void *opts) {
   struct ldr_mysql_options *o = opts;
@@ -464,6 +488,8 @@ const struct ldr_store_schema ldr_mysql_schema = {
     .fields = fields,
     .n_fields = sizeof fields / sizeof fields[0],
     .defaults = defaults,
+    .larder_fields = larder_fields,
+    .n_larder_fields = sizeof larder_fields / sizeof larder_fields[0],
 };
 
 const struct ldr_backend_ops ldr_mysql_ops = {
@@ -477,5 +503,7 @@ const struct ldr_backend_ops ldr_mysql_ops = {
     .read = ldr_my_read,
     .ping = my_ping,
     .connected = ldr_my_connected,
+    .conns = ldr_my_conns,
+    .host_label = ldr_my_host_label,
     .reader = &ldr_mysql_reader,
 };

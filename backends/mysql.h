@@ -11,6 +11,7 @@ struct ldr_mysql_options {
   char *user, *password;             /* "test", "test": pymysql's defaults in Feast */
   char *database;                    /* "feast" */
   char *ssl_ca, *ssl_cert, *ssl_key; /* any of them turns TLS on */
+  char **read_hosts; /* larder.read_hosts: "host:port" of replicas for reads, NULL-terminated */
 };
 
 extern const struct ldr_store_schema ldr_mysql_schema;

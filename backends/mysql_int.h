@@ -31,11 +31,12 @@
 /* ER_QUERY_TIMEOUT of MySQL (max_execution_time); MariaDB says ER_STATEMENT_TIMEOUT. */
 #define MYSQL_ER_QUERY_TIMEOUT 3024
 
-struct my_impl {
+/* One connection and what lives in its session. */
+struct my_conn {
+  struct ldr_sql_conn sql; /* first: backends/sql.c's hooks get this struct back with a cast */
   MYSQL *conn;
   int mariadb; /* the server is MariaDB (max_statement_time) rather than MySQL */
   struct ldr_stmt_cache stmts;
-  struct ldr_sql_conn state;
   long timeout_ms; /* the session's statement time limit; -1: not known */
   int conflict;    /* the last statement lost a deadlock: it may simply run again */
   /* Where a read row's columns land. Name and value are bound without a
@@ -48,14 +49,26 @@ struct my_impl {
   MYSQL_TIME ts;
 };
 
+struct my_impl {
+  /* rd serves reads; wr writes, Update and Teardown: one connection unless
+   * larder.read_hosts sends reads to replicas and writes are served. */
+  struct my_conn conns[LDR_CONNS_MAX];
+  size_t n_conns;
+  struct my_conn *rd, *wr;
+  size_t first_replica; /* the replica this instance's reads try first */
+};
+
 static inline struct my_impl *impl(struct ldr_backend *b) { return b->impl; }
 
 static inline const struct ldr_mysql_options *options(const struct ldr_backend *b) {
   return b->cfg->opts;
 }
 
+/* The connection of a driver hook. */
+static inline struct my_conn *myc(struct ldr_sql_conn *c) { return (struct my_conn *)c; }
+
 /* Closes the connection (if any) and its statements. */
-void ldr_my_drop_connection(struct my_impl *s);
+void ldr_my_drop_connection(struct my_conn *c);
 
 /* Waits for what a non-blocking connector call asked for; the status for its
  * _cont function, or -1 past `until_ns` (0: no limit) or when waits are aborted. */
@@ -65,32 +78,34 @@ int ldr_my_wait_io(MYSQL *m, int status, int64_t until_ns);
 int64_t ldr_my_command_until(struct ldr_backend *b);
 
 /* The call ran out of time inside the connector: the connection is dropped. */
-enum ldr_rc ldr_my_timed_out(struct ldr_backend *b, const char *what, struct ldr_err *err);
+enum ldr_rc ldr_my_timed_out(struct my_conn *c, const char *what, struct ldr_err *err);
 
 /* Maps a statement's error to a code in `err` (tables: what a missing table may be). */
-enum ldr_rc ldr_my_stmt_error(struct ldr_backend *b, MYSQL_STMT *st, const char *what,
-                              const char *const *tables, size_t n_tables, struct ldr_err *err);
+enum ldr_rc ldr_my_stmt_error(struct ldr_backend *b, struct my_conn *c, MYSQL_STMT *st,
+                              const char *what, const char *const *tables, size_t n_tables,
+                              struct ldr_err *err);
 
 /* Runs one text query; with `rows`, it returns a result set and *rows is its size. */
-enum ldr_rc ldr_my_query(struct ldr_backend *b, const char *sql, const char *what,
-                         const char *const *tables, size_t n_tables, unsigned long long *rows,
-                         struct ldr_err *err);
+enum ldr_rc ldr_my_query(struct ldr_backend *b, struct my_conn *c, const char *sql,
+                         const char *what, const char *const *tables, size_t n_tables,
+                         unsigned long long *rows, struct ldr_err *err);
 
-/* Nonzero while the connection is open. */
+/* Nonzero while any connection is open (ops->connected). */
 int ldr_my_connected(struct ldr_backend *b);
 
-/* ldr_sql_run with this backend's driver and back-off. */
-enum ldr_rc ldr_my_run(struct ldr_backend *b, ldr_sql_op op, void *arg, struct ldr_err *err);
+/* ldr_sql_run on connection `c` with this backend's driver. */
+enum ldr_rc ldr_my_run(struct ldr_backend *b, struct my_conn *c, ldr_sql_op op, void *arg,
+                       struct ldr_err *err);
 
 /* The statement cached under `key`, prepared from `sql` on a miss (owned by the cache). */
-enum ldr_rc ldr_my_prepare(struct ldr_backend *b, const char *key, const char *sql,
-                           const char *const *tables, size_t n_tables, MYSQL_STMT **out,
-                           struct ldr_err *err);
+enum ldr_rc ldr_my_prepare(struct ldr_backend *b, struct my_conn *c, const char *key,
+                           const char *sql, const char *const *tables, size_t n_tables,
+                           MYSQL_STMT **out, struct ldr_err *err);
 
 /* Binds `params` and executes `st` (rows, if any, are fetched by the caller). */
-enum ldr_rc ldr_my_execute(struct ldr_backend *b, MYSQL_STMT *st, MYSQL_BIND *params,
-                           const char *what, const char *const *tables, size_t n_tables,
-                           struct ldr_err *err);
+enum ldr_rc ldr_my_execute(struct ldr_backend *b, struct my_conn *c, MYSQL_STMT *st,
+                           MYSQL_BIND *params, const char *what, const char *const *tables,
+                           size_t n_tables, struct ldr_err *err);
 
 /* The lowercase hex of p[0..n) in the arena (how keys are stored), or NULL. */
 char *ldr_my_hex_of(struct ldr_arena *a, const uint8_t *p, size_t n);
@@ -108,8 +123,15 @@ enum ldr_rc ldr_my_too_big(struct ldr_err *err, const char *what);
 /* LDR_INVALID unless `t` is a table name that may be quoted into SQL as it is. */
 enum ldr_rc ldr_my_check_table(const char *t, struct ldr_err *err);
 
-/* Opens the first connection (larder.wait_for_backend_s). */
+/* Sets up the connections (larder.read_hosts) and opens them (larder.wait_for_backend_s). */
 enum ldr_rc ldr_my_open(struct ldr_backend *b, struct ldr_err *err);
+
+/* The label of server i ("host:port": 0 the primary, then larder.read_hosts):
+ * 1, or 0 past the last (ops->host_label). */
+int ldr_my_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap);
+
+/* ops->conns. */
+size_t ldr_my_conns(struct ldr_backend *b, struct ldr_conn_state *out);
 
 /* The ops' read (mysql_read.c). */
 enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,

@@ -97,8 +97,8 @@ static enum ldr_rc plan_read(struct read_arg *a, struct ldr_err *err) {
 }
 
 /* Copies column `col` of the current row, `len` bytes, into the arena, NUL-terminated. */
-static enum ldr_rc column(struct ldr_backend *b, MYSQL_STMT *st, unsigned col, unsigned long len,
-                          struct ldr_arena *a, char **out, struct ldr_err *err) {
+static enum ldr_rc column(struct ldr_backend *b, struct my_conn *s, MYSQL_STMT *st, unsigned col,
+                          unsigned long len, struct ldr_arena *a, char **out, struct ldr_err *err) {
   MYSQL_BIND bd;
   unsigned long got = 0;
   my_bool is_null = 0, error = 0;
@@ -109,15 +109,15 @@ static enum ldr_rc column(struct ldr_backend *b, MYSQL_STMT *st, unsigned col, u
   bd.is_null = &is_null;
   bd.error = &error;
   if (len && mysql_stmt_fetch_column(st, &bd, col, 0) != 0)
-    return ldr_my_stmt_error(b, st, "read", NULL, 0, err);
+    return ldr_my_stmt_error(b, s, st, "read", NULL, 0, err);
   (*out)[len] = '\0';
   return LDR_OK;
 }
 
 /* Hands the current row to the collector of its view. */
-static enum ldr_rc take_row(struct ldr_backend *b, struct read_arg *a, MYSQL_STMT *st,
-                            const struct part *parts, size_t n_parts, struct ldr_err *err) {
-  struct my_impl *s = impl(b);
+static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct read_arg *a,
+                            MYSQL_STMT *st, const struct part *parts, size_t n_parts,
+                            struct ldr_err *err) {
   if (s->part < 0 || (unsigned long long)s->part >= n_parts)
     return ldr_err_set(err, LDR_INTERNAL, "read: a row of no view (v = %lld)", s->part);
   struct ldr_collector *c = &a->cs[parts[s->part].read];
@@ -130,8 +130,8 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct read_arg *a, MYSQL_STM
   enum ldr_rc rc0 = ldr_collect_reserve(c, name_len, value_len, err);
   if (rc0 != LDR_OK) return rc0;
   char *name = NULL, *value = NULL;
-  enum ldr_rc rc = column(b, st, 2, name_len, a->arena, &name, err);
-  if (rc == LDR_OK) rc = column(b, st, 3, value_len, a->arena, &value, err);
+  enum ldr_rc rc = column(b, s, st, 2, name_len, a->arena, &name, err);
+  if (rc == LDR_OK) rc = column(b, s, st, 3, value_len, a->arena, &value, err);
   if (rc != LDR_OK) return rc;
   struct ldr_ts ts = {0, 0};
   if (!s->ts_null) {
@@ -150,20 +150,21 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct read_arg *a, MYSQL_STM
 }
 
 /* Reads the next row off the connection; *more is 0 after the last one. */
-static enum ldr_rc fetch(struct ldr_backend *b, MYSQL_STMT *st, int *more, struct ldr_err *err) {
+static enum ldr_rc fetch(struct ldr_backend *b, struct my_conn *s, MYSQL_STMT *st, int *more,
+                         struct ldr_err *err) {
   int ret = 0, status = mysql_stmt_fetch_start(&ret, st);
   int64_t until = ldr_my_command_until(b);
   while (status) {
-    status = ldr_my_wait_io(impl(b)->conn, status, until);
-    if (status < 0) return ldr_my_timed_out(b, "read", err);
+    status = ldr_my_wait_io(s->conn, status, until);
+    if (status < 0) return ldr_my_timed_out(s, "read", err);
     status = mysql_stmt_fetch_cont(&ret, st, status);
   }
   /* Name and value have no buffer: they always report truncation. */
   *more = ret == 0 || ret == MYSQL_DATA_TRUNCATED;
-  return ret == 1 ? ldr_my_stmt_error(b, st, "read", NULL, 0, err) : LDR_OK;
+  return ret == 1 ? ldr_my_stmt_error(b, s, st, "read", NULL, 0, err) : LDR_OK;
 }
 
-static void bind_results(struct my_impl *s, MYSQL_BIND *res) {
+static void bind_results(struct my_conn *s, MYSQL_BIND *res) {
   memset(res, 0, 5 * sizeof *res);
   res[0].buffer_type = MYSQL_TYPE_LONGLONG;
   res[0].buffer = &s->part;
@@ -182,9 +183,8 @@ static void bind_results(struct my_impl *s, MYSQL_BIND *res) {
 }
 
 /* Runs parts[0..n) as one statement and collects its rows as they arrive. */
-static enum ldr_rc read_stmt(struct ldr_backend *b, struct read_arg *a, const struct part *parts,
-                             size_t n, struct ldr_err *err) {
-  struct my_impl *s = impl(b);
+static enum ldr_rc read_stmt(struct ldr_backend *b, struct my_conn *s, struct read_arg *a,
+                             const struct part *parts, size_t n, struct ldr_err *err) {
   struct ldr_sb key = {0}, sql = {0};
   MYSQL_STMT *st = NULL;
   MYSQL_BIND res[5];
@@ -224,7 +224,7 @@ static enum ldr_rc read_stmt(struct ldr_backend *b, struct read_arg *a, const st
       rc = ldr_err_set(err, LDR_NOMEM, "read: out of memory");
       goto out;
     }
-    rc = ldr_my_prepare(b, ldr_sb_str(&key), ldr_sb_str(&sql), tables, n, &st, err);
+    rc = ldr_my_prepare(b, s, ldr_sb_str(&key), ldr_sb_str(&sql), tables, n, &st, err);
     if (rc != LDR_OK) goto out;
   }
   MYSQL_BIND *params = ldr_arena_calloc(a->arena, n_params, sizeof *params), *p = params;
@@ -246,19 +246,19 @@ static enum ldr_rc read_stmt(struct ldr_backend *b, struct read_arg *a, const st
       ldr_my_bind_string(p++, f, strlen(f), MYSQL_TYPE_STRING);
     }
   }
-  rc = ldr_my_execute(b, st, params, "read", tables, n, err);
+  rc = ldr_my_execute(b, s, st, params, "read", tables, n, err);
   if (rc != LDR_OK) goto out;
   bind_results(s, res);
   if (mysql_stmt_bind_result(st, res)) {
-    rc = ldr_my_stmt_error(b, st, "read", NULL, 0, err);
+    rc = ldr_my_stmt_error(b, s, st, "read", NULL, 0, err);
     ldr_my_drop_connection(s); /* its rows are still coming */
     goto out;
   }
   for (;;) {
     int more = 0;
-    rc = fetch(b, st, &more, err);
+    rc = fetch(b, s, st, &more, err);
     if (rc != LDR_OK || !more) break;
-    rc = take_row(b, a, st, parts, n, err);
+    rc = take_row(b, s, a, st, parts, n, err);
     if (rc != LDR_OK) {
       /* Draining what is left could mean reading gigabytes: a new connection is cheaper. */
       ldr_my_drop_connection(s);
@@ -271,12 +271,13 @@ out:
   return rc;
 }
 
-static enum ldr_rc op_read(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_read(struct ldr_backend *b, struct ldr_sql_conn *c, void *varg,
+                           struct ldr_err *err) {
   struct read_arg *a = varg;
   enum ldr_rc rc = LDR_OK;
   for (size_t r = 0; r < a->n; r++) ldr_collect_reset(&a->cs[r]);
   for (size_t i = 0, from = 0; rc == LDR_OK && i < a->n_stmts; from = a->stmt_end[i++])
-    rc = read_stmt(b, a, a->parts + from, a->stmt_end[i] - from, err);
+    rc = read_stmt(b, myc(c), a, a->parts + from, a->stmt_end[i] - from, err);
   return rc;
 }
 
@@ -320,7 +321,7 @@ enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
       rc = ldr_collect_begin(&a.cs[r], arena, hex[r], reads[r].n_keys, &budget, err);
   }
   if (rc == LDR_OK) rc = plan_read(&a, err);
-  if (rc == LDR_OK) rc = ldr_my_run(b, op_read, &a, err);
+  if (rc == LDR_OK) rc = ldr_my_run(b, impl(b)->rd, op_read, &a, err);
   for (size_t r = 0; rc == LDR_OK && r < n; r++) rc = ldr_collect_end(&a.cs[r], reads[r].out, err);
   return rc;
 }

@@ -13,6 +13,13 @@
  * Every command is sent asynchronously and waited for with poll(), so a call
  * never blocks past its deadline even when the server stalls; the deadline
  * also becomes the session's statement_timeout, so the server stops the work.
+ *
+ * Scale-out (issue 15): `host` and `port` may list several servers (libpq's
+ * multi-host form). Writes, Update and Teardown go to a connection opened
+ * with target_session_attrs=read-write, which finds a promoted standby by
+ * itself; with larder.read_from standby or any, reads have a connection of
+ * their own (prefer-standby, any). larder.prepared_statements: false keeps
+ * no state in the session, for pgbouncer in transaction pooling.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -36,12 +43,12 @@ static const char *schema_of(struct ldr_backend *b) {
 
 /* Feast creates the schema only when information_schema says it is missing:
  * CREATE SCHEMA needs a privilege that users of an existing schema may lack. */
-static enum ldr_rc ensure_schema(struct ldr_backend *b, struct ldr_err *err) {
+static enum ldr_rc ensure_schema(struct ldr_backend *b, struct pg_conn *c, struct ldr_err *err) {
   const char *params[1] = {schema_of(b)};
   PGresult *res = NULL;
   enum ldr_rc rc =
-      ldr_pg_query(b, "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", 1, params,
-                   PGRES_TUPLES_OK, "update", &res, err);
+      ldr_pg_query(b, c, "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", 1,
+                   params, PGRES_TUPLES_OK, "update", &res, err);
   int exists = res != NULL && PQntuples(res) > 0;
   PQclear(res);
   if (rc != LDR_OK || exists) return rc;
@@ -50,7 +57,7 @@ static enum ldr_rc ensure_schema(struct ldr_backend *b, struct ldr_err *err) {
     return ldr_err_set(err, LDR_INVALID, "online_store.user: too long");
   struct ldr_sb sql = {0};
   ldr_sb_printf(&sql, "CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s", impl(b)->schema, user);
-  rc = ldr_sb_str(&sql) ? ldr_pg_simple(b, ldr_sb_str(&sql), PGRES_COMMAND_OK,
+  rc = ldr_sb_str(&sql) ? ldr_pg_simple(b, c, ldr_sb_str(&sql), PGRES_COMMAND_OK,
                                         "update: create schema", NULL, err)
                         : ldr_err_set(err, LDR_NOMEM, "update: out of memory");
   ldr_sb_free(&sql);
@@ -67,7 +74,7 @@ struct ddl_arg {
  * index the name of a table: PostgreSQL keeps both in one namespace. What
  * exists is asked of pg_class in the schema.
  */
-static enum ldr_rc check_clash(struct ldr_backend *b, const struct ddl_arg *a,
+static enum ldr_rc check_clash(struct ldr_backend *b, struct pg_conn *c, const struct ddl_arg *a,
                                struct ldr_err *err) {
   /* Table names are [A-Za-z0-9_] (ldr_table_name): an array literal needs no escaping. */
   struct ldr_sb names = {0};
@@ -78,7 +85,7 @@ static enum ldr_rc check_clash(struct ldr_backend *b, const struct ddl_arg *a,
   const char *params[2] = {schema_of(b), ldr_sb_str(&names)};
   PGresult *res = NULL;
   enum ldr_rc rc = params[1]
-                       ? ldr_pg_query(b,
+                       ? ldr_pg_query(b, c,
                                       "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN "
                                       "pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                                       "WHERE n.nspname = $1 AND c.relname = ANY($2::text[])",
@@ -104,11 +111,13 @@ static enum ldr_rc check_clash(struct ldr_backend *b, const struct ddl_arg *a,
   return rc;
 }
 
-static enum ldr_rc op_update(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *conn, void *varg,
+                             struct ldr_err *err) {
   struct ddl_arg *a = varg;
+  struct pg_conn *c = pgc(conn);
   const char *sc = impl(b)->schema;
-  enum ldr_rc rc = a->n_keep ? ensure_schema(b, err) : LDR_OK;
-  if (rc == LDR_OK && a->n_keep) rc = check_clash(b, a, err);
+  enum ldr_rc rc = a->n_keep ? ensure_schema(b, c, err) : LDR_OK;
+  if (rc == LDR_OK && a->n_keep) rc = check_clash(b, c, a, err);
   if (rc != LDR_OK) return rc;
   /* One simple query of several statements runs as one transaction. */
   struct ldr_sb sql = {0};
@@ -129,18 +138,21 @@ static enum ldr_rc op_update(struct ldr_backend *b, void *varg, struct ldr_err *
   if (ldr_sb_str(&sql) == NULL)
     rc = ldr_err_set(err, LDR_NOMEM, "update: out of memory");
   else if (sql.len > 0)
-    rc = ldr_pg_simple(b, ldr_sb_str(&sql), PGRES_COMMAND_OK, "update", NULL, err);
+    rc = ldr_pg_simple(b, c, ldr_sb_str(&sql), PGRES_COMMAND_OK, "update", NULL, err);
   ldr_sb_free(&sql);
-  /* Statements of dropped tables are stale; the next use prepares them again. */
-  if (rc == LDR_OK && a->n_drop &&
-      ldr_pg_simple(b, "DEALLOCATE ALL", PGRES_COMMAND_OK, "update", NULL, err) == LDR_OK)
-    ldr_stmt_clear(&impl(b)->stmts, free);
+  /* Statements of dropped tables are stale; the next use prepares them again.
+   * A read connection of its own drops them when it next meets the missing
+   * table (the server then says the cached plan is gone). */
+  if (rc == LDR_OK && a->n_drop && impl(b)->named &&
+      ldr_pg_simple(b, c, "DEALLOCATE ALL", PGRES_COMMAND_OK, "update", NULL, err) == LDR_OK)
+    ldr_stmt_clear(&c->stmts, free);
   return rc;
 }
 
-static enum ldr_rc op_ping(struct ldr_backend *b, void *arg, struct ldr_err *err) {
+static enum ldr_rc op_ping(struct ldr_backend *b, struct ldr_sql_conn *c, void *arg,
+                           struct ldr_err *err) {
   (void)arg;
-  return ldr_pg_simple(b, "SELECT 1", PGRES_TUPLES_OK, "ping", NULL, err);
+  return ldr_pg_simple(b, pgc(c), "SELECT 1", PGRES_TUPLES_OK, "ping", NULL, err);
 }
 
 /* ---- the operations, through the shared plumbing --------------------------- */
@@ -148,7 +160,7 @@ static enum ldr_rc op_ping(struct ldr_backend *b, void *arg, struct ldr_err *err
 static enum ldr_rc pg_update(struct ldr_backend *b, const char *const *keep, size_t n_keep,
                              const char *const *drop, size_t n_drop, struct ldr_err *err) {
   struct ddl_arg a = {keep, drop, n_keep, n_drop};
-  return ldr_sql_run(b, &ldr_pg_driver, &impl(b)->backoff, op_update, &a, err);
+  return ldr_sql_run(b, &ldr_pg_driver, &impl(b)->wr->sql, op_update, &a, err);
 }
 
 static enum ldr_rc pg_teardown(struct ldr_backend *b, const char *const *tables, size_t n,
@@ -156,8 +168,26 @@ static enum ldr_rc pg_teardown(struct ldr_backend *b, const char *const *tables,
   return pg_update(b, NULL, 0, tables, n, err);
 }
 
+/* Readiness: the store answers when any connection the served calls need
+ * does. Reads served from a standby while the primary is away keep the
+ * replica in its load balancer; its writes meanwhile are UNAVAILABLE. */
 static enum ldr_rc pg_ping(struct ldr_backend *b, struct ldr_err *err) {
-  return ldr_sql_run(b, &ldr_pg_driver, &impl(b)->backoff, op_ping, NULL, err);
+  struct pg_impl *s = impl(b);
+  enum ldr_rc rc = ldr_sql_run(b, &ldr_pg_driver, &s->rd->sql, op_ping, NULL, err);
+  if (s->wr != s->rd) {
+    struct ldr_err e;
+    ldr_err_clear(&e);
+    if (ldr_sql_run(b, &ldr_pg_driver, &s->wr->sql, op_ping, NULL, &e) == LDR_OK) rc = LDR_OK;
+  }
+  return rc;
+}
+
+static size_t pg_conns(struct ldr_backend *b, struct ldr_conn_state *out) {
+  struct pg_impl *s = impl(b);
+  for (size_t i = 0; i < s->n_conns; i++)
+    out[i] = (struct ldr_conn_state){s->conns[i].sql.role,
+                                     s->conns[i].conn != NULL ? s->conns[i].sql.host : -1};
+  return s->n_conns;
 }
 
 static void add_param(struct pg_impl *s, size_t *n, const char *k, const char *v) {
@@ -182,16 +212,22 @@ static int quote_identifier(char *buf, size_t cap, const char *name) {
   return 0;
 }
 
+static void init_conn(struct pg_conn *c, enum ldr_conn_role role, const char *target) {
+  memset(c, 0, sizeof *c);
+  ldr_sql_conn_init(&c->sql, role);
+  c->target = target;
+  c->timeout_ms = -1;
+}
+
 static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
   const struct ldr_postgres_options *c = options(b);
   size_t n = 0;
-  s->timeout_ms = -1;
+  s->named = c->prepared_statements;
   if (quote_identifier(s->schema, sizeof s->schema, schema_of(b)) != 0)
     return ldr_err_set(err, LDR_INVALID, "online_store.user: too long to name a schema");
-  snprintf(s->port, sizeof s->port, "%d", c->port);
   add_param(s, &n, "host", c->host);
-  add_param(s, &n, "port", s->port);
+  add_param(s, &n, "port", c->port);
   add_param(s, &n, "dbname", c->database);
   add_param(s, &n, "user", c->user);
   add_param(s, &n, "password", c->password);
@@ -199,9 +235,11 @@ static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
   add_param(s, &n, "sslkey", c->sslkey_path);
   add_param(s, &n, "sslcert", c->sslcert_path);
   add_param(s, &n, "sslrootcert", c->sslrootcert_path);
-  /* UTC for the session, so timestamps never depend on the server's time
-   * zone. No search_path: every name is qualified with the schema. */
-  add_param(s, &n, "options", "-c TimeZone=UTC");
+  /* UTC for the session, so that timestamps in text never depend on the
+   * server's time zone. Without session state (pgbouncer refuses startup
+   * options it does not know) nothing needs it: timestamps travel in binary,
+   * which is UTC by definition. No search_path: every name is qualified. */
+  if (s->named) add_param(s, &n, "options", "-c TimeZone=UTC");
   add_param(s, &n, "application_name", "larder");
   add_param(s, &n, "client_encoding", "UTF8");
   add_param(s, &n, "keepalives", "1");
@@ -209,20 +247,52 @@ static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
     snprintf(s->keepalives_idle, sizeof s->keepalives_idle, "%d", c->keepalives_idle);
     add_param(s, &n, "keepalives_idle", s->keepalives_idle);
   }
+  s->target = n;
+  add_param(s, &n, "target_session_attrs", "read-write"); /* each connection's own */
   s->kw[n] = s->val[n] = NULL;
-  return ldr_sql_open(b, &ldr_pg_driver, &s->backoff, err);
+  /*
+   * Writes need the primary: read-write finds it among the hosts, also once a
+   * standby has been promoted. Reads take it too unless read_from says
+   * otherwise, and then have their own connection; a larder that serves no
+   * writes (read_only) holds that one only.
+   */
+  int writes = !b->cfg->read_only;
+  const char *rf = c->read_from ? c->read_from : "primary";
+  const char *reads = !strcmp(rf, "standby") ? "prefer-standby"
+                      : !strcmp(rf, "any")   ? "any"
+                      : writes               ? "read-write"
+                                             : "primary";
+  if (writes && !strcmp(reads, "read-write")) {
+    init_conn(&s->conns[0], LDR_CONN_ALL, reads);
+    s->n_conns = 1;
+  } else if (!writes) {
+    init_conn(&s->conns[0], LDR_CONN_ALL, reads);
+    s->n_conns = 1;
+  } else {
+    init_conn(&s->conns[0], LDR_CONN_READ, reads);
+    init_conn(&s->conns[1], LDR_CONN_WRITE, "read-write");
+    s->n_conns = 2;
+  }
+  s->rd = &s->conns[0];
+  s->wr = &s->conns[s->n_conns - 1];
+  struct ldr_sql_conn *conns[LDR_CONNS_MAX] = {&s->conns[0].sql, &s->conns[1].sql};
+  return ldr_sql_open(b, &ldr_pg_driver, conns, s->n_conns, err);
 }
 
-static void pg_close(struct ldr_backend *b) { ldr_pg_drop_connection(impl(b)); }
+static void pg_close(struct ldr_backend *b) {
+  struct pg_impl *s = impl(b);
+  for (size_t i = 0; i < s->n_conns; i++) ldr_pg_drop_connection(&s->conns[i]);
+}
 
 #define PG_STRING(k, member, req) LDR_STRING_KEY(struct ldr_postgres_options, k, member, req)
 static const char *const sslmodes[] = {"disable",   "allow",       "prefer", "require",
                                        "verify-ca", "verify-full", NULL};
 static const char *const conn_types[] = {"singleton", "pool", NULL};
+static const char *const read_froms[] = {"primary", "standby", "any", NULL};
 
 static const struct ldr_config_field fields[] = {
     PG_STRING("host", host, 1),
-    LDR_INT_KEY(struct ldr_postgres_options, "port", port, 1, 65535),
+    {.key = "port", .kind = LDR_FIELD_PORTS, .offset = offsetof(struct ldr_postgres_options, port)},
     PG_STRING("database", database, 1),
     {.key = "db_schema",
      .kind = LDR_FIELD_STRING,
@@ -250,21 +320,52 @@ static const struct ldr_config_field fields[] = {
     LDR_VECTOR_OPTIONS,
 };
 
+/* larder's keys of this store (issue 15). */
+static const struct ldr_config_field larder_fields[] = {
+    {.key = "read_from",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct ldr_postgres_options, read_from),
+     .choices = read_froms},
+    {.key = "prepared_statements",
+     .kind = LDR_FIELD_BOOL,
+     .offset = offsetof(struct ldr_postgres_options, prepared_statements)},
+};
+
 static int defaults(void *opts) {
   struct ldr_postgres_options *o = opts;
-  o->port = 5432;
+  o->port = strdup("5432");
   o->db_schema = strdup("public");
   o->sslmode = strdup("require");
-  return o->db_schema && o->sslmode ? 0 : -1;
+  o->read_from = strdup("primary");
+  o->prepared_statements = 1;
+  return o->port && o->db_schema && o->sslmode && o->read_from ? 0 : -1;
+}
+
+/* The number of items of a comma-separated list, or 0 when one is empty. */
+static size_t list_items(const char *s) {
+  size_t n = 1;
+  for (const char *p = s; *p; p++) {
+    if (*p != ',') continue;
+    if (p == s || p[1] == ',' || p[1] == '\0') return 0;
+    n++;
+  }
+  return *s ? n : 0;
 }
 
 static const char *check(const void *opts, char *buf, size_t cap) {
   const struct ldr_postgres_options *o = opts;
-  (void)buf;
-  (void)cap;
   /* Quoted in every statement, and at most PostgreSQL's identifier length. */
   if (o->db_schema != NULL && !ldr_config_identifier(o->db_schema, 63))
     return "online_store.db_schema: letters, digits and '_' only, at most 63 of them";
+  size_t hosts = o->host ? list_items(o->host) : 1, ports = list_items(o->port);
+  if (hosts == 0) return "online_store.host: a list of hosts separated by commas has an empty one";
+  /* libpq's rule: one port for every host, or one per host. */
+  if (ports != 1 && ports != hosts) {
+    snprintf(buf, cap,
+             "online_store.port: %zu ports for %zu hosts (give one port for all, or one per host)",
+             ports, hosts);
+    return buf;
+  }
   return NULL;
 }
 
@@ -275,6 +376,8 @@ const struct ldr_store_schema ldr_postgres_schema = {
     .n_fields = sizeof fields / sizeof fields[0],
     .defaults = defaults,
     .check = check,
+    .larder_fields = larder_fields,
+    .n_larder_fields = sizeof larder_fields / sizeof larder_fields[0],
 };
 
 const struct ldr_backend_ops ldr_postgres_ops = {
@@ -288,5 +391,7 @@ const struct ldr_backend_ops ldr_postgres_ops = {
     .read = ldr_pg_read,
     .ping = pg_ping,
     .connected = ldr_pg_connected,
+    .conns = pg_conns,
+    .host_label = ldr_pg_host_label,
     .reader = &ldr_postgres_reader,
 };

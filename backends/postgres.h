@@ -6,8 +6,8 @@
 
 /* online_store keys of `type: postgres`. */
 struct ldr_postgres_options {
-  char *host;
-  int port; /* 5432 */
+  char *host; /* one host, or several separated by commas (libpq's multi-host form) */
+  char *port; /* "5432": one port for every host, or one per host ("5432,5433") */
   char *database;
   char *db_schema; /* "public"; NULL (db_schema: null) means the user's name */
   char *user;
@@ -15,6 +15,9 @@ struct ldr_postgres_options {
   char *sslmode; /* "require", as in Feast */
   char *sslkey_path, *sslcert_path, *sslrootcert_path;
   int keepalives_idle; /* 0: libpq's default */
+  /* Under `larder:` (issue 15). */
+  char *read_from;         /* "primary", "standby" (libpq's prefer-standby) or "any" */
+  int prepared_statements; /* 1; 0 for pgbouncer in transaction pooling: no session state */
 };
 
 extern const struct ldr_store_schema ldr_postgres_schema;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,17 +12,18 @@
 #include "backends/postgres_int.h"
 #include "common/log.h"
 
-void ldr_pg_drop_connection(struct pg_impl *s) {
-  PQfinish(s->conn);
-  s->conn = NULL;
-  ldr_stmt_clear(&s->stmts, free);
-  for (size_t i = 0; i < s->n_stale; i++) free(s->stale[i]);
-  s->n_stale = 0;
-  s->timeout_ms = -1;
+void ldr_pg_drop_connection(struct pg_conn *c) {
+  PQfinish(c->conn);
+  c->conn = NULL;
+  ldr_stmt_clear(&c->stmts, free);
+  for (size_t i = 0; i < c->n_stale; i++) free(c->stale[i]);
+  c->n_stale = 0;
+  c->timeout_ms = -1;
+  c->sql.host = -1;
 }
 
-static int connection_ok(const struct pg_impl *s) {
-  return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK;
+static int connection_ok(const struct pg_conn *c) {
+  return c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
 }
 
 /* Copies libpq's message (it is overwritten by the next call) without its newline. */
@@ -54,70 +56,217 @@ int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns) {
   }
 }
 
-/* Server notices ("relation already exists, skipping") go to the debug log,
- * not to stderr as libpq would print them. */
-static void notice(void *arg, const char *message) {
-  (void)arg;
+/*
+ * Server notices ("relation already exists, skipping") go to the debug log,
+ * not to stderr as libpq would print them. One matters: a commit whose wait
+ * for a synchronous standby was cancelled (by the statement timeout, or a
+ * cancel request) reports success with a warning from SyncRepWaitForLSN, yet
+ * the standby may not have the transaction: the write is then not
+ * acknowledged (ldr_pg_write). The routine's name is not translated; the
+ * message may be.
+ */
+static void notice(void *arg, const PGresult *res) {
+  struct pg_conn *c = arg;
+  const char *routine = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+  if (routine != NULL && !strcmp(routine, "SyncRepWaitForLSN")) c->unreplicated = 1;
   char msg[200];
-  message_of(message, msg, sizeof msg);
+  message_of(PQresultErrorMessage(res), msg, sizeof msg);
   ldr_log(LDR_LOG_DEBUG, "postgres: %s", msg);
 }
 
-static enum ldr_rc pg_connect(struct ldr_backend *b, int64_t until_ns, struct ldr_err *err) {
+/* The i-th item of a comma-separated list into buf: 1, or 0 past the last. */
+static int nth_item(const char *list, size_t i, char *buf, size_t cap) {
+  const char *p = list;
+  for (; i > 0 && p != NULL; i--) {
+    p = strchr(p, ',');
+    if (p != NULL) p++;
+  }
+  if (p == NULL || cap == 0) return 0;
+  size_t n = strcspn(p, ",");
+  snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+  return 1;
+}
+
+int ldr_pg_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap) {
+  const struct ldr_postgres_options *o = cfg->opts;
+  char host[256], port[8];
+  if (!nth_item(o->host, i, host, sizeof host)) return 0;
+  /* One port serves every host; else each host has its own. */
+  if (!nth_item(o->port, i, port, sizeof port)) nth_item(o->port, 0, port, sizeof port);
+  snprintf(buf, cap, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+  return 1;
+}
+
+/* "h1:5432, h2:5433": the servers, for messages that go to the log. */
+static void servers_of(const struct ldr_backend *b, char *buf, size_t cap) {
+  char one[280];
+  buf[0] = '\0';
+  for (size_t i = 0; ldr_pg_host_label(b->cfg, i, one, sizeof one); i++)
+    snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? ", " : "", one);
+}
+
+/* Which configured server an open connection is on (libpq says which host of the list). */
+static int server_of(const struct ldr_backend *b, PGconn *conn) {
+  const char *host = PQhost(conn), *port = PQport(conn);
+  char label[280], want[280];
+  if (host == NULL || port == NULL) return -1;
+  snprintf(want, sizeof want, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+  for (size_t i = 0; ldr_pg_host_label(b->cfg, i, label, sizeof label); i++)
+    if (!strcmp(label, want)) return (int)i;
+  return -1;
+}
+
+/* Opens a connection to a server that is `target` (target_session_attrs),
+ * waiting at most until until_ns; *out is ready for use, or NULL on failure. */
+static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t until_ns,
+                             PGconn **out, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
   const struct ldr_postgres_options *o = options(b);
-  char msg[200];
-  ldr_pg_drop_connection(s);
-  s->conn = PQconnectStartParams(s->kw, s->val, 0);
-  if (s->conn == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
+  char msg[200], servers[600];
+  enum ldr_rc rc = LDR_OK;
+  s->val[s->target] = target;
+  PGconn *conn = PQconnectStartParams(s->kw, s->val, 0);
+  *out = NULL;
+  if (conn == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (PQstatus(s->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
-         st != PGRES_POLLING_FAILED) {
-    int w = ldr_pg_wait_socket(s->conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
+  while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    int w = ldr_pg_wait_socket(conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
     if (w == 0) {
-      ldr_pg_drop_connection(s);
-      return ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
-                         "postgres at %s:%d: no connection before the %s", o->host, o->port,
-                         b->deadline_ns ? "call's deadline" : "connect timeout");
+      servers_of(b, servers, sizeof servers);
+      rc = ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
+                       "postgres at %s: no connection before the %s", servers,
+                       b->deadline_ns ? "call's deadline" : "connect timeout");
+      goto out;
     }
-    st = PQconnectPoll(s->conn);
+    st = PQconnectPoll(conn);
   }
-  if (PQstatus(s->conn) != CONNECTION_OK) {
-    message_of(PQerrorMessage(s->conn), msg, sizeof msg);
-    ldr_pg_drop_connection(s);
-    return ldr_err_set(err, LDR_UNAVAILABLE,
-                       "cannot connect to postgres at %s:%d (database %s, user %s): %s", o->host,
-                       o->port, o->database, o->user, msg);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    message_of(PQerrorMessage(conn), msg, sizeof msg);
+    servers_of(b, servers, sizeof servers);
+    rc = ldr_err_set(err, LDR_UNAVAILABLE,
+                     "cannot connect to postgres at %s (database %s, user %s%s%s): %s", servers,
+                     o->database, o->user, strcmp(target, "any") ? ", a server that is " : "",
+                     strcmp(target, "any") ? target : "", msg);
+    goto out;
   }
   /* Binary timestamps are 64-bit microseconds only with integer_datetimes. */
-  const char *idt = PQparameterStatus(s->conn, "integer_datetimes");
+  const char *idt = PQparameterStatus(conn, "integer_datetimes");
   if (idt == NULL || strcmp(idt, "on") != 0) {
-    ldr_pg_drop_connection(s);
-    return ldr_err_set(err, LDR_INTERNAL, "postgres at %s:%d: integer_datetimes is off", o->host,
-                       o->port);
+    servers_of(b, servers, sizeof servers);
+    rc = ldr_err_set(err, LDR_INTERNAL, "postgres at %s: integer_datetimes is off", servers);
+    goto out;
   }
-  PQsetnonblocking(s->conn, 1);
-  PQsetNoticeProcessor(s->conn, notice, NULL);
-  return LDR_OK;
+  PQsetnonblocking(conn, 1);
+  *out = conn;
+  conn = NULL;
+out:
+  PQfinish(conn);
+  return rc;
+}
+
+/* Makes `conn` the connection of `c` (whose old one, if any, is closed). */
+static void install(struct ldr_backend *b, struct pg_conn *c, PGconn *conn) {
+  ldr_pg_drop_connection(c);
+  c->conn = conn;
+  PQsetNoticeReceiver(c->conn, notice, c);
+  c->sql.host = server_of(b, c->conn);
+  c->sql.fallback_at_ns = 0;
+  /* Reads that prefer a standby and found none among several hosts are on the
+   * primary: after a while they look for a standby again (backends/sql.c).
+   * PostgreSQL 14 and later report in_hot_standby; a server or pooler that
+   * does not is taken as what was asked for. */
+  const char *standby = PQparameterStatus(c->conn, "in_hot_standby");
+  char second[8];
+  if (!strcmp(c->target, "prefer-standby") && standby != NULL && !strcmp(standby, "off") &&
+      ldr_pg_host_label(b->cfg, 1, second, sizeof second))
+    c->sql.fallback_at_ns = ldr_now_ns();
+  if (ldr_log_enabled(LDR_LOG_DEBUG))
+    ldr_log(LDR_LOG_DEBUG, "postgres: %s connection on %s:%s%s", ldr_conn_role_name(c->sql.role),
+            PQhost(c->conn), PQport(c->conn), c->sql.fallback_at_ns ? " (no standby found)" : "");
+}
+
+static enum ldr_rc pg_connect(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                              struct ldr_err *err) {
+  struct pg_conn *c = pgc(sc);
+  PGconn *conn = NULL;
+  ldr_pg_drop_connection(c);
+  c->sql.fallback_at_ns = 0;
+  enum ldr_rc rc = open_conn(b, c->target, until_ns, &conn, err);
+  /* libpq's prefer-standby makes a second pass over the hosts for any server
+   * only when its first pass failed in ways it retries; a standby that answers
+   * "shutting down" ends it. That second pass, then, here. */
+  if (rc == LDR_UNAVAILABLE && !strcmp(c->target, "prefer-standby")) {
+    struct ldr_err again;
+    ldr_err_clear(&again);
+    if (open_conn(b, "any", until_ns, &conn, &again) == LDR_OK) {
+      ldr_err_clear(err);
+      rc = LDR_OK;
+    }
+  }
+  if (rc == LDR_OK) install(b, c, conn);
+  return rc;
+}
+
+/* A read connection on the primary tries a standby (a standby only); the
+ * connection it has stays unless one answers. */
+static enum ldr_rc pg_prefer(struct ldr_backend *b, struct ldr_sql_conn *sc, int64_t until_ns,
+                             struct ldr_err *err) {
+  PGconn *conn = NULL;
+  enum ldr_rc rc = open_conn(b, "standby", until_ns, &conn, err);
+  if (rc == LDR_OK) install(b, pgc(sc), conn);
+  return rc;
+}
+
+/* A cancel request, sent from a thread of its own: libpq's PQcancel blocks
+ * until the server has read it, and a server that stalls may never do. */
+static void *send_cancel(void *arg) {
+  char errbuf[256];
+  PQcancel(arg, errbuf, sizeof errbuf);
+  PQfreeCancel(arg);
+  return NULL;
+}
+
+/* Gives up on a connection whose server did not answer in time: asks the
+ * server (or pgbouncer, which passes it on) to cancel what it runs, so that
+ * the work stops there too, then closes the connection. */
+static void give_up(struct pg_conn *c) {
+  PGcancel *k = c->conn != NULL && PQtransactionStatus(c->conn) == PQTRANS_ACTIVE
+                    ? PQgetCancel(c->conn)
+                    : NULL;
+  if (k != NULL) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, send_cancel, k) != 0) PQfreeCancel(k);
+    pthread_attr_destroy(&attr);
+  }
+  ldr_pg_drop_connection(c);
 }
 
 /* Maps a failed result (or a lost connection) to a code, copying the message;
  * the message goes to the client only for codes that name no driver text. */
-enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, const PGresult *res, const char *what,
-                                const char *table, struct ldr_err *err) {
-  struct pg_impl *s = impl(b);
+enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const PGresult *res,
+                                const char *what, const char *table, struct ldr_err *err) {
+  (void)b;
   char msg[200];
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  message_of(res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn), msg, sizeof msg);
-  if (!connection_ok(s) || (state && !strncmp(state, "08", 2)) ||
+  message_of(res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn), msg, sizeof msg);
+  if (!connection_ok(c) || (state && !strncmp(state, "08", 2)) ||
       (state && (!strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03")))) {
-    ldr_pg_drop_connection(s);
+    ldr_pg_drop_connection(c);
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: lost the postgres connection: %s", what, msg);
+  }
+  /* A server that no longer takes writes (a primary turned standby): the next
+   * connection looks for the one that does (target_session_attrs). */
+  if (state && !strcmp(state, "25006")) {
+    ldr_pg_drop_connection(c);
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: postgres refuses writes: %s", what, msg);
   }
   if (state && !strcmp(state, "42P01") && table) return ldr_sql_not_found(err, table);
   if (state && !strcmp(state, "57014"))
     return ldr_err_set(err, LDR_DEADLINE, "%s: the statement ran past the call's deadline", what);
-  if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) s->conflict = 1;
+  if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) c->conflict = 1;
   /* Conflicts, and class 53 (disk full, out of memory, too many connections):
    * the database refuses now and may not later. */
   if (state && (!strncmp(state, "53", 2) || !strncmp(state, "40", 2)))
@@ -126,42 +275,40 @@ enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, const PGresult *res, cons
 }
 
 /* Sends what libpq holds; gives up on the connection past `until`. */
-enum ldr_rc ldr_pg_flush(struct ldr_backend *b, int64_t until, const char *what,
+enum ldr_rc ldr_pg_flush(struct ldr_backend *b, struct pg_conn *c, int64_t until, const char *what,
                          struct ldr_err *err) {
-  PGconn *conn = impl(b)->conn;
   for (;;) {
-    int f = PQflush(conn);
+    int f = PQflush(c->conn);
     if (f == 0) return LDR_OK;
-    int w = f < 0 ? -1 : ldr_pg_wait_socket(conn, POLLOUT | POLLIN, until);
+    int w = f < 0 ? -1 : ldr_pg_wait_socket(c->conn, POLLOUT | POLLIN, until);
     if (w == 0) {
-      ldr_pg_drop_connection(impl(b));
+      give_up(c);
       return ldr_sql_deadline(err, what);
     }
-    if (w < 0 || !PQconsumeInput(conn)) return ldr_pg_result_error(b, NULL, what, NULL, err);
+    if (w < 0 || !PQconsumeInput(c->conn)) return ldr_pg_result_error(b, c, NULL, what, NULL, err);
   }
 }
 
 /* The next result of the command in progress (NULL: it has no more), waiting
  * for it until `until`; *failed set when the wait itself failed (err says why). */
-PGresult *ldr_pg_next_result(struct ldr_backend *b, int64_t until, const char *what, int *failed,
-                             struct ldr_err *err) {
-  PGconn *conn = impl(b)->conn;
+PGresult *ldr_pg_next_result(struct ldr_backend *b, struct pg_conn *c, int64_t until,
+                             const char *what, int *failed, struct ldr_err *err) {
   *failed = 0;
-  while (PQisBusy(conn)) {
-    int w = ldr_pg_wait_socket(conn, POLLIN, until);
+  while (PQisBusy(c->conn)) {
+    int w = ldr_pg_wait_socket(c->conn, POLLIN, until);
     if (w == 0) {
-      ldr_pg_drop_connection(impl(b));
+      give_up(c);
       ldr_sql_deadline(err, what);
       *failed = 1;
       return NULL;
     }
-    if (w < 0 || !PQconsumeInput(conn)) {
-      ldr_pg_result_error(b, NULL, what, NULL, err);
+    if (w < 0 || !PQconsumeInput(c->conn)) {
+      ldr_pg_result_error(b, c, NULL, what, NULL, err);
       *failed = 1;
       return NULL;
     }
   }
-  return PQgetResult(conn);
+  return PQgetResult(c->conn);
 }
 
 int64_t ldr_pg_command_until(const struct ldr_backend *b) {
@@ -170,22 +317,22 @@ int64_t ldr_pg_command_until(const struct ldr_backend *b) {
 
 /* One query outside a pipeline (text parameters, or a simple query of several
  * statements when there are none), expecting `want`; the result is kept in *out if asked. */
-enum ldr_rc ldr_pg_query(struct ldr_backend *b, const char *sql, int nparams,
+enum ldr_rc ldr_pg_query(struct ldr_backend *b, struct pg_conn *c, const char *sql, int nparams,
                          const char *const *params, ExecStatusType want, const char *what,
                          PGresult **out, struct ldr_err *err) {
-  struct pg_impl *s = impl(b);
   int64_t until = ldr_pg_command_until(b);
   int failed = 0;
-  int sent = nparams ? PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                     : PQsendQuery(s->conn, sql);
-  if (!sent) return ldr_pg_result_error(b, NULL, what, NULL, err);
-  enum ldr_rc rc = ldr_pg_flush(b, until, what, err);
+  int sent = nparams ? PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                     : PQsendQuery(c->conn, sql);
+  if (!sent) return ldr_pg_result_error(b, c, NULL, what, NULL, err);
+  enum ldr_rc rc = ldr_pg_flush(b, c, until, what, err);
   PGresult *keep = NULL;
   while (rc == LDR_OK) {
-    PGresult *r = ldr_pg_next_result(b, until, what, &failed, err);
+    PGresult *r = ldr_pg_next_result(b, c, until, what, &failed, err);
     if (failed) rc = err->rc;
     if (r == NULL) break;
-    if (PQresultStatus(r) != want && rc == LDR_OK) rc = ldr_pg_result_error(b, r, what, NULL, err);
+    if (PQresultStatus(r) != want && rc == LDR_OK)
+      rc = ldr_pg_result_error(b, c, r, what, NULL, err);
     if (keep == NULL && rc == LDR_OK && out != NULL)
       keep = r;
     else
@@ -198,30 +345,50 @@ enum ldr_rc ldr_pg_query(struct ldr_backend *b, const char *sql, int nparams,
   return rc;
 }
 
-enum ldr_rc ldr_pg_simple(struct ldr_backend *b, const char *sql, ExecStatusType want,
-                          const char *what, PGresult **out, struct ldr_err *err) {
-  return ldr_pg_query(b, sql, 0, NULL, want, what, out, err);
+enum ldr_rc ldr_pg_simple(struct ldr_backend *b, struct pg_conn *c, const char *sql,
+                          ExecStatusType want, const char *what, PGresult **out,
+                          struct ldr_err *err) {
+  return ldr_pg_query(b, c, sql, 0, NULL, want, what, out, err);
 }
 
-int ldr_pg_connected(struct ldr_backend *b) { return connection_ok(impl(b)); }
+int ldr_pg_connected(struct ldr_backend *b) {
+  struct pg_impl *s = impl(b);
+  int n = 0;
+  for (size_t i = 0; i < s->n_conns; i++) n += connection_ok(&s->conns[i]);
+  return n;
+}
 
-static enum ldr_rc no_begin(struct ldr_backend *b, struct ldr_err *err) {
+static int pg_conn_ok(struct ldr_backend *b, struct ldr_sql_conn *c) {
+  (void)b;
+  return connection_ok(pgc(c));
+}
+
+static void pg_disconnect(struct ldr_backend *b, struct ldr_sql_conn *c) {
+  (void)b;
+  ldr_pg_drop_connection(pgc(c));
+}
+
+static enum ldr_rc no_begin(struct ldr_backend *b, struct ldr_sql_conn *c, struct ldr_err *err) {
   /* The statement timeout travels in each request's pipeline. */
   (void)b;
+  (void)c;
   (void)err;
   return LDR_OK;
 }
 
-static int pg_conflicted(struct ldr_backend *b) {
-  int c = impl(b)->conflict;
-  impl(b)->conflict = 0;
-  return c;
+static int pg_conflicted(struct ldr_backend *b, struct ldr_sql_conn *c) {
+  (void)b;
+  int conflict = pgc(c)->conflict;
+  pgc(c)->conflict = 0;
+  return conflict;
 }
 
 const struct ldr_sql_driver ldr_pg_driver = {
     .name = "postgres",
-    .connected = ldr_pg_connected,
+    .connected = pg_conn_ok,
     .connect = pg_connect,
+    .disconnect = pg_disconnect,
+    .prefer = pg_prefer,
     .begin_call = no_begin,
     .conflicted = pg_conflicted,
 };

@@ -26,20 +26,34 @@ enum { OID_BYTEA_ARRAY = 1001, OID_TEXT_ARRAY = 1009, OID_TIMESTAMPTZ_ARRAY = 11
 
 enum stmt_kind { ST_READ_ALL, ST_READ_SOME, ST_WRITE };
 
-struct pg_impl {
+/* One connection and what lives in its session. */
+struct pg_conn {
+  struct ldr_sql_conn sql; /* first: backends/sql.c's hooks get this struct back with a cast */
   PGconn *conn;
-  /* Connection parameters: keywords and values for PQconnectStartParams. */
-  const char *kw[20];
-  const char *val[20];
-  char port[8], keepalives_idle[16];
-  char schema[200];            /* db_schema (or the user's name), quoted for SQL */
+  const char *target;          /* target_session_attrs */
   struct ldr_stmt_cache stmts; /* statement names (malloc'd) by (kind, table) */
   char *stale[LDR_STMT_CACHE]; /* evicted from the cache: deallocated by the next pipeline */
   size_t n_stale;
   unsigned long long seq;
-  long timeout_ms; /* the session's statement_timeout; -1: not known */
-  int conflict;    /* the last statement lost a deadlock or a serialization race */
-  struct ldr_sql_conn backoff;
+  long timeout_ms;  /* the session's statement_timeout; -1: not known */
+  int conflict;     /* the last statement lost a deadlock or a serialization race */
+  int unreplicated; /* a commit's wait for a synchronous standby was cancelled */
+};
+
+struct pg_impl {
+  /* rd serves reads; wr writes, Update and Teardown. They are one connection
+   * unless reads go elsewhere (larder.read_from) and writes are served. */
+  struct pg_conn conns[LDR_CONNS_MAX];
+  size_t n_conns;
+  struct pg_conn *rd, *wr;
+  /* Connection parameters for PQconnectStartParams; target_session_attrs is
+   * the connection's own, set at `target` before each connect. */
+  const char *kw[24];
+  const char *val[24];
+  size_t target;
+  char keepalives_idle[16];
+  char schema[200]; /* db_schema (or the user's name), quoted for SQL */
+  int named;        /* larder.prepared_statements: named statements and session settings */
 };
 
 static inline struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }
@@ -47,6 +61,9 @@ static inline struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }
 static inline const struct ldr_postgres_options *options(const struct ldr_backend *b) {
   return b->cfg->opts;
 }
+
+/* The connection of a driver hook. */
+static inline struct pg_conn *pgc(struct ldr_sql_conn *c) { return (struct pg_conn *)c; }
 
 /* The driver hooks of backends/sql.c (postgres_conn.c). */
 extern const struct ldr_sql_driver ldr_pg_driver;
@@ -57,37 +74,41 @@ extern const struct ldr_sql_driver ldr_pg_driver;
 int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns);
 
 /* Closes the connection (if any) and forgets what lived in its session. */
-void ldr_pg_drop_connection(struct pg_impl *s);
+void ldr_pg_drop_connection(struct pg_conn *c);
 
 /* Maps a failed result, or with `res` NULL the connection's error, to a code in
  * `err`; the message reaches a client only for codes that name no driver text. */
-enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, const PGresult *res, const char *what,
-                                const char *table, struct ldr_err *err);
+enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const PGresult *res,
+                                const char *what, const char *table, struct ldr_err *err);
 
 /* Sends what libpq holds, giving up on the connection past `until` (0: never). */
-enum ldr_rc ldr_pg_flush(struct ldr_backend *b, int64_t until, const char *what,
+enum ldr_rc ldr_pg_flush(struct ldr_backend *b, struct pg_conn *c, int64_t until, const char *what,
                          struct ldr_err *err);
 
 /* The next result of the command in progress (the caller PQclear()s it; NULL:
  * none left), waiting until `until`; *failed set when the wait failed (see err). */
-PGresult *ldr_pg_next_result(struct ldr_backend *b, int64_t until, const char *what, int *failed,
-                             struct ldr_err *err);
+PGresult *ldr_pg_next_result(struct ldr_backend *b, struct pg_conn *c, int64_t until,
+                             const char *what, int *failed, struct ldr_err *err);
 
 /* When to give up on the server: the call's deadline and a grace, or 0. */
 int64_t ldr_pg_command_until(const struct ldr_backend *b);
 
 /* One query outside a pipeline (text parameters; none: a simple query of any
  * number of statements) expecting `want`; *out, when asked, is the caller's. */
-enum ldr_rc ldr_pg_query(struct ldr_backend *b, const char *sql, int nparams,
+enum ldr_rc ldr_pg_query(struct ldr_backend *b, struct pg_conn *c, const char *sql, int nparams,
                          const char *const *params, ExecStatusType want, const char *what,
                          PGresult **out, struct ldr_err *err);
 
 /* ldr_pg_query without parameters. */
-enum ldr_rc ldr_pg_simple(struct ldr_backend *b, const char *sql, ExecStatusType want,
-                          const char *what, PGresult **out, struct ldr_err *err);
+enum ldr_rc ldr_pg_simple(struct ldr_backend *b, struct pg_conn *c, const char *sql,
+                          ExecStatusType want, const char *what, PGresult **out,
+                          struct ldr_err *err);
 
-/* Nonzero while the connection is usable. */
+/* Nonzero while any connection is usable (ops->connected). */
 int ldr_pg_connected(struct ldr_backend *b);
+
+/* The label of server i of the options ("host:port"): 1, or 0 past the last (ops->host_label). */
+int ldr_pg_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap);
 
 /* The ops' read and write (postgres_pipe.c). */
 enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,

@@ -3,6 +3,12 @@
  * timeout when it changes, the deallocation of evicted statements, the
  * preparation of statements not cached yet, one statement per view and one
  * Sync; rows of reads taken one at a time as they arrive.
+ *
+ * With larder.prepared_statements: false (pgbouncer in transaction pooling,
+ * where consecutive transactions may run on different server connections) a
+ * pipeline keeps nothing in the session: its statements are unnamed (parsed,
+ * bound and run in the one round trip), and the deadline is set for its own
+ * transaction only, with set_config(..., true), SET LOCAL's function form.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -113,6 +119,21 @@ struct pipeline {
   long timeout; /* CMD_TIMEOUT's value */
 };
 
+/* A statement to run: prepared under `name`, or (unnamed) its text. */
+struct stmt_ref {
+  const char *name;
+  const char *sql;
+  enum stmt_kind kind;
+};
+
+static const Oid stmt_types[][6] = {
+    [ST_READ_ALL] = {OID_BYTEA_ARRAY},
+    [ST_READ_SOME] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY},
+    [ST_WRITE] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY, OID_TEXT_ARRAY,
+                  OID_TIMESTAMPTZ_ARRAY, OID_TIMESTAMPTZ_ARRAY},
+};
+static const int stmt_nparams[] = {[ST_READ_ALL] = 1, [ST_READ_SOME] = 2, [ST_WRITE] = 6};
+
 /* The statement text for (kind, table), with the schema-qualified table. */
 static void statement_sql(struct ldr_sb *sql, const char *schema, enum stmt_kind kind,
                           const char *t) {
@@ -137,68 +158,96 @@ static void statement_sql(struct ldr_sb *sql, const char *schema, enum stmt_kind
       schema, t);
 }
 
-/* Queues the statement timeout when the call's deadline calls for another one. */
-static enum ldr_rc queue_timeout(struct ldr_backend *b, struct pipeline *p, struct ldr_err *err) {
-  struct pg_impl *s = impl(b);
+/* Queues the statement timeout: with named statements, the session's, when
+ * the call's deadline calls for another value; without, this transaction's. */
+static enum ldr_rc queue_timeout(struct ldr_backend *b, struct pg_conn *c, struct pipeline *p,
+                                 struct ldr_err *err) {
   long want = ldr_sql_timeout_ms(b->deadline_ns);
   if (want < 0) return ldr_err_set(err, LDR_DEADLINE, "the call's deadline passed");
-  if (want == s->timeout_ms) return LDR_OK;
-  char sql[64];
-  snprintf(sql, sizeof sql, "SET statement_timeout = %ld", want);
-  if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-    return ldr_pg_result_error(b, NULL, "statement_timeout", NULL, err);
+  char value[64];
+  int sent;
+  if (impl(b)->named) {
+    if (want == c->timeout_ms) return LDR_OK;
+    snprintf(value, sizeof value, "SET statement_timeout = %ld", want);
+    sent = PQsendQueryParams(c->conn, value, 0, NULL, NULL, NULL, NULL, 0);
+    p->timeout = want;
+  } else {
+    const char *params[1] = {value};
+    snprintf(value, sizeof value, "%ld", want);
+    sent = PQsendQueryParams(c->conn, "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+                             1, NULL, params, NULL, NULL, 0);
+    p->timeout = -1; /* gone with the transaction */
+  }
+  if (!sent) return ldr_pg_result_error(b, c, NULL, "statement_timeout", NULL, err);
   p->cmds[p->n++] = (struct cmd){.kind = CMD_TIMEOUT};
-  p->timeout = want;
   return LDR_OK;
 }
 
-/* The name of the statement for (kind, table): cached, or queued for preparation now. */
-static enum ldr_rc statement(struct ldr_backend *b, struct pipeline *p, enum stmt_kind kind,
-                             const char *table, const char **name, struct ldr_err *err) {
-  static const Oid types[][6] = {
-      [ST_READ_ALL] = {OID_BYTEA_ARRAY},
-      [ST_READ_SOME] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY},
-      [ST_WRITE] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY, OID_TEXT_ARRAY,
-                    OID_TIMESTAMPTZ_ARRAY, OID_TIMESTAMPTZ_ARRAY},
-  };
-  static const int nparams[] = {[ST_READ_ALL] = 1, [ST_READ_SOME] = 2, [ST_WRITE] = 6};
+/* The statement for (kind, table): cached, queued for preparation now, or
+ * (without named statements) its text in the arena. */
+static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pipeline *p,
+                             enum stmt_kind kind, const char *table, struct ldr_arena *arena,
+                             struct stmt_ref *out, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
-  struct cmd c = {.kind = CMD_PREPARE, .table = table};
-  snprintf(c.key, sizeof c.key, "%d:%s", (int)kind, table);
-  *name = ldr_stmt_find(&s->stmts, c.key);
-  if (*name != NULL) return LDR_OK;
-  /* Prepared in this pipeline already (two reads of one view)? */
-  for (size_t i = 0; i < p->n; i++)
-    if (p->cmds[i].kind == CMD_PREPARE && !strcmp(p->cmds[i].key, c.key)) {
-      *name = p->cmds[i].name;
-      return LDR_OK;
-    }
+  struct cmd cmd = {.kind = CMD_PREPARE, .table = table};
+  *out = (struct stmt_ref){.kind = kind};
+  if (s->named) {
+    snprintf(cmd.key, sizeof cmd.key, "%d:%s", (int)kind, table);
+    out->name = ldr_stmt_find(&c->stmts, cmd.key);
+    if (out->name != NULL) return LDR_OK;
+    /* Prepared in this pipeline already (two reads of one view)? */
+    for (size_t i = 0; i < p->n; i++)
+      if (p->cmds[i].kind == CMD_PREPARE && !strcmp(p->cmds[i].key, cmd.key)) {
+        out->name = p->cmds[i].name;
+        return LDR_OK;
+      }
+  }
   struct ldr_sb sql = {0};
   statement_sql(&sql, s->schema, kind, table);
-  c.name = malloc(32);
-  if (c.name == NULL || ldr_sb_str(&sql) == NULL) {
-    free(c.name);
+  if (ldr_sb_str(&sql) == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
+  if (!s->named) {
+    char *text = ldr_arena_alloc(arena, sql.len + 1);
+    if (text != NULL) memcpy(text, ldr_sb_str(&sql), sql.len + 1);
+    ldr_sb_free(&sql);
+    out->sql = text;
+    return text ? LDR_OK
+                : ldr_err_set(err, LDR_EXHAUSTED, "the request is larger than a call may hold");
+  }
+  cmd.name = malloc(32);
+  if (cmd.name == NULL) {
     ldr_sb_free(&sql);
     return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
   }
-  snprintf(c.name, 32, "ldr_%llu", ++s->seq);
-  int sent = PQsendPrepare(s->conn, c.name, ldr_sb_str(&sql), nparams[kind], types[kind]);
+  snprintf(cmd.name, 32, "ldr_%llu", ++c->seq);
+  int sent =
+      PQsendPrepare(c->conn, cmd.name, ldr_sb_str(&sql), stmt_nparams[kind], stmt_types[kind]);
   if (sent && ldr_log_enabled(LDR_LOG_DEBUG))
-    ldr_log(LDR_LOG_DEBUG, "postgres: prepared %s: %s", c.name, ldr_sb_str(&sql));
+    ldr_log(LDR_LOG_DEBUG, "postgres: prepared %s: %s", cmd.name, ldr_sb_str(&sql));
   ldr_sb_free(&sql);
   if (!sent) {
-    free(c.name);
-    return ldr_pg_result_error(b, NULL, "prepare", table, err);
+    free(cmd.name);
+    return ldr_pg_result_error(b, c, NULL, "prepare", table, err);
   }
-  p->cmds[p->n++] = c;
-  *name = c.name;
+  p->cmds[p->n++] = cmd;
+  out->name = cmd.name;
   return LDR_OK;
 }
 
+/* Queues the execution of a statement with binary parameters and results. */
+static int send_statement(struct pg_conn *c, const struct stmt_ref *st, const char *const *values,
+                          const int *lengths) {
+  static const int formats[6] = {1, 1, 1, 1, 1, 1};
+  int n = stmt_nparams[st->kind];
+  if (st->name != NULL)
+    return PQsendQueryPrepared(c->conn, st->name, n, values, lengths, formats, 1);
+  return PQsendQueryParams(c->conn, st->sql, n, stmt_types[st->kind], values, lengths, formats, 1);
+}
+
 /* Sends the Sync that ends the pipeline and makes its statements one transaction. */
-static enum ldr_rc sync_pipeline(struct ldr_backend *b, const char *what, struct ldr_err *err) {
-  if (!PQpipelineSync(impl(b)->conn)) return ldr_pg_result_error(b, NULL, what, NULL, err);
-  return ldr_pg_flush(b, ldr_pg_command_until(b), what, err);
+static enum ldr_rc sync_pipeline(struct ldr_backend *b, struct pg_conn *c, const char *what,
+                                 struct ldr_err *err) {
+  if (!PQpipelineSync(c->conn)) return ldr_pg_result_error(b, c, NULL, what, NULL, err);
+  return ldr_pg_flush(b, c, ldr_pg_command_until(b), what, err);
 }
 
 /* Results of the reads, routed to their collectors as they arrive. */
@@ -228,9 +277,8 @@ static enum ldr_rc take_rows(const PGresult *r, struct ldr_collector *c, struct 
  * the server (PGRES_PIPELINE_ABORTED). Prepared statements that made it are
  * cached; the statement timeout is remembered once it took.
  */
-static enum ldr_rc collect(struct ldr_backend *b, struct pipeline *p, struct read_sink *sink,
-                           const char *what, struct ldr_err *err) {
-  struct pg_impl *s = impl(b);
+static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipeline *p,
+                           struct read_sink *sink, const char *what, struct ldr_err *err) {
   int64_t until = ldr_pg_command_until(b);
   enum ldr_rc rc = LDR_OK;
   int failed = 0, in_transaction_error = 0;
@@ -240,7 +288,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pipeline *p, struct rea
     if (c->kind == CMD_READ) PQsetSingleRowMode(s->conn);
     int ok = 0;
     for (;;) {
-      PGresult *r = ldr_pg_next_result(b, until, what, &failed, err);
+      PGresult *r = ldr_pg_next_result(b, s, until, what, &failed, err);
       if (failed) {
         rc = err->rc;
         break;
@@ -262,7 +310,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pipeline *p, struct rea
         ok = 1;
       } else if (st == PGRES_FATAL_ERROR) {
         in_transaction_error = 1;
-        if (rc == LDR_OK) rc = ldr_pg_result_error(b, r, what, c->table, err);
+        if (rc == LDR_OK) rc = ldr_pg_result_error(b, s, r, what, c->table, err);
       }
       PQclear(r);
     }
@@ -282,7 +330,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pipeline *p, struct rea
   if (s->conn == NULL)
     return rc != LDR_OK ? rc : ldr_err_set(err, LDR_UNAVAILABLE, "%s: lost the connection", what);
   /* The Sync's own result, then the pipeline is over. */
-  PGresult *r = ldr_pg_next_result(b, until, what, &failed, err);
+  PGresult *r = ldr_pg_next_result(b, s, until, what, &failed, err);
   if (failed) return err->rc;
   if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
     PQclear(r);
@@ -306,31 +354,31 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pipeline *p, struct rea
  * Starts a pipeline for `views` statements: pipeline mode, the statements the
  * cache evicted deallocated, and, when it changes, the statement timeout.
  */
-static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pipeline *p, size_t views,
-                                  struct ldr_arena *arena, const char *what, struct ldr_err *err) {
-  struct pg_impl *s = impl(b);
+static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pg_conn *s, struct pipeline *p,
+                                  size_t views, struct ldr_arena *arena, const char *what,
+                                  struct ldr_err *err) {
   p->n = 0;
   p->cap = 1 + s->n_stale + 2 * views;
   p->cmds = ldr_arena_calloc(arena, p->cap, sizeof *p->cmds);
   if (p->cmds == NULL)
     return ldr_err_set(err, LDR_EXHAUSTED, "%s: the request is larger than a call may hold", what);
-  if (!PQenterPipelineMode(s->conn)) return ldr_pg_result_error(b, NULL, what, NULL, err);
+  if (!PQenterPipelineMode(s->conn)) return ldr_pg_result_error(b, s, NULL, what, NULL, err);
   for (; s->n_stale > 0; s->n_stale--) {
     char sql[48];
     snprintf(sql, sizeof sql, "DEALLOCATE %s", s->stale[s->n_stale - 1]);
     free(s->stale[s->n_stale - 1]);
     if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-      return ldr_pg_result_error(b, NULL, what, NULL, err);
+      return ldr_pg_result_error(b, s, NULL, what, NULL, err);
     p->cmds[p->n++] = (struct cmd){.kind = CMD_DEALLOCATE};
   }
-  return queue_timeout(b, p, err);
+  return queue_timeout(b, s, p, err);
 }
 
 /* After a failure while queueing: the pipeline is abandoned with the connection. */
-static enum ldr_rc abandon(struct ldr_backend *b, struct pipeline *p, enum ldr_rc rc) {
+static enum ldr_rc abandon(struct pg_conn *c, struct pipeline *p, enum ldr_rc rc) {
   for (size_t i = 0; i < p->n; i++)
     if (p->cmds[i].kind == CMD_PREPARE) free(p->cmds[i].name);
-  ldr_pg_drop_connection(impl(b));
+  ldr_pg_drop_connection(c);
   return rc;
 }
 
@@ -344,13 +392,13 @@ struct read_arg {
 };
 
 /* Queues the execution of one read: its distinct keys (and features) as binary arrays. */
-static enum ldr_rc queue_read(struct ldr_backend *b, struct pipeline *p, struct read_arg *a,
-                              size_t i, struct ldr_err *err) {
+static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct pipeline *p,
+                              struct read_arg *a, size_t i, struct ldr_err *err) {
   struct ldr_read *r = &a->reads[i];
   struct ldr_collector *c = &a->cols[i];
-  const char *name = NULL;
+  struct stmt_ref st;
   enum ldr_rc rc =
-      statement(b, p, r->n_features ? ST_READ_SOME : ST_READ_ALL, r->table, &name, err);
+      statement(b, pc, p, r->n_features ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, fbytes = 0;
   for (size_t k = 0; k < c->nuniq; k++) kbytes += c->uniq[k].len;
@@ -364,25 +412,26 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pipeline *p, struct 
     array_put(&feats, r->features[k], strlen(r->features[k]));
   const char *values[2] = {(const char *)keys.buf, (const char *)feats.buf};
   int lengths[2] = {array_end(&keys), array_end(&feats)};
-  static const int formats[2] = {1, 1};
-  if (!PQsendQueryPrepared(impl(b)->conn, name, r->n_features ? 2 : 1, values, lengths, formats, 1))
-    return ldr_pg_result_error(b, NULL, "read", r->table, err);
+  if (!send_statement(pc, &st, values, lengths))
+    return ldr_pg_result_error(b, pc, NULL, "read", r->table, err);
   /* The first command's mode is set now: libpq may read its result before collect() runs. */
-  if (p->n == 0) PQsetSingleRowMode(impl(b)->conn);
+  if (p->n == 0) PQsetSingleRowMode(pc->conn);
   p->cmds[p->n++] = (struct cmd){.kind = CMD_READ, .table = r->table, .read = i};
   return LDR_OK;
 }
 
-static enum ldr_rc op_read(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_read(struct ldr_backend *b, struct ldr_sql_conn *sc, void *varg,
+                           struct ldr_err *err) {
   struct read_arg *a = varg;
+  struct pg_conn *c = pgc(sc);
   struct pipeline pl, *p = &pl;
   for (size_t i = 0; i < a->n; i++) ldr_collect_reset(&a->cols[i]);
-  enum ldr_rc rc = begin_pipeline(b, p, a->n, a->arena, "read", err);
-  for (size_t i = 0; rc == LDR_OK && i < a->n; i++) rc = queue_read(b, p, a, i, err);
-  if (rc == LDR_OK) rc = sync_pipeline(b, "read", err);
-  if (rc != LDR_OK) return abandon(b, p, rc);
+  enum ldr_rc rc = begin_pipeline(b, c, p, a->n, a->arena, "read", err);
+  for (size_t i = 0; rc == LDR_OK && i < a->n; i++) rc = queue_read(b, c, p, a, i, err);
+  if (rc == LDR_OK) rc = sync_pipeline(b, c, "read", err);
+  if (rc != LDR_OK) return abandon(c, p, rc);
   struct read_sink sink = {a->reads, a->cols};
-  return collect(b, p, &sink, "read", err);
+  return collect(b, c, p, &sink, "read", err);
 }
 
 /* ---- writes -------------------------------------------------------------- */
@@ -395,13 +444,13 @@ struct write_arg {
   struct ldr_arena *arena;
 };
 
-static enum ldr_rc queue_write(struct ldr_backend *b, struct pipeline *p, struct write_arg *a,
-                               size_t w, struct ldr_err *err) {
+static enum ldr_rc queue_write(struct ldr_backend *b, struct pg_conn *pc, struct pipeline *p,
+                               struct write_arg *a, size_t w, struct ldr_err *err) {
   const char *table = a->writes[w].table;
   const struct ldr_flat *flat = a->flat[w];
   size_t n = a->nflat[w];
-  const char *name = NULL;
-  enum ldr_rc rc = statement(b, p, ST_WRITE, table, &name, err);
+  struct stmt_ref st;
+  enum ldr_rc rc = statement(b, pc, p, ST_WRITE, table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, nbytes = 0, vbytes = 0, tbytes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -446,26 +495,36 @@ static enum ldr_rc queue_write(struct ldr_backend *b, struct pipeline *p, struct
   struct pg_array *arrays[6] = {&keys, &names, &values, &texts, &events, &created};
   const char *params[6];
   int lengths[6];
-  static const int formats[6] = {1, 1, 1, 1, 1, 1};
   for (int i = 0; i < 6; i++) {
     lengths[i] = array_end(arrays[i]);
     params[i] = (const char *)arrays[i]->buf;
   }
-  if (!PQsendQueryPrepared(impl(b)->conn, name, 6, params, lengths, formats, 1))
-    return ldr_pg_result_error(b, NULL, "write", table, err);
+  if (!send_statement(pc, &st, params, lengths))
+    return ldr_pg_result_error(b, pc, NULL, "write", table, err);
   p->cmds[p->n++] = (struct cmd){.kind = CMD_WRITE, .table = table};
   return LDR_OK;
 }
 
-static enum ldr_rc op_write(struct ldr_backend *b, void *varg, struct ldr_err *err) {
+static enum ldr_rc op_write(struct ldr_backend *b, struct ldr_sql_conn *sc, void *varg,
+                            struct ldr_err *err) {
   struct write_arg *a = varg;
+  struct pg_conn *c = pgc(sc);
   struct pipeline pl, *p = &pl;
-  enum ldr_rc rc = begin_pipeline(b, p, a->n, a->arena, "write", err);
-  for (size_t w = 0; rc == LDR_OK && w < a->n; w++) rc = queue_write(b, p, a, w, err);
-  if (rc == LDR_OK) rc = sync_pipeline(b, "write", err);
-  if (rc != LDR_OK) return abandon(b, p, rc);
+  c->unreplicated = 0;
+  enum ldr_rc rc = begin_pipeline(b, c, p, a->n, a->arena, "write", err);
+  for (size_t w = 0; rc == LDR_OK && w < a->n; w++) rc = queue_write(b, c, p, a, w, err);
+  if (rc == LDR_OK) rc = sync_pipeline(b, c, "write", err);
+  if (rc != LDR_OK) return abandon(c, p, rc);
   struct read_sink none = {NULL, NULL};
-  return collect(b, p, &none, "write", err);
+  rc = collect(b, c, p, &none, "write", err);
+  /* Committed on the primary, but a synchronous standby had not confirmed it
+   * when the deadline came: not acknowledged, since a failover may lose it.
+   * Repeating the write is safe (an upsert). */
+  if (rc == LDR_OK && c->unreplicated)
+    rc = ldr_err_set(err, LDR_DEADLINE,
+                     "write: committed on the primary, but no synchronous standby had confirmed it "
+                     "by the call's deadline");
+  return rc;
 }
 
 enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
@@ -478,7 +537,7 @@ enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
   for (size_t i = 0; rc == LDR_OK && i < n; i++)
     rc = ldr_collect_begin(&cols[i], arena, reads[i].keys, reads[i].n_keys, &budget, err);
   struct read_arg a = {reads, n, cols, arena};
-  if (rc == LDR_OK) rc = ldr_sql_run(b, &ldr_pg_driver, &impl(b)->backoff, op_read, &a, err);
+  if (rc == LDR_OK) rc = ldr_sql_run(b, &ldr_pg_driver, &impl(b)->rd->sql, op_read, &a, err);
   for (size_t i = 0; rc == LDR_OK && i < n; i++) rc = ldr_collect_end(&cols[i], reads[i].out, err);
   return rc;
 }
@@ -494,6 +553,6 @@ enum ldr_rc ldr_pg_write(struct ldr_backend *b, const struct ldr_write *writes, 
   for (size_t w = 0; rc == LDR_OK && w < n; w++)
     rc = ldr_flatten_last_wins(writes[w].rows, writes[w].n_rows, arena, &a.flat[w], &a.nflat[w],
                                err);
-  if (rc == LDR_OK) rc = ldr_sql_run(b, &ldr_pg_driver, &impl(b)->backoff, op_write, &a, err);
+  if (rc == LDR_OK) rc = ldr_sql_run(b, &ldr_pg_driver, &impl(b)->wr->sql, op_write, &a, err);
   return rc;
 }

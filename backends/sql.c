@@ -1,6 +1,7 @@
 /* The plumbing the SQL backends share (backends/sql.h). */
 #include "backends/sql.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,6 +70,19 @@ int64_t ldr_sql_connect_until(const struct ldr_backend *b) {
   return b->deadline_ns ? b->deadline_ns : ldr_now_ns() + CONNECT_TIMEOUT_NS;
 }
 
+void ldr_sql_conn_init(struct ldr_sql_conn *c, enum ldr_conn_role role) {
+  memset(c, 0, sizeof *c);
+  c->role = role;
+  c->host = -1;
+}
+
+const char *ldr_sql_conn_name(const struct ldr_sql_driver *d, const struct ldr_sql_conn *c,
+                              char *buf, size_t cap) {
+  if (c->role == LDR_CONN_ALL) return d->name;
+  snprintf(buf, cap, "%s (%s)", d->name, c->role == LDR_CONN_READ ? "reads" : "writes");
+  return buf;
+}
+
 /* May a connect be tried now? */
 static int may_connect(const struct ldr_sql_conn *c) {
   return c->failures == 0 || ldr_now_ns() >= c->retry_at_ns;
@@ -88,14 +102,16 @@ static void connect_failed(struct ldr_sql_conn *c) {
  * failure, which names the server, and answers the client without it. */
 static enum ldr_rc reconnect(struct ldr_backend *b, const struct ldr_sql_driver *d,
                              struct ldr_sql_conn *c, struct ldr_err *err) {
+  char name[48];
+  const char *who = ldr_sql_conn_name(d, c, name, sizeof name);
   if (!may_connect(c))
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: not connected; the next attempt is in %lld ms",
-                       d->name, (long long)((c->retry_at_ns - ldr_now_ns()) / 1000000));
+                       who, (long long)((c->retry_at_ns - ldr_now_ns()) / 1000000));
   struct ldr_err e;
   ldr_err_clear(&e);
-  enum ldr_rc rc = d->connect(b, ldr_sql_connect_until(b), &e);
+  enum ldr_rc rc = d->connect(b, c, ldr_sql_connect_until(b), &e);
   if (rc == LDR_OK) {
-    if (c->failures) ldr_log(LDR_LOG_INFO, "%s: connected again", d->name);
+    if (c->failures) ldr_log(LDR_LOG_INFO, "%s: connected again", who);
     c->failures = 0;
     c->backoff_ns = 0;
     return LDR_OK;
@@ -103,30 +119,60 @@ static enum ldr_rc reconnect(struct ldr_backend *b, const struct ldr_sql_driver 
   /* A connect that ran out of the call's time says the database is slow, not
    * that it refuses: the next call tries again within its own deadline. */
   if (rc == LDR_DEADLINE) return ldr_sql_deadline(err, "connect");
-  if (c->failures == 0) ldr_log(LDR_LOG_WARN, "%s: %s", d->name, e.msg);
+  if (c->failures == 0) ldr_log(LDR_LOG_WARN, "%s: %s", who, e.msg);
   connect_failed(c);
-  return ldr_err_set(err, rc == LDR_NOMEM ? LDR_NOMEM : LDR_UNAVAILABLE, "%s: %s", d->name, e.msg);
+  return ldr_err_set(err, rc == LDR_NOMEM ? LDR_NOMEM : LDR_UNAVAILABLE, "%s: %s", who, e.msg);
+}
+
+/* A connection that has been on a server it does not prefer (a read
+ * connection that fell back to the primary) for a while tries a preferred
+ * one, within LDR_SQL_PREFER_NS and the call's deadline: a replica that came
+ * back takes its reads back, and one still away costs the call little. */
+static void leave_fallback(struct ldr_backend *b, const struct ldr_sql_driver *d,
+                           struct ldr_sql_conn *c) {
+  int64_t now = ldr_now_ns();
+  if (c->fallback_at_ns == 0 || now - c->fallback_at_ns < LDR_SQL_FALLBACK_NS ||
+      !d->connected(b, c))
+    return;
+  int64_t until = now + LDR_SQL_PREFER_NS;
+  if (b->deadline_ns != 0 && b->deadline_ns < until) until = b->deadline_ns;
+  char name[48];
+  struct ldr_err e;
+  ldr_err_clear(&e);
+  if (d->prefer(b, c, until, &e) == LDR_OK) {
+    ldr_log(LDR_LOG_INFO, "%s: back on a preferred server",
+            ldr_sql_conn_name(d, c, name, sizeof name));
+    return;
+  }
+  ldr_log(LDR_LOG_DEBUG, "%s: still no preferred server: %s",
+          ldr_sql_conn_name(d, c, name, sizeof name), e.msg);
+  c->fallback_at_ns = ldr_now_ns(); /* look again later */
 }
 
 enum ldr_rc ldr_sql_run(struct ldr_backend *b, const struct ldr_sql_driver *d,
-                        struct ldr_sql_conn *conn, ldr_sql_op op, void *arg, struct ldr_err *err) {
+                        struct ldr_sql_conn *c, ldr_sql_op op, void *arg, struct ldr_err *err) {
   int reconnected = 0, conflicts = 0;
+  leave_fallback(b, d, c);
   for (;;) {
     struct ldr_err e;
     enum ldr_rc rc = LDR_OK;
     ldr_err_clear(&e);
-    if (!d->connected(b)) {
-      if (reconnected)
-        return ldr_err_set(err, LDR_UNAVAILABLE, "%s: the connection was lost again", d->name);
+    if (!d->connected(b, c)) {
+      if (reconnected) {
+        char name[48];
+        return ldr_err_set(err, LDR_UNAVAILABLE, "%s: the connection was lost again",
+                           ldr_sql_conn_name(d, c, name, sizeof name));
+      }
       reconnected = 1;
-      rc = reconnect(b, d, conn, &e);
+      rc = reconnect(b, d, c, &e);
     }
-    if (rc == LDR_OK) rc = d->begin_call(b, &e);
-    if (rc == LDR_OK) rc = op(b, arg, &e);
+    if (rc == LDR_OK) rc = d->begin_call(b, c, &e);
+    if (rc == LDR_OK) rc = op(b, c, arg, &e);
     if (rc == LDR_OK) return LDR_OK;
     /* A transaction chosen as a deadlock's victim was rolled back whole: run it again. */
-    if (d->conflicted(b) && ++conflicts < 4 && !ldr_backend_past_deadline(b)) continue;
-    if (rc == LDR_UNAVAILABLE && !d->connected(b) && !reconnected && !ldr_backend_past_deadline(b))
+    if (d->conflicted(b, c) && ++conflicts < 4 && !ldr_backend_past_deadline(b)) continue;
+    if (rc == LDR_UNAVAILABLE && !d->connected(b, c) && !reconnected &&
+        !ldr_backend_past_deadline(b))
       continue; /* lost during the operation: one more connection */
     *err = e;
     return rc;
@@ -134,17 +180,42 @@ enum ldr_rc ldr_sql_run(struct ldr_backend *b, const struct ldr_sql_driver *d,
 }
 
 enum ldr_rc ldr_sql_open(struct ldr_backend *b, const struct ldr_sql_driver *d,
-                         struct ldr_sql_conn *conn, struct ldr_err *err) {
+                         struct ldr_sql_conn *const *conns, size_t n, struct ldr_err *err) {
   int64_t give_up = ldr_now_ns() + (int64_t)b->cfg->wait_for_backend_s * 1000000000LL;
-  (void)conn;
   for (;;) {
-    struct ldr_err e;
-    ldr_err_clear(&e);
-    enum ldr_rc rc = d->connect(b, ldr_now_ns() + CONNECT_TIMEOUT_NS, &e);
-    if (rc == LDR_DEADLINE) e.rc = rc = LDR_UNAVAILABLE; /* no call: the connect timeout */
-    if (rc == LDR_OK || rc != LDR_UNAVAILABLE || ldr_now_ns() >= give_up) {
-      if (rc != LDR_OK) *err = e;
-      return rc;
+    struct ldr_err first, e;
+    size_t open = 0, failed = 0;
+    ldr_err_clear(&first);
+    for (size_t i = 0; i < n; i++) {
+      if (d->connected(b, conns[i])) {
+        open++;
+        continue;
+      }
+      ldr_err_clear(&e);
+      enum ldr_rc rc = d->connect(b, conns[i], ldr_now_ns() + CONNECT_TIMEOUT_NS, &e);
+      if (rc == LDR_DEADLINE) e.rc = rc = LDR_UNAVAILABLE; /* no call: the connect timeout */
+      if (rc == LDR_OK) {
+        open++;
+      } else if (rc != LDR_UNAVAILABLE) {
+        *err = e;
+        return rc;
+      } else if (failed++ == 0) {
+        char name[48];
+        if (n == 1)
+          first = e;
+        else
+          ldr_err_set(&first, rc, "%s: %s", ldr_sql_conn_name(d, conns[i], name, sizeof name),
+                      e.msg);
+      }
+    }
+    if (open == n) return LDR_OK;
+    if (open > 0) {
+      ldr_log(LDR_LOG_WARN, "%s; starting with the other connection", first.msg);
+      return LDR_OK;
+    }
+    if (ldr_now_ns() >= give_up) {
+      *err = first;
+      return first.rc;
     }
     struct timespec pause = {0, 250000000};
     nanosleep(&pause, NULL);

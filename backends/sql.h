@@ -46,50 +46,92 @@ void ldr_stmt_clear(struct ldr_stmt_cache *c, void (*release)(void *stmt));
  */
 long ldr_sql_timeout_ms(int64_t deadline_ns);
 
-/* ---- the connection, with back-off ---- */
+/* ---- connections, with back-off ---- */
 
-struct ldr_sql_driver {
-  const char *name; /* "postgres": in log lines */
-  /* Nonzero while the connection is usable. */
-  int (*connected)(struct ldr_backend *b);
-  /* Opens (or reopens) the connection, waiting at most until until_ns. On
-   * failure the message may name the server: it goes to the log only. */
-  enum ldr_rc (*connect)(struct ldr_backend *b, int64_t until_ns, struct ldr_err *err);
-  /* Readies an open connection for the call (its statement timeout). */
-  enum ldr_rc (*begin_call)(struct ldr_backend *b, struct ldr_err *err);
-  /* Nonzero when the operation just failed lost a deadlock or a
-   * serialization race, and may simply run again. */
-  int (*conflicted)(struct ldr_backend *b);
-};
-
-/* Where connecting stands: after a refused connect, attempts wait 50 ms,
- * doubling up to 1 s (with jitter), and calls meanwhile fail at once. */
+/*
+ * One connection of a backend instance and where connecting it stands. An
+ * instance may hold several (one for reads and, where writes go elsewhere,
+ * one for writes: ldr_conn_role); each reconnects on its own. A backend's
+ * own connection struct starts with this one, so that the driver's hooks
+ * get theirs back with a cast. After a refused connect, attempts wait 50 ms,
+ * doubling up to 1 s (with jitter), and calls meanwhile fail at once.
+ */
 struct ldr_sql_conn {
   int64_t retry_at_ns;
   int64_t backoff_ns;
   unsigned failures;
-  unsigned seed; /* for the jitter */
+  unsigned seed;           /* for the jitter */
+  enum ldr_conn_role role; /* in log lines and metrics */
+  int host;                /* the index of the server it is on (ldr_backend_host_label); -1: none */
+  int64_t fallback_at_ns;  /* when it was opened on a server it does not prefer (a read
+                              connection on the primary); 0: on a preferred one */
 };
 
-typedef enum ldr_rc (*ldr_sql_op)(struct ldr_backend *b, void *arg, struct ldr_err *err);
+/* Readies a connection for ldr_sql_run and ldr_sql_open: not connected, no back-off. */
+void ldr_sql_conn_init(struct ldr_sql_conn *c, enum ldr_conn_role role);
+
+/* How long a connection stays on a server it does not prefer before a
+ * preferred one is tried again (a replica that came back), and the most that
+ * try may take of the call it runs in: a replica that does not answer at all
+ * (a network partition) costs a call no more. */
+#define LDR_SQL_FALLBACK_NS (10 * 1000000000LL)
+#define LDR_SQL_PREFER_NS (250 * 1000000LL)
+
+struct ldr_sql_driver {
+  const char *name; /* "postgres": in log lines */
+  /* Nonzero while the connection is usable. */
+  int (*connected)(struct ldr_backend *b, struct ldr_sql_conn *c);
+  /* Opens (or reopens) the connection, waiting at most until until_ns, and
+   * sets c->host and c->fallback_at_ns. On failure the message may name the
+   * server: it goes to the log only. */
+  enum ldr_rc (*connect)(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                         struct ldr_err *err);
+  /* Closes the connection, forgetting what lived in its session. */
+  void (*disconnect)(struct ldr_backend *b, struct ldr_sql_conn *c);
+  /* For a connection on a server it does not prefer: opens one on a
+   * preferred server within until_ns and replaces it with that one; on
+   * failure the connection it has stays as it is. */
+  enum ldr_rc (*prefer)(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                        struct ldr_err *err);
+  /* Readies an open connection for the call (its statement timeout). */
+  enum ldr_rc (*begin_call)(struct ldr_backend *b, struct ldr_sql_conn *c, struct ldr_err *err);
+  /* Nonzero when the operation just failed lost a deadlock or a
+   * serialization race, and may simply run again. */
+  int (*conflicted)(struct ldr_backend *b, struct ldr_sql_conn *c);
+};
+
+typedef enum ldr_rc (*ldr_sql_op)(struct ldr_backend *b, struct ldr_sql_conn *c, void *arg,
+                                  struct ldr_err *err);
 
 /*
- * Runs `op` on an open connection: one that is closed is opened (when the
+ * Runs `op` on connection `c`, open: one that is closed is opened (when the
  * back-off allows); one that breaks during `op` is reopened once and `op` runs
  * again (reads, DDL and upserts are all safe to repeat); a deadlock victim runs
- * again up to three times. Then the call fails: UNAVAILABLE, or the
- * deadline's DEADLINE_EXCEEDED, with a message that names no server.
+ * again up to three times; one that has been on a server it does not prefer
+ * for LDR_SQL_FALLBACK_NS first tries a preferred one (ldr_sql_driver.prefer). Then the call fails:
+ * UNAVAILABLE, or the deadline's DEADLINE_EXCEEDED, with a message that names
+ * no server.
  */
 enum ldr_rc ldr_sql_run(struct ldr_backend *b, const struct ldr_sql_driver *d,
-                        struct ldr_sql_conn *conn, ldr_sql_op op, void *arg, struct ldr_err *err);
+                        struct ldr_sql_conn *c, ldr_sql_op op, void *arg, struct ldr_err *err);
 
-/* Opens the first connection, retrying for larder.wait_for_backend_s while
- * the database is unreachable. */
+/*
+ * Opens an instance's connections, retrying for larder.wait_for_backend_s
+ * while none of them can be opened. Once one is open the instance starts (a
+ * warning names those that are not: the first call that needs one opens it),
+ * so that reads start while the primary is away, and writes while the
+ * replicas are. A failure that is no outage (a wrong setting) stops it.
+ */
 enum ldr_rc ldr_sql_open(struct ldr_backend *b, const struct ldr_sql_driver *d,
-                         struct ldr_sql_conn *conn, struct ldr_err *err);
+                         struct ldr_sql_conn *const *conns, size_t n, struct ldr_err *err);
 
 /* The time a connect may take: the call's deadline, else 10 s from now. */
 int64_t ldr_sql_connect_until(const struct ldr_backend *b);
+
+/* "postgres" for a connection that serves everything, else "postgres (reads)"
+ * or "postgres (writes)": how log lines and messages name it. */
+const char *ldr_sql_conn_name(const struct ldr_sql_driver *d, const struct ldr_sql_conn *c,
+                              char *buf, size_t cap);
 
 /* ---- SQL text and messages ---- */
 

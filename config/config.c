@@ -205,6 +205,11 @@ out:
   return rc;
 }
 
+void ldr_config_free_list(char **list) {
+  for (size_t i = 0; list != NULL && list[i] != NULL; i++) free(list[i]);
+  free(list);
+}
+
 void ldr_config_destroy(struct ldr_config *cfg) {
   free(cfg->file);
   free(cfg->dir);
@@ -215,10 +220,17 @@ void ldr_config_destroy(struct ldr_config *cfg) {
   ldr_cfg_larder_destroy(cfg);
   /* Every string of a store's options is heap-owned. */
   const struct ldr_store_schema *schema = cfg->store.schema;
-  for (size_t i = 0; schema != NULL && cfg->store.opts != NULL && i < schema->n_fields; i++) {
-    const struct ldr_config_field *f = &schema->fields[i];
-    if ((f->kind == LDR_FIELD_STRING || f->kind == LDR_FIELD_PATH) && f->offset != LDR_NO_FIELD)
-      free(*(char **)((char *)cfg->store.opts + f->offset));
+  size_t n =
+      schema != NULL && cfg->store.opts != NULL ? schema->n_fields + schema->n_larder_fields : 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct ldr_config_field *f =
+        i < schema->n_fields ? &schema->fields[i] : &schema->larder_fields[i - schema->n_fields];
+    if (f->offset == LDR_NO_FIELD) continue;
+    void *slot = (char *)cfg->store.opts + f->offset;
+    if (f->kind == LDR_FIELD_STRING || f->kind == LDR_FIELD_PATH || f->kind == LDR_FIELD_PORTS)
+      free(*(char **)slot);
+    else if (f->kind == LDR_FIELD_ADDRESSES)
+      ldr_config_free_list(*(char ***)slot);
   }
   free(cfg->store.opts);
   memset(cfg, 0, sizeof *cfg);

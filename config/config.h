@@ -19,6 +19,9 @@ enum ldr_field_kind {
   LDR_FIELD_INT,        /* int, in [min, max] */
   LDR_FIELD_BOOL,       /* int, 0 or 1 */
   LDR_FIELD_FALSE_ONLY, /* only false is accepted */
+  LDR_FIELD_PORTS,      /* char *, malloc'd: a port, or ports separated by commas (libpq's
+                           multi-host form), each in 1-65535; stored as "5432" or "5432,5433" */
+  LDR_FIELD_ADDRESSES,  /* char **, malloc'd and NULL-terminated: a list of "host:port" */
 };
 #define LDR_NO_FIELD ((size_t)-1)
 
@@ -49,6 +52,11 @@ struct ldr_store_schema {
   int (*defaults)(void *opts);
   /* NULL, or a message "online_store.<key>: what is wrong" written into buf. */
   const char *(*check)(const void *opts, char *buf, size_t cap);
+  /* The store's own keys under `larder:` (how it uses replicas, say), filled
+   * into the same options struct; none when n_larder_fields is 0. Such a key
+   * given for another store is a config error naming the store it belongs to. */
+  const struct ldr_config_field *larder_fields;
+  size_t n_larder_fields;
 };
 
 /* Everything a backend needs to open its store. Owned by the ldr_config that holds it. */
@@ -151,6 +159,9 @@ int ldr_config_identifier(const char *s, size_t max);
 
 /* Returns nonzero when `s` looks like host:port (IPv6 hosts in brackets). */
 int ldr_config_valid_listen(const char *s);
+
+/* Frees a NULL-terminated list of strings (LDR_FIELD_ADDRESSES) and its strings; NULL is fine. */
+void ldr_config_free_list(char **list);
 
 /* Frees what the config owns; `cfg` may be zeroed or partly filled. */
 void ldr_config_destroy(struct ldr_config *cfg);

@@ -16,6 +16,10 @@ struct loader {
   yaml_document_t doc;
   struct ldr_config *cfg;
   struct ldr_config_error *err;
+  /* Keys of `larder:` that a store declares (ldr_store_schema.larder_fields),
+   * loaded once online_store says which store it is. */
+  const yaml_node_t *store_keys[8], *store_values[8];
+  int n_store_keys;
 };
 
 /* Each records "file:line:column: message" (the first error only) and returns -1. */
@@ -54,6 +58,8 @@ int ldr_cfg_load_online_store(struct loader *l, const yaml_node_t *n);
 int ldr_cfg_load_registry(struct loader *l, const yaml_node_t *n);
 int ldr_cfg_resolve_registry(struct loader *l);
 int ldr_cfg_load_larder(struct loader *l, const yaml_node_t *n);
+/* Whether some store this build serves declares `key` under `larder:`. */
+int ldr_cfg_store_larder_key(const struct loader *l, const char *key);
 void ldr_cfg_larder_defaults(struct ldr_config *c);
 void ldr_cfg_larder_destroy(struct ldr_config *c);
 

@@ -285,10 +285,17 @@ int ldr_cfg_load_larder(struct loader *l, const yaml_node_t *n) {
     const char *k = ldr_cfg_scalar(keys[i]);
     size_t j = 0;
     while (j < sizeof larder_keys / sizeof larder_keys[0] && strcmp(larder_keys[j].key, k)) j++;
-    if (j == sizeof larder_keys / sizeof larder_keys[0])
-      rc = ldr_cfg_fail(l, keys[i], "larder: unknown key '%s'", k);
-    else
+    if (j < sizeof larder_keys / sizeof larder_keys[0]) {
       rc = load_key(l, &larder_keys[j], values[i]);
+    } else if (!ldr_cfg_store_larder_key(l, k)) {
+      rc = ldr_cfg_fail(l, keys[i], "larder: unknown key '%s'", k);
+    } else if (l->n_store_keys == (int)(sizeof l->store_keys / sizeof l->store_keys[0])) {
+      rc = ldr_cfg_fail(l, keys[i], "larder: too many store settings");
+    } else {
+      /* A store's own key: loaded once online_store has said which store it is. */
+      l->store_keys[l->n_store_keys] = keys[i];
+      l->store_values[l->n_store_keys++] = values[i];
+    }
   }
   free(keys);
   free(values);

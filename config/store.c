@@ -70,10 +70,70 @@ static int in_list(const char *s, const char *const *list) {
   return 0;
 }
 
+/* A port, or ports separated by commas, into "p1,p2" (spaces dropped). */
+static int load_ports(struct loader *l, const yaml_node_t *v, const char *field, char **out) {
+  char *given = NULL;
+  if (ldr_cfg_string(l, v, field, &given) != 0) return -1;
+  char *norm = malloc(strlen(given) + 1);
+  int rc = norm == NULL ? ldr_cfg_fail(l, v, "%s: out of memory", field) : 0;
+  size_t o = 0;
+  for (const char *p = given; rc == 0;) {
+    long port = 0;
+    size_t digits = 0;
+    while (*p == ' ') p++;
+    for (; *p >= '0' && *p <= '9' && port <= 65535; p++, digits++) port = port * 10 + (*p - '0');
+    while (*p == ' ') p++;
+    if (digits == 0 || port < 1 || port > 65535 || (*p != ',' && *p != '\0')) {
+      rc =
+          ldr_cfg_fail(l, v, "%s: expected a port (1-65535) or ports separated by commas, not '%s'",
+                       field, given);
+      break;
+    }
+    o += (size_t)sprintf(norm + o, "%s%ld", o ? "," : "", port);
+    if (*p++ == '\0') break;
+  }
+  free(given);
+  if (rc != 0) {
+    free(norm);
+    return rc;
+  }
+  free(*out);
+  *out = norm;
+  return 0;
+}
+
+/* A list of "host:port" into a NULL-terminated array (an empty list: NULL). */
+static int load_addresses(struct loader *l, const yaml_node_t *v, const char *field, char ***out) {
+  if (v->type != YAML_SEQUENCE_NODE)
+    return ldr_cfg_fail(l, v, "%s: expected a list of host:port", field);
+  size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+  char **list = n ? calloc(n + 1, sizeof *list) : NULL;
+  if (n && list == NULL) return ldr_cfg_fail(l, v, "%s: out of memory", field);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const yaml_node_t *item = ldr_cfg_node(l, v->data.sequence.items.start[i]);
+    char name[128];
+    snprintf(name, sizeof name, "%s[%zu]", field, i);
+    rc = ldr_cfg_string(l, item, name, &list[i]);
+    if (rc == 0 && !ldr_config_valid_listen(list[i]))
+      rc = ldr_cfg_fail(l, item, "%s: expected host:port, such as 10.0.0.2:3306, not '%s'", name,
+                        list[i]);
+  }
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+    return rc;
+  }
+  ldr_config_free_list(*out);
+  *out = list;
+  return 0;
+}
+
+/* Loads one key of a store into its options; `section` is "online_store" or "larder". */
 static int load_field(struct loader *l, void *opts, const struct ldr_config_field *f,
-                      const yaml_node_t *v) {
+                      const yaml_node_t *v, const char *section) {
   char field[96];
-  snprintf(field, sizeof field, "online_store.%s", f->key);
+  snprintf(field, sizeof field, "%s.%s", section, f->key);
   void *slot = f->offset == LDR_NO_FIELD ? NULL : (char *)opts + f->offset;
   /* Feast's optional fields accept null: the default stays (db_schema: null
    * means the user's own schema, as in Feast). */
@@ -101,6 +161,28 @@ static int load_field(struct loader *l, void *opts, const struct ldr_config_fiel
     long x = 0;
     if (ldr_cfg_long(l, v, field, f->min, f->max, &x) != 0) return -1;
     if (slot) *(int *)slot = (int)x;
+    return 0;
+  }
+  case LDR_FIELD_PORTS: {
+    char *ports = NULL;
+    if (load_ports(l, v, field, &ports) != 0) return -1;
+    if (slot) {
+      free(*(char **)slot);
+      *(char **)slot = ports;
+    } else {
+      free(ports);
+    }
+    return 0;
+  }
+  case LDR_FIELD_ADDRESSES: {
+    char **list = NULL;
+    if (load_addresses(l, v, field, &list) != 0) return -1;
+    if (slot) {
+      ldr_config_free_list(*(char ***)slot);
+      *(char ***)slot = list;
+    } else {
+      ldr_config_free_list(list);
+    }
     return 0;
   }
   case LDR_FIELD_STRING:
@@ -135,6 +217,43 @@ static int load_field(struct loader *l, void *opts, const struct ldr_config_fiel
   return -1;
 }
 
+static const struct ldr_config_field *find_field(const struct ldr_config_field *fields, size_t n,
+                                                 const char *key) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(fields[i].key, key)) return &fields[i];
+  return NULL;
+}
+
+int ldr_cfg_store_larder_key(const struct loader *l, const char *key) {
+  for (const struct ldr_store_schema *const *s = l->stores; *s != NULL; s++)
+    if (find_field((*s)->larder_fields, (*s)->n_larder_fields, key)) return 1;
+  return 0;
+}
+
+/* The keys of `larder:` that belong to a store: those of this store are
+ * loaded, another store's are an error naming the store they belong to. */
+static int load_store_larder_keys(struct loader *l) {
+  const struct ldr_store_schema *schema = l->schema;
+  for (int i = 0; i < l->n_store_keys; i++) {
+    const char *k = ldr_cfg_scalar(l->store_keys[i]);
+    const struct ldr_config_field *f =
+        find_field(schema->larder_fields, schema->n_larder_fields, k);
+    if (f != NULL) {
+      if (load_field(l, l->cfg->store.opts, f, l->store_values[i], "larder") != 0) return -1;
+      continue;
+    }
+    char owners[160] = "";
+    for (const struct ldr_store_schema *const *s = l->stores; *s != NULL; s++)
+      if (find_field((*s)->larder_fields, (*s)->n_larder_fields, k))
+        snprintf(owners + strlen(owners), sizeof owners - strlen(owners), "%s%s",
+                 owners[0] ? " or " : "", (*s)->name);
+    return ldr_cfg_fail(l, l->store_keys[i],
+                        "larder.%s: a setting of the %s store, and online_store.type is %s", k,
+                        owners, schema->name);
+  }
+  return 0;
+}
+
 /* Gives the store its options struct with the schema's defaults. */
 static int start_store(struct loader *l, const yaml_node_t *where) {
   struct ldr_store_config *s = &l->cfg->store;
@@ -151,8 +270,9 @@ static int start_store(struct loader *l, const yaml_node_t *where) {
 static int finish_store(struct loader *l, const yaml_node_t *where) {
   const struct ldr_store_schema *schema = l->cfg->store.schema;
   void *opts = l->cfg->store.opts;
-  for (size_t i = 0; i < schema->n_fields; i++) {
-    const struct ldr_config_field *f = &schema->fields[i];
+  for (size_t i = 0; i < schema->n_fields + schema->n_larder_fields; i++) {
+    const struct ldr_config_field *f =
+        i < schema->n_fields ? &schema->fields[i] : &schema->larder_fields[i - schema->n_fields];
     if (f->offset == LDR_NO_FIELD) continue;
     char **slot = (char **)((char *)opts + f->offset);
     if (f->required && (f->kind == LDR_FIELD_STRING || f->kind == LDR_FIELD_PATH) && *slot == NULL)
@@ -211,8 +331,10 @@ int ldr_cfg_load_online_store(struct loader *l, const yaml_node_t *n) {
       ldr_cfg_fail(l, keys[i], "online_store: unknown key '%s' for the %s store", k, schema->name);
       goto out;
     }
-    if (load_field(l, l->cfg->store.opts, &schema->fields[j], values[i]) != 0) goto out;
+    if (load_field(l, l->cfg->store.opts, &schema->fields[j], values[i], "online_store") != 0)
+      goto out;
   }
+  if (load_store_larder_keys(l) != 0) goto out;
   rc = finish_store(l, where);
 out:
   free(keys);

@@ -9,17 +9,31 @@
 #   services.sh down NAME     stop one server, keeping its data (outage tests)
 #   services.sh up NAME       start it again on the same data
 #   services.sh kill NAME     SIGKILL it (keeps data; `up` restarts it)
+#   services.sh crash NAME    stop it as a crash would: PostgreSQL's immediate
+#                             shutdown (every process at once, no checkpoint),
+#                             SIGKILL for MariaDB
 #   services.sh pause NAME    SIGSTOP it and its processes (a stalled server)
 #   services.sh resume NAME   SIGCONT them
 #   services.sh status        say what runs
 #   services.sh env           print the env file
+#   services.sh standby       (SERVICES=postgres) start a streaming standby of the
+#                             server on PRIMARY_PORT (pg_basebackup -R) in SVC_DIR
+#   services.sh promote       promote that standby: it takes writes from now on
+#   services.sh sync NAMES    (a PostgreSQL primary) synchronous_standby_names:
+#                             '*' makes each commit wait until a standby has it,
+#                             '' stops waiting (set once the standby runs)
+#   services.sh replica       (SERVICES=mariadb) start a GTID replica of the server
+#                             on PRIMARY_PORT (read-only) in SVC_DIR
 #
 # Env (defaults): SVC_DIR (${TMPDIR:-/tmp}/larder-services), SERVICES
 # ("postgres mariadb"), PG_PORT (15432), MYSQL_PORT (13306), DB_NAME, DB_USER,
 # DB_PASS (feast), START_TIMEOUT (60 s), DB_DURABLE (0: commits are not
 # waited for, for speed; 1: a commit survives the server's crash, though not
 # the machine's — PostgreSQL synchronous_commit on, InnoDB log written at
-# every commit — for the tests that kill the server and count acknowledged writes).
+# every commit — for the tests that kill the server and count acknowledged writes),
+# REPLICATION (0; 1: a server that standbys and replicas can follow: a
+# replication user, the binary log on MariaDB), PRIMARY_PORT (for standby
+# and replica).
 set -euo pipefail
 
 SVC_DIR=${SVC_DIR:-${TMPDIR:-/tmp}/larder-services}
@@ -105,11 +119,18 @@ synchronous_commit = $([ "${DB_DURABLE:-0}" = 1 ] && echo on || echo off)
 full_page_writes = off
 max_connections = 200
 CONF
+  if [ "${REPLICATION:-0}" = 1 ]; then cat >> "$PG_DIR/data/postgresql.conf" <<CONF
+wal_level = replica
+max_wal_senders = 10
+wal_keep_size = '256MB'
+CONF
+  fi
   pg_up
   "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR/sock" -p "$PG_PORT" -U postgres -d postgres \
     > "$PG_DIR/setup.log" 2>&1 <<SQL || { cat "$PG_DIR/setup.log" >&2; die "postgres setup failed"; }
 CREATE ROLE "$DB_USER" LOGIN CREATEDB PASSWORD '$DB_PASS';
 CREATE DATABASE "$DB_NAME" OWNER "$DB_USER" ENCODING 'UTF8' TEMPLATE template0;
+CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'replicator';
 SQL
   PGPASSWORD=$DB_PASS "$bin/psql" -X -q -h "$HOST" -p "$PG_PORT" -U "$DB_USER" -d "$DB_NAME" -tAc 'SELECT 1' \
     >/dev/null || die "postgres: TCP login as $DB_USER failed"
@@ -125,6 +146,34 @@ pg_down() {  # signal: INT = fast shutdown, KILL = crash
   log "postgres: down"
 }
 
+# A standby of the PostgreSQL server on PRIMARY_PORT: a base backup streamed
+# over a replication connection, with -R writing standby.signal and
+# primary_conninfo; its own port and socket folder.
+pg_standby() {
+  local bin u; bin=$(pg_bin); u=$(pg_user)
+  [ -n "${PRIMARY_PORT:-}" ] || die "standby: set PRIMARY_PORT"
+  mkdir -p "$PG_DIR/sock"
+  [ "$IS_ROOT" = 1 ] && chown -R "$u" "$PG_DIR"
+  chmod 700 "$PG_DIR"
+  as_user "$u" env PGPASSWORD=replicator "$bin/pg_basebackup" -h "$HOST" -p "$PRIMARY_PORT" -U replicator \
+    -D "$PG_DIR/data" -R -X stream -c fast --no-sync > "$PG_DIR/basebackup.log" 2>&1 \
+    || { cat "$PG_DIR/basebackup.log" >&2; die "pg_basebackup failed"; }
+  # The primary's own settings came with the copy: this server's port and socket win.
+  cat >> "$PG_DIR/data/postgresql.conf" <<CONF
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR/sock'
+hot_standby = on
+synchronous_standby_names = ''
+CONF
+  pg_up
+}
+
+pg_promote() {
+  as_user "$(pg_user)" "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -w -t "$START_TIMEOUT" promote \
+    > "$PG_DIR/promote.log" 2>&1 || { cat "$PG_DIR/promote.log" >&2; die "promote failed"; }
+  log "postgres: promoted on $HOST:$PG_PORT"
+}
+
 # --------------------------------------------------------------------- MariaDB
 mysqld_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
 my_sql() { mariadb --no-defaults --protocol=socket --socket="$MY_DIR/mysqld.sock" -uroot "$@"; }
@@ -134,11 +183,16 @@ my_pid() { cat "$MY_DIR/mysqld.pid" 2>/dev/null || cat "$MY_DIR/launch.pid" 2>/d
 my_up() {
   local u; u=$(my_user)
   local userarg=(); [ "$IS_ROOT" = 1 ] && userarg=(--user="$u")
+  # A primary writes the binary log that replicas follow (by GTID); a replica
+  # is read-only. The server id tells them apart.
+  local repl=(--skip-log-bin)
+  [ "${REPLICATION:-0}" = 1 ] && repl=(--log-bin="$MY_DIR/binlog" --binlog-format=ROW --server-id=1)
+  [ -e "$MY_DIR/replica" ] && repl=(--skip-log-bin --server-id=2 --read-only --relay-log="$MY_DIR/relay")
   port_busy "$MYSQL_PORT" && die "port $MYSQL_PORT is in use"
   rm -f "$MY_DIR/mysqld.pid"
   nohup "$(mysqld_bin)" --no-defaults "${userarg[@]}" --datadir="$MY_DIR/data" \
     --bind-address="$HOST" --port="$MYSQL_PORT" --socket="$MY_DIR/mysqld.sock" \
-    --pid-file="$MY_DIR/mysqld.pid" --log-error="$MY_DIR/error.log" --skip-name-resolve --skip-log-bin \
+    --pid-file="$MY_DIR/mysqld.pid" --log-error="$MY_DIR/error.log" --skip-name-resolve "${repl[@]}" \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --default-time-zone=+00:00 \
     --innodb-buffer-pool-size=128M --innodb-log-file-size=48M --innodb-flush-log-at-trx-commit="$([ "${DB_DURABLE:-0}" = 1 ] && echo 2 || echo 0)" \
     --innodb-doublewrite=0 --innodb-buffer-pool-dump-at-shutdown=0 --innodb-buffer-pool-load-at-startup=0 \
@@ -172,11 +226,35 @@ CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
 GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'%', '$DB_USER'@'localhost';
 FLUSH PRIVILEGES;
 SQL
+  if [ "${REPLICATION:-0}" = 1 ]; then
+    my_sql -e "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';" \
+      || die "mariadb: replication user"
+  fi
   # mariadb-install-db also made password-less root accounts reachable over TCP: drop them.
   my_sql -Nse "SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host), ';') FROM mysql.user WHERE User='root' AND Host<>'localhost'" \
     | my_sql || die "mariadb: dropping TCP root accounts failed"
   MYSQL_PWD=$DB_PASS mariadb --no-defaults --protocol=tcp -h "$HOST" -P "$MYSQL_PORT" -u "$DB_USER" "$DB_NAME" \
     -Nse 'SELECT 1' >/dev/null || die "mariadb: TCP login as $DB_USER failed"
+}
+
+# A replica of the MariaDB server on PRIMARY_PORT, set up as any server here
+# (its own database and users), then following the primary from its current
+# GTID position: what the primary writes from now on, it writes too.
+my_replica() {
+  [ -n "${PRIMARY_PORT:-}" ] || die "replica: set PRIMARY_PORT"
+  mkdir -p "$MY_DIR"
+  touch "$MY_DIR/replica"
+  my_start
+  local pos
+  pos=$(MYSQL_PWD=repl mariadb --no-defaults --protocol=tcp -h "$HOST" -P "$PRIMARY_PORT" -u repl -Nse \
+    'SELECT @@GLOBAL.gtid_binlog_pos') || die "replica: cannot reach the primary on $PRIMARY_PORT"
+  my_sql > "$MY_DIR/replica.log" 2>&1 <<SQL || { cat "$MY_DIR/replica.log" >&2; die "mariadb: replication setup failed"; }
+SET GLOBAL gtid_slave_pos = '$pos';
+CHANGE MASTER TO MASTER_HOST='$HOST', MASTER_PORT=$PRIMARY_PORT, MASTER_USER='repl',
+  MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+START SLAVE;
+SQL
+  log "mariadb: replica of $HOST:$PRIMARY_PORT from GTID '$pos'"
 }
 
 my_down() {
@@ -228,7 +306,21 @@ case "${1:-}" in
   stop) cmd_stop ;;
   down) one "${2:-}"; if [ "$2" = postgres ]; then pg_down INT; else my_down TERM; fi ;;
   kill) one "${2:-}"; if [ "$2" = postgres ]; then pg_down KILL; else my_down KILL; fi ;;
+  crash) one "${2:-}"; if [ "$2" = postgres ]; then pg_down QUIT; else my_down KILL; fi ;;
   up) one "${2:-}"; if [ "$2" = postgres ]; then pg_up; else my_up; fi ;;
+  standby | replica)
+    [ -n "$(ls -A "$SVC_DIR" 2>/dev/null)" ] && die "$SVC_DIR is not empty"
+    mkdir -p "$SVC_DIR"; chmod 755 "$SVC_DIR"
+    trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed: cleaning up"; cmd_stop || true; fi' EXIT
+    if [ "$1" = standby ]; then SERVICES=postgres; pg_standby; else SERVICES=mariadb; my_replica; fi
+    trap - EXIT
+    write_env ;;
+  promote) pg_promote ;;
+  sync)
+    "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR/sock" -p "$PG_PORT" -U postgres -d postgres \
+      -c "ALTER SYSTEM SET synchronous_standby_names = '${2:-}'" -c "SELECT pg_reload_conf()" >/dev/null \
+      || die "sync: cannot set synchronous_standby_names"
+    log "postgres: synchronous_standby_names = '${2:-}'" ;;
   pause | resume) # SIGSTOP / SIGCONT: the server and every process of it (PostgreSQL's backends)
     one "${2:-}"
     if [ "$2" = postgres ]; then pid=$(pg_pid); else pid=$(my_pid); fi
@@ -241,5 +333,5 @@ case "${1:-}" in
     has mariadb && { pid_ours "$(my_pid)" && echo "mariadb: running, pid $(my_pid)" || echo "mariadb: stopped"; }
     ;;
   env) cat "$SVC_DIR/env" ;;
-  *) echo "usage: $0 start|stop|status|env|down NAME|up NAME|kill NAME|pause NAME|resume NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|down NAME|up NAME|kill NAME|crash NAME|pause NAME|resume NAME|standby|promote|sync NAMES|replica" >&2; exit 2 ;;
 esac

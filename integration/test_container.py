@@ -39,11 +39,19 @@ class Compose(unittest.TestCase):
         out = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                              env=dict(os.environ, MYSQL_PASSWORD="m", POSTGRES_PASSWORD="p"))
         services = yaml.safe_load(out.stdout)["services"]
-        self.assertEqual(set(services), {"mariadb", "postgres", "larder-mysql", "larder-postgres"})
+        replicas = ["larder-postgres-%d" % i for i in (1, 2, 3)]
+        self.assertEqual(set(services), {"mariadb", "postgres", "larder-mysql", "lb"} | set(replicas))
         for db in ("mariadb", "postgres"):
             self.assertIn("healthcheck", services[db], db)
-        for name, db, config, password in (("larder-mysql", "mariadb", "mysql", "MYSQL_PASSWORD"),
-                                           ("larder-postgres", "postgres", "postgres", "POSTGRES_PASSWORD")):
+        # The PostgreSQL replicas behind HAProxy, run with deploy/haproxy.cfg (integration/test_lb.py's).
+        lb = services["lb"]
+        self.assertIn("%s/deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" % ROOT, lb["volumes"])
+        self.assertEqual(lb["depends_on"], {r: {"condition": "service_healthy"} for r in replicas})
+        self.assertEqual(sorted(v for k, v in lb["environment"].items() if k.startswith("LARDER_REPLICA_")),
+                         ["%s:6566" % r for r in replicas])
+        self.assertIn({"published": 6576, "target": 6566}, lb["ports"])
+        for name, db, config, password in [("larder-mysql", "mariadb", "mysql", "MYSQL_PASSWORD")] + [
+                (r, "postgres", "postgres", "POSTGRES_PASSWORD") for r in replicas]:
             s = services[name]
             self.assertEqual(s["depends_on"], {db: {"condition": "service_healthy"}})
             self.assertEqual(s["healthcheck"]["test"], ["CMD", "larder", "health", "larder.v1.OnlineStore"])

@@ -35,7 +35,10 @@ if [ "$what" = backends ] || [ "$what" = all ]; then
     start=$(date +%s)
     cmake -S . -B "$dir" -DLARDER_TESTS=ON -DLARDER_WERROR=ON -DLARDER_WITH_$backend=OFF >"$dir.log" 2>&1
     cmake --build "$dir" -j"$(nproc)" >>"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; exit 1; }
-    if ! (cd "$dir" && ctest --output-on-failure --no-tests=error -j2 >>"$PWD/$dir.log" 2>&1); then
+    # The scale-out tests (balancers, standbys, replicas: about 90 s) ran on the
+    # full build and under the sanitizers; leaving a store out changes nothing of theirs.
+    if ! (cd "$dir" && ctest --output-on-failure --no-tests=error -j2 -E '^integration\.scaleout\.' \
+        >>"$PWD/$dir.log" 2>&1); then
       tail -40 "$dir.log" >&2
       exit 1
     fi

@@ -15,7 +15,7 @@ PKGS=(
 if [ "${1:-}" = "--test" ]; then
   PKGS+=(
     clang clang-format libclang-rt-14-dev libcmocka-dev libjson-c-dev
-    mariadb-server postgresql
+    mariadb-server postgresql haproxy nginx pgbouncer
     python3-psycopg python3-pymysql python3-h2 nghttp2-client sqlite3 openssl curl
     gnuplot-nox procps util-linux docker-compose python3-yaml binutils
     mmdebstrap podman runc

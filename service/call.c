@@ -133,7 +133,7 @@ static void log_failure(struct worker *w, const char *method, enum ldr_rc rc, co
 static void account_status(struct call *c, int status) {
   int64_t took = ldr_now_ns() - c->started_ns;
   ldr_metrics_handled(c->w->ws.metrics, ldr_call_slot(c), status, took);
-  ldr_metrics_connected(c->w->ws.metrics, c->w->backend->ops->connected(c->w->backend));
+  ldr_metrics_store(c->w->ws.metrics, c->w->backend);
   if (!ldr_log_enabled(LDR_LOG_DEBUG)) return;
   char *peer = grpc_call_get_peer(c->call);
   char *unknown = c->method ? NULL : grpc_slice_to_c_string(c->details.method);

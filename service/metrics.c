@@ -22,6 +22,9 @@ static const char *const code_names[17] = {
     "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
     "DataLoss", "Unauthenticated"};
 
+/* The servers a store's connections may use, as configured (ldr_backend_host_label). */
+#define LDR_METRIC_HOSTS 32
+
 struct ldr_metrics {
   const struct ldr_config *cfg;
   struct ldr_metrics_worker *workers;
@@ -30,6 +33,8 @@ struct ldr_metrics {
   const char *store;
   struct ldr_registry_source *registry; /* NULL: none configured */
   _Atomic(struct ldr_http *) http;      /* NULL: no HTTP listener */
+  char hosts[LDR_METRIC_HOSTS][160];    /* escaped for a label value */
+  size_t n_hosts;
 };
 
 static void bump(atomic_ullong *x, unsigned long long by) {
@@ -66,7 +71,34 @@ void ldr_metrics_registry(struct ldr_metrics *m, struct ldr_registry_source *s) 
 void ldr_metrics_http(struct ldr_metrics *m, struct ldr_http *h) { atomic_store(&m->http, h); }
 
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up) {
-  if (m != NULL) atomic_store_explicit(&m->connected, up ? 1 : 0, memory_order_relaxed);
+  if (m != NULL)
+    atomic_store_explicit(&m->connected, up > 0 ? (unsigned long long)up : 0, memory_order_relaxed);
+}
+
+void ldr_metrics_conns(struct ldr_metrics_worker *m, const struct ldr_conn_state *conns, size_t n) {
+  for (size_t i = 0; m != NULL && i < LDR_CONNS_MAX; i++) {
+    unsigned v = 0;
+    if (i < n && conns[i].host < LDR_METRIC_HOSTS)
+      v = (unsigned)(conns[i].role + 1) << 8 | (unsigned)(conns[i].host + 1);
+    atomic_store_explicit(&m->conn_where[i], v, memory_order_relaxed);
+  }
+}
+
+void ldr_metrics_store(struct ldr_metrics_worker *m, struct ldr_backend *b) {
+  struct ldr_conn_state conns[LDR_CONNS_MAX];
+  if (m == NULL || b == NULL) return;
+  ldr_metrics_connected(m, b->ops->connected(b));
+  ldr_metrics_conns(m, conns, ldr_backend_conns(b, conns));
+}
+
+/* `s` as a Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(const char *s, char *buf, size_t cap) {
+  size_t o = 0;
+  for (; *s && o + 3 < cap; s++) {
+    if (*s == '\\' || *s == '"' || *s == '\n') buf[o++] = '\\';
+    buf[o++] = *s == '\n' ? 'n' : *s;
+  }
+  buf[o] = '\0';
 }
 
 struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers) {
@@ -80,6 +112,12 @@ struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers) 
   m->n = nworkers;
   m->cfg = cfg;
   m->store = cfg->store.type_name;
+  char label[160];
+  while (m->n_hosts < LDR_METRIC_HOSTS &&
+         ldr_backend_host_label(&cfg->store, m->n_hosts, label, sizeof label)) {
+    label_value(label, m->hosts[m->n_hosts], sizeof m->hosts[0]);
+    m->n_hosts++;
+  }
   return m;
 }
 
@@ -168,6 +206,30 @@ static const char *method_type(size_t i) {
                                                      : "unary";
 }
 
+/* larder_backend_host_connections: the open connections on each server, by
+ * what they serve, for every role the workers' stores use (a store without
+ * servers has none). */
+static void host_connections(struct out *o, const struct ldr_metrics *m, const char *store) {
+  unsigned long long count[3][LDR_METRIC_HOSTS] = {{0}};
+  int roles[3] = {0};
+  for (int w = 0; w < m->n; w++)
+    for (size_t i = 0; i < LDR_CONNS_MAX; i++) {
+      unsigned v = atomic_load_explicit(&m->workers[w].conn_where[i], memory_order_relaxed);
+      unsigned role = (v >> 8) - 1, host = v & 0xff;
+      if (v == 0 || role > 2) continue;
+      roles[role] = 1;
+      if (host > 0 && host <= m->n_hosts) count[role][host - 1]++;
+    }
+  if (m->n_hosts == 0) return;
+  put(o, "# HELP larder_backend_host_connections Open connections to the online store, by the "
+         "server each is on and what it serves (all: reads and writes).\n"
+         "# TYPE larder_backend_host_connections gauge\n");
+  for (int r = 0; r < 3; r++)
+    for (size_t h = 0; roles[r] && h < m->n_hosts; h++)
+      put(o, "larder_backend_host_connections{%s,role=\"%s\",host=\"%s\"} %llu\n", store,
+          ldr_conn_role_name((enum ldr_conn_role)r), m->hosts[h], count[r][h]);
+}
+
 char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
   struct out o = {malloc(16384), 0, 16384, 0};
   if (o.p == NULL) return NULL;
@@ -231,6 +293,7 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
       "# HELP larder_backend_connections Open connections to the online store.\n"
       "# TYPE larder_backend_connections gauge\nlarder_backend_connections{%s} %llu\n",
       store, SUM(m, connected));
+  host_connections(&o, m, store);
   put(&o, "# HELP larder_workers Worker threads.\n# TYPE larder_workers gauge\nlarder_workers %d\n",
       m->n);
   if (m->registry != NULL) {

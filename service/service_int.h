@@ -32,8 +32,11 @@ struct ldr_metrics_worker {
   atomic_ullong latency_ns[LDR_METHODS_MAX + 1];
   atomic_ullong backend[LDR_METRIC_BUCKETS + 1];
   atomic_ullong backend_ns, rows_read, rows_written;
-  atomic_ullong connected; /* 1 while this worker's store connection is open */
-  char pad[64];            /* no false sharing with the next worker's block */
+  atomic_ullong connected; /* this worker's open store connections */
+  /* Each connection of the worker's store: 0 none, else (role + 1) << 8 | (its server's index + 1),
+   * the index 0 while it is not open (ldr_conn_state). */
+  atomic_uint conn_where[LDR_CONNS_MAX];
+  char pad[64]; /* no false sharing with the next worker's block */
 };
 
 struct ldr_metrics;
@@ -59,6 +62,10 @@ void ldr_metrics_handled(struct ldr_metrics_worker *m, size_t method, int code, 
 void ldr_metrics_backend(struct ldr_metrics_worker *m, int64_t ns, size_t rows_read,
                          size_t rows_written);
 void ldr_metrics_connected(struct ldr_metrics_worker *m, int up);
+/* Where the worker's store connections are (ldr_backend_conns): which server, for what. */
+void ldr_metrics_conns(struct ldr_metrics_worker *m, const struct ldr_conn_state *conns, size_t n);
+/* Both of the above for the worker's store `b`. */
+void ldr_metrics_store(struct ldr_metrics_worker *m, struct ldr_backend *b);
 /* The status code's name as go-grpc-prometheus writes it ("InvalidArgument"). */
 const char *ldr_grpc_code_name(int code);
 

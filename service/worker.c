@@ -331,6 +331,7 @@ int ldr_worker_init(struct server *srv, int i) {
     ldr_log(LDR_LOG_ERROR, "cannot open the %s store: %s", srv->cfg->store.type_name, err.msg);
     return -1;
   }
+  ldr_metrics_store(w->ws.metrics, w->backend);
   return 0;
 }
 

@@ -19,7 +19,12 @@ static int setup(struct ldr_store_config *cfg) {
   if (!env("TEST_PG_HOST")) return -1;
   static struct ldr_postgres_options o;
   o.host = (char *)env("TEST_PG_HOST");
-  o.port = atoi(env("TEST_PG_PORT") ? env("TEST_PG_PORT") : "5432");
+  o.port = (char *)(env("TEST_PG_PORT") ? env("TEST_PG_PORT") : "5432");
+  /* conformance.postgres.unnamed and .split run the suite as pgbouncer needs
+   * it (no session state) and with reads on a connection of their own. */
+  o.prepared_statements =
+      !(env("TEST_PG_PREPARED_STATEMENTS") && !strcmp(env("TEST_PG_PREPARED_STATEMENTS"), "0"));
+  o.read_from = (char *)(env("TEST_PG_READ_FROM") ? env("TEST_PG_READ_FROM") : "primary");
   o.database = (char *)env("TEST_PG_DB");
   o.user = (char *)env("TEST_PG_USER");
   o.password = (char *)env("TEST_PG_PASSWORD");

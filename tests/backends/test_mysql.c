@@ -49,9 +49,55 @@ static void feast_keys_and_defaults(void **state) {
   ldr_config_destroy(&cfg);
 }
 
+/* larder.read_hosts (issue 15): replicas that serve reads, checked entry by entry. */
+static void read_hosts(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (load_for(&ldr_mysql_schema, "project: p\nonline_store: mysql\n", &cfg, &err) != 0)
+    fail_msg("%s", err.msg);
+  assert_null(OPTS(cfg)->read_hosts);
+  ldr_config_destroy(&cfg);
+  static const char text[] = "project: p\nonline_store:\n  type: mysql\n  host: primary\n"
+                             "larder:\n  read_hosts: [replica1:3306, '[::1]:3307']\n";
+  if (load_for(&ldr_mysql_schema, text, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  assert_string_equal(OPTS(cfg)->read_hosts[0], "replica1:3306");
+  assert_string_equal(OPTS(cfg)->read_hosts[1], "[::1]:3307");
+  assert_null(OPTS(cfg)->read_hosts[2]);
+  /* The servers as metrics label them: the primary, then the replicas. */
+  static const char *const want[] = {"primary:3306", "replica1:3306", "[::1]:3307"};
+  char buf[64];
+  for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(ldr_backend_host_label(&cfg.store, i, buf, sizeof buf), 1);
+    assert_string_equal(buf, want[i]);
+  }
+  assert_int_equal(ldr_backend_host_label(&cfg.store, 3, buf, sizeof buf), 0);
+  ldr_config_destroy(&cfg);
+  static const char *const cases[][2] = {
+      {"project: p\nonline_store: mysql\nlarder:\n  read_hosts: replica:3306\n",
+       "fs.yaml:4:15: larder.read_hosts: expected a list of host:port"},
+      {"project: p\nonline_store: mysql\nlarder:\n  read_hosts: [a:1, replica]\n",
+       "fs.yaml:4:21: larder.read_hosts[1]: expected host:port, such as 10.0.0.2:3306, not "
+       "'replica'"},
+      {"project: p\nonline_store: mysql\nlarder:\n  read_hosts: [a:99999]\n",
+       "fs.yaml:4:16: larder.read_hosts[0]: expected host:port"},
+      {"project: p\nonline_store: mysql\nlarder:\n  read_hosts: [[a]]\n",
+       "fs.yaml:4:16: larder.read_hosts[0]: expected a string"},
+      {"project: p\nonline_store: mysql\nlarder:\n  read_from: standby\n",
+       "fs.yaml:4:3: larder: unknown key 'read_from'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (load_for(&ldr_mysql_schema, cases[i][0], &cfg, &err) == 0) fail_msg("case %zu loaded", i);
+    if (strncmp(err.msg, cases[i][1], strlen(cases[i][1])) != 0)
+      fail_msg("case %zu:\n got  '%s'\n want '%s...'", i, err.msg, cases[i][1]);
+    ldr_config_destroy(&cfg);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(feast_keys_and_defaults),
+      cmocka_unit_test(read_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

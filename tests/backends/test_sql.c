@@ -183,37 +183,67 @@ static struct fake {
   enum ldr_rc op_rc[8]; /* what each run of the operation returns (then LDR_OK) */
   int op_drops;         /* the failing operations also drop the connection */
   int conflicted;
+  int fallback;             /* connects land on a server the connection does not prefer */
+  int prefers;              /* tries of a preferred server */
+  enum ldr_rc prefer_rc;    /* what they return */
+  int64_t prefer_budget_ns; /* the time the last one was given */
 } fk;
 
-static int fake_connected(struct ldr_backend *b) {
+static int fake_connected(struct ldr_backend *b, struct ldr_sql_conn *c) {
   (void)b;
+  (void)c;
   return fk.connected;
 }
 
-static enum ldr_rc fake_connect(struct ldr_backend *b, int64_t until_ns, struct ldr_err *err) {
+static enum ldr_rc fake_connect(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                                struct ldr_err *err) {
   (void)b;
   assert_true(until_ns > ldr_now_ns());
   enum ldr_rc rc = fk.connects < 8 ? fk.connect_rc[fk.connects] : LDR_OK;
   fk.connects++;
   if (rc != LDR_OK) return ldr_err_set(err, rc, "could not connect to server db.internal:5432");
   fk.connected = 1;
+  c->host = 0;
+  c->fallback_at_ns = fk.fallback ? ldr_now_ns() : 0;
   return LDR_OK;
 }
 
-static enum ldr_rc fake_begin(struct ldr_backend *b, struct ldr_err *err) {
+static void fake_disconnect(struct ldr_backend *b, struct ldr_sql_conn *c) {
   (void)b;
+  (void)c;
+  fk.connected = 0;
+}
+
+/* A preferred server answers (fk.prefer_rc LDR_OK) or not; the connection stays either way. */
+static enum ldr_rc fake_prefer(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                               struct ldr_err *err) {
+  (void)b;
+  fk.prefers++;
+  fk.prefer_budget_ns = until_ns - ldr_now_ns();
+  if (fk.prefer_rc != LDR_OK) return ldr_err_set(err, fk.prefer_rc, "no replica");
+  c->host = 1;
+  c->fallback_at_ns = 0;
+  return LDR_OK;
+}
+
+static enum ldr_rc fake_begin(struct ldr_backend *b, struct ldr_sql_conn *c, struct ldr_err *err) {
+  (void)b;
+  (void)c;
   (void)err;
   fk.begins++;
   return LDR_OK;
 }
 
-static int fake_conflicted(struct ldr_backend *b) {
+static int fake_conflicted(struct ldr_backend *b, struct ldr_sql_conn *c) {
   (void)b;
+  (void)c;
   return fk.conflicted;
 }
 
-static enum ldr_rc fake_op(struct ldr_backend *b, void *arg, struct ldr_err *err) {
+static enum ldr_rc fake_op(struct ldr_backend *b, struct ldr_sql_conn *c, void *arg,
+                           struct ldr_err *err) {
   (void)b;
+  (void)c;
   (void)arg;
   enum ldr_rc rc = fk.ops < 8 ? fk.op_rc[fk.ops] : LDR_OK;
   fk.ops++;
@@ -223,7 +253,7 @@ static enum ldr_rc fake_op(struct ldr_backend *b, void *arg, struct ldr_err *err
 }
 
 static const struct ldr_sql_driver fake_driver = {
-    "fake", fake_connected, fake_connect, fake_begin, fake_conflicted,
+    "fake", fake_connected, fake_connect, fake_disconnect, fake_prefer, fake_begin, fake_conflicted,
 };
 
 static void run_cases(void **state) {
@@ -296,7 +326,8 @@ static void run_cases(void **state) {
     memcpy(fk.connect_rc, cases[i].connect_rc, sizeof cases[i].connect_rc);
     memcpy(fk.op_rc, cases[i].op_rc, sizeof cases[i].op_rc);
     struct ldr_backend b = {0};
-    struct ldr_sql_conn conn = {0};
+    struct ldr_sql_conn conn;
+    ldr_sql_conn_init(&conn, LDR_CONN_ALL);
     struct ldr_err err;
     ldr_err_clear(&err);
     enum ldr_rc rc = ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err);
@@ -323,7 +354,8 @@ static void no_retry_past_the_deadline(void **state) {
   fk.op_rc[0] = fk.op_rc[1] = LDR_INTERNAL;
   struct ldr_backend b = {0};
   b.deadline_ns = ldr_now_ns() - 1;
-  struct ldr_sql_conn conn = {0};
+  struct ldr_sql_conn conn;
+  ldr_sql_conn_init(&conn, LDR_CONN_ALL);
   struct ldr_err err;
   ldr_err_clear(&err);
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_INTERNAL);
@@ -346,7 +378,8 @@ static void back_off(void **state) {
   memset(&fk, 0, sizeof fk);
   for (int i = 0; i < 8; i++) fk.connect_rc[i] = LDR_UNAVAILABLE;
   struct ldr_backend b = {0};
-  struct ldr_sql_conn conn = {0};
+  struct ldr_sql_conn conn;
+  ldr_sql_conn_init(&conn, LDR_CONN_ALL);
   struct ldr_err err;
   static const int64_t want_ms[] = {50, 100, 200, 400, 800, 1000, 1000};
   for (size_t i = 0; i < sizeof want_ms / sizeof want_ms[0]; i++) {
@@ -379,7 +412,7 @@ static void back_off(void **state) {
   /* A connect that ran out of the call's time is no refusal: no back-off. */
   memset(&fk, 0, sizeof fk);
   fk.connect_rc[0] = LDR_DEADLINE;
-  memset(&conn, 0, sizeof conn);
+  ldr_sql_conn_init(&conn, LDR_CONN_ALL);
   ldr_err_clear(&err);
   assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_DEADLINE);
   assert_int_equal(conn.failures, 0);
@@ -408,11 +441,12 @@ static void open_waits_for_the_backend(void **state) {
     memcpy(fk.connect_rc, cases[i].connect_rc, sizeof cases[i].connect_rc);
     struct ldr_store_config cfg = {.wait_for_backend_s = cases[i].wait_s};
     struct ldr_backend b = {.cfg = &cfg};
-    struct ldr_sql_conn conn = {0};
+    struct ldr_sql_conn conn, *conns[1] = {&conn};
+    ldr_sql_conn_init(&conn, LDR_CONN_ALL);
     struct ldr_err err;
     ldr_err_clear(&err);
     int64_t t0 = ldr_now_ns();
-    enum ldr_rc rc = ldr_sql_open(&b, &fake_driver, &conn, &err);
+    enum ldr_rc rc = ldr_sql_open(&b, &fake_driver, conns, 1, &err);
     int64_t took = ldr_now_ns() - t0;
     if (rc != cases[i].want || fk.connects != cases[i].connects)
       fail_msg("case %zu: %s after %d connects, want %s after %d", i, ldr_rc_str(rc), fk.connects,
@@ -421,6 +455,157 @@ static void open_waits_for_the_backend(void **state) {
     /* Attempts are 250 ms apart. */
     int64_t pauses = (int64_t)(cases[i].connects - 1) * 250000000;
     assert_true(took >= pauses && took < pauses + 2000000000LL);
+  }
+}
+
+/* A connection that has been on a server it does not prefer (reads on the
+ * primary while the replicas were away) tries a preferred one after
+ * LDR_SQL_FALLBACK_NS, within LDR_SQL_PREFER_NS and the call's deadline, and
+ * keeps its connection when none answers. */
+static void fallback_is_left(void **state) {
+  (void)state;
+  memset(&fk, 0, sizeof fk);
+  fk.fallback = 1;
+  fk.prefer_rc = LDR_UNAVAILABLE;
+  struct ldr_backend b = {0};
+  struct ldr_sql_conn conn;
+  ldr_sql_conn_init(&conn, LDR_CONN_READ);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.connects, 1);
+  assert_true(conn.fallback_at_ns != 0);
+  /* Still young: no try. */
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 0);
+  /* Old, and no replica answers: the call goes on on the primary, and the
+   * next try is LDR_SQL_FALLBACK_NS later. */
+  int64_t t0 = ldr_now_ns();
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 1);
+  assert_true(fk.prefer_budget_ns <= LDR_SQL_PREFER_NS && fk.prefer_budget_ns > 0);
+  assert_true(conn.fallback_at_ns >= t0);
+  assert_int_equal(fk.connects, 1);
+  assert_int_equal(fk.ops, 3);
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 1);
+  /* A call with less time left gives the try no more than that. */
+  b.deadline_ns = ldr_now_ns() + 20 * 1000000LL;
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_true(fk.prefer_budget_ns <= 20 * 1000000LL);
+  b.deadline_ns = 0;
+  /* A replica answers: the connection is on it, and tries no more. */
+  fk.prefer_rc = LDR_OK;
+  conn.fallback_at_ns = t0 - LDR_SQL_FALLBACK_NS - 1;
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 3);
+  assert_int_equal(conn.fallback_at_ns, 0);
+  assert_int_equal(conn.host, 1);
+  assert_int_equal(ldr_sql_run(&b, &fake_driver, &conn, fake_op, NULL, &err), LDR_OK);
+  assert_int_equal(fk.prefers, 3);
+  assert_int_equal(fk.connects, 1);
+}
+
+/* Connections with their own scripted connects, for opening several at once. */
+struct fake_conn {
+  struct ldr_sql_conn sql;
+  int up, connects;
+  enum ldr_rc rc[4]; /* what each connect returns, in turn (then LDR_OK) */
+};
+
+static int pair_connected(struct ldr_backend *b, struct ldr_sql_conn *c) {
+  (void)b;
+  return ((struct fake_conn *)c)->up;
+}
+
+static enum ldr_rc pair_connect(struct ldr_backend *b, struct ldr_sql_conn *c, int64_t until_ns,
+                                struct ldr_err *err) {
+  (void)b;
+  (void)until_ns;
+  struct fake_conn *f = (struct fake_conn *)c;
+  enum ldr_rc rc = f->connects < 4 ? f->rc[f->connects] : LDR_OK;
+  f->connects++;
+  if (rc != LDR_OK) return ldr_err_set(err, rc, "server %d refused", (int)c->role);
+  f->up = 1;
+  return LDR_OK;
+}
+
+static void pair_disconnect(struct ldr_backend *b, struct ldr_sql_conn *c) {
+  (void)b;
+  ((struct fake_conn *)c)->up = 0;
+}
+
+static const struct ldr_sql_driver pair_driver = {
+    "fake", pair_connected, pair_connect, pair_disconnect, fake_prefer, fake_begin, fake_conflicted,
+};
+
+/* An instance with a read and a write connection starts once either opens:
+ * reads start while the primary is away, writes while the replicas are. */
+static void open_starts_with_either_connection(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    int wait_s;
+    enum ldr_rc read_rc[3], write_rc[3];
+    enum ldr_rc want;
+    int read_up, write_up, read_connects, write_connects;
+    const char *msg;
+  } cases[] = {
+      {"both open", 0, {0}, {0}, LDR_OK, 1, 1, 1, 1, NULL},
+      {"reads only", 0, {0}, {LDR_UNAVAILABLE}, LDR_OK, 1, 0, 1, 1, NULL},
+      {"writes only", 0, {LDR_UNAVAILABLE}, {0}, LDR_OK, 0, 1, 1, 1, NULL},
+      {"neither",
+       0,
+       {LDR_UNAVAILABLE},
+       {LDR_UNAVAILABLE},
+       LDR_UNAVAILABLE,
+       0,
+       0,
+       1,
+       1,
+       "fake (reads): server 1 refused"},
+      {"a wrong setting stops it",
+       5,
+       {0},
+       {LDR_INVALID},
+       LDR_INVALID,
+       1,
+       0,
+       1,
+       1,
+       "server 2 refused"},
+      {"neither, then one",
+       5,
+       {LDR_UNAVAILABLE, LDR_UNAVAILABLE},
+       {LDR_UNAVAILABLE, 0},
+       LDR_OK,
+       0,
+       1,
+       2,
+       2,
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct fake_conn rd, wr;
+    memset(&rd, 0, sizeof rd);
+    memset(&wr, 0, sizeof wr);
+    ldr_sql_conn_init(&rd.sql, LDR_CONN_READ);
+    ldr_sql_conn_init(&wr.sql, LDR_CONN_WRITE);
+    memcpy(rd.rc, cases[i].read_rc, sizeof cases[i].read_rc);
+    memcpy(wr.rc, cases[i].write_rc, sizeof cases[i].write_rc);
+    struct ldr_sql_conn *conns[2] = {&rd.sql, &wr.sql};
+    struct ldr_store_config cfg = {.wait_for_backend_s = cases[i].wait_s};
+    struct ldr_backend b = {.cfg = &cfg};
+    struct ldr_err err;
+    ldr_err_clear(&err);
+    enum ldr_rc rc = ldr_sql_open(&b, &pair_driver, conns, 2, &err);
+    if (rc != cases[i].want || rd.up != cases[i].read_up || wr.up != cases[i].write_up ||
+        rd.connects != cases[i].read_connects || wr.connects != cases[i].write_connects)
+      fail_msg("%s: %s, read %d (%d connects), write %d (%d connects)", cases[i].name,
+               ldr_rc_str(rc), rd.up, rd.connects, wr.up, wr.connects);
+    if (cases[i].msg) assert_string_equal(err.msg, cases[i].msg);
   }
 }
 
@@ -435,6 +620,8 @@ int main(void) {
       cmocka_unit_test(no_retry_past_the_deadline),
       cmocka_unit_test(back_off),
       cmocka_unit_test(open_waits_for_the_backend),
+      cmocka_unit_test(fallback_is_left),
+      cmocka_unit_test(open_starts_with_either_connection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

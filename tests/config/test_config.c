@@ -27,6 +27,8 @@ struct file_opts {
 struct server_opts {
   char *host, *database, *schema, *mode;
   int port;
+  char *replica_mode; /* larder.replica_mode: a key the store declares under larder: */
+  int pooled;         /* larder.pooled */
 };
 static const char *const modes[] = {"plain", "secure", NULL};
 static const char *const cosine[] = {"cosine", NULL};
@@ -84,6 +86,13 @@ static const struct ldr_config_field server_fields[] = {
      .max = 65535},
     {.key = "pool", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 10},
 };
+static const struct ldr_config_field server_larder_fields[] = {
+    {.key = "replica_mode",
+     .kind = LDR_FIELD_STRING,
+     .offset = offsetof(struct server_opts, replica_mode),
+     .choices = modes},
+    {.key = "pooled", .kind = LDR_FIELD_BOOL, .offset = offsetof(struct server_opts, pooled)},
+};
 static int server_defaults(void *opts) {
   struct server_opts *o = opts;
   o->port = 5432;
@@ -105,6 +114,8 @@ static const struct ldr_store_schema server_schema = {
     .n_fields = sizeof server_fields / sizeof server_fields[0],
     .defaults = server_defaults,
     .check = server_check,
+    .larder_fields = server_larder_fields,
+    .n_larder_fields = sizeof server_larder_fields / sizeof server_larder_fields[0],
 };
 static const struct ldr_store_schema *const stores[] = {&file_schema, &server_schema, NULL};
 
@@ -586,6 +597,58 @@ static void server_store(void **state) {
   ldr_config_destroy(&cfg);
 }
 
+/* A store's own keys under larder: (DESIGN §5, issue 15): loaded into its
+ * options wherever `larder:` stands in the file, refused for another store
+ * with the store they belong to named, and checked like online_store keys. */
+static void store_keys_under_larder(void **state) {
+  (void)state;
+  struct ldr_config cfg;
+  struct ldr_config_error err;
+  if (load("project: p\nlarder:\n  pooled: true\n  replica_mode: secure\n  workers: 3\n"
+           "online_store:\n  type: postgres\n  host: h\n  database: d\n",
+           &cfg, &err) != 0)
+    fail_msg("%s", err.msg);
+  assert_string_equal(SERVER_OPTS(cfg)->replica_mode, "secure");
+  assert_int_equal(SERVER_OPTS(cfg)->pooled, 1);
+  assert_int_equal(cfg.workers, 3);
+  ldr_config_destroy(&cfg);
+  if (load("project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n"
+           "larder:\n  replica_mode: null\n",
+           &cfg, &err) != 0)
+    fail_msg("%s", err.msg);
+  assert_null(SERVER_OPTS(cfg)->replica_mode);
+  assert_int_equal(SERVER_OPTS(cfg)->pooled, 0);
+  ldr_config_destroy(&cfg);
+  static const char *const cases[][2] = {
+      {"project: p\nlarder:\n  pooled: true\n",
+       "fs.yaml:3:3: larder.pooled: a setting of the postgres store, and online_store.type is "
+       "sqlite"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n"
+       "larder:\n  replica_mode: loud\n",
+       "fs.yaml:7:17: larder.replica_mode: 'loud' is not one of: plain, secure"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n"
+       "larder:\n  pooled: 3\n",
+       "fs.yaml:7:11: larder.pooled: expected true or false"},
+      {"project: p\nonline_store:\n  type: postgres\n  host: h\n  database: d\n"
+       "larder:\n  poolled: true\n",
+       "fs.yaml:7:3: larder: unknown key 'poolled'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (load(cases[i][0], &cfg, &err) == 0) fail_msg("case %zu loaded", i);
+    if (strcmp(err.msg, cases[i][1]) != 0)
+      fail_msg("case %zu:\n got  '%s'\n want '%s'", i, err.msg, cases[i][1]);
+    ldr_config_destroy(&cfg);
+  }
+  /* A build that serves no store declaring the key: it is unknown. */
+  static const struct ldr_store_schema *const only_file[] = {&file_schema, NULL};
+  static const char text[] = "project: p\nlarder:\n  pooled: true\n";
+  assert_int_equal(ldr_config_load_text("fs.yaml", "/repo", text, sizeof text - 1, lookup,
+                                        only_file, &cfg, &err),
+                   -1);
+  assert_string_equal(err.msg, "fs.yaml:3:3: larder: unknown key 'pooled'");
+  ldr_config_destroy(&cfg);
+}
+
 static void file_errors(void **state) {
   (void)state;
   struct ldr_config cfg;
@@ -628,6 +691,7 @@ int main(void) {
       cmocka_unit_test(feast_file_with_substitution),
       cmocka_unit_test(store_forms),
       cmocka_unit_test(server_store),
+      cmocka_unit_test(store_keys_under_larder),
       cmocka_unit_test(file_errors),
       cmocka_unit_test(relative_to_the_file),
   };

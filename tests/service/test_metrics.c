@@ -225,7 +225,7 @@ static struct ldr_metrics *counted(void) {
   ldr_metrics_backend(ldr_metrics_worker(m, 1), 3000000, 0, 25); /* 3 ms */
   ldr_metrics_backend(ldr_metrics_worker(m, 1), 60000000, 5, 0); /* 60 ms */
   ldr_metrics_connected(ldr_metrics_worker(m, 0), 1);
-  ldr_metrics_connected(ldr_metrics_worker(m, 1), 7); /* any nonzero is one connection */
+  ldr_metrics_connected(ldr_metrics_worker(m, 1), 2); /* a read and a write connection */
   /* A NULL block (no metrics) counts nothing and does not crash. */
   ldr_metrics_started(NULL, 0);
   ldr_metrics_handled(NULL, 0, 0, 1);
@@ -357,7 +357,9 @@ static void exposition_after_counting(void **state) {
   check_histogram(&x, "larder_backend_statement_seconds", "store=sqlite", les, cum, 6, 3, 0.0634);
   assert_true(value_of(&x, "larder_rows_read_total", "store=sqlite") == 15);
   assert_true(value_of(&x, "larder_rows_written_total", "store=sqlite") == 25);
-  assert_true(value_of(&x, "larder_backend_connections", "store=sqlite") == 2);
+  assert_true(value_of(&x, "larder_backend_connections", "store=sqlite") == 3);
+  /* A store without servers has no connections by server. */
+  assert_null(family_of(&x, "larder_backend_host_connections"));
   ldr_metrics_connected(ldr_metrics_worker(m, 1), 0);
   free(text);
   text = ldr_metrics_text(m, &len);
@@ -432,12 +434,71 @@ static void served_over_http(void **state) {
   ldr_metrics_free(m);
 }
 
+#ifdef LDR_WITH_POSTGRES
+#include "backends/postgres.h"
+
+/* larder_backend_host_connections: each worker's connections counted on the
+ * server each is on, by role, with every configured server listed. */
+static void connections_by_server(void **state) {
+  (void)state;
+  struct ldr_postgres_options o = {.host = "db1,db2", .port = "5432,5433"};
+  struct ldr_config pg = {0};
+  pg.store.schema = &ldr_postgres_schema;
+  pg.store.type_name = "postgres";
+  pg.store.opts = &o;
+  struct ldr_metrics *m = ldr_metrics_new(&pg, 3);
+  assert_non_null(m);
+  const struct ldr_conn_state w0[] = {{LDR_CONN_READ, 1}, {LDR_CONN_WRITE, 0}};
+  const struct ldr_conn_state w1[] = {{LDR_CONN_READ, 1}, {LDR_CONN_WRITE, -1}};
+  const struct ldr_conn_state w2[] = {{LDR_CONN_READ, 0}, {LDR_CONN_WRITE, 0}};
+  ldr_metrics_conns(ldr_metrics_worker(m, 0), w0, 2);
+  ldr_metrics_conns(ldr_metrics_worker(m, 1), w1, 2);
+  ldr_metrics_conns(ldr_metrics_worker(m, 2), w2, 2);
+  ldr_metrics_conns(NULL, w2, 2);
+  size_t len = 0;
+  char *text = ldr_metrics_text(m, &len);
+  struct scrape x;
+  parse(text, len, &x);
+  static const struct {
+    const char *labels;
+    double want;
+  } cases[] = {
+      {"store=postgres,role=read,host=db1:5432", 1},
+      {"store=postgres,role=read,host=db2:5433", 2},
+      {"store=postgres,role=write,host=db1:5432", 2},
+      {"store=postgres,role=write,host=db2:5433", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (value_of(&x, "larder_backend_host_connections", cases[i].labels) != cases[i].want)
+      fail_msg("%s: %g, want %g", cases[i].labels,
+               value_of(&x, "larder_backend_host_connections", cases[i].labels), cases[i].want);
+  /* No role that no worker has. */
+  const struct sample *none[1];
+  assert_int_equal(find(&x, "larder_backend_host_connections", "role=all", none, 1), 0);
+  free(x.s);
+  free(text);
+  /* A worker whose reads moved: the counts follow. */
+  const struct ldr_conn_state moved[] = {{LDR_CONN_READ, 0}, {LDR_CONN_WRITE, 0}};
+  ldr_metrics_conns(ldr_metrics_worker(m, 1), moved, 2);
+  text = ldr_metrics_text(m, &len);
+  parse(text, len, &x);
+  assert_true(value_of(&x, "larder_backend_host_connections", "role=read,host=db2:5433") == 1);
+  assert_true(value_of(&x, "larder_backend_host_connections", "role=read,host=db1:5432") == 2);
+  free(x.s);
+  free(text);
+  ldr_metrics_free(m);
+}
+#endif
+
 int main(void) {
   cfg.store.type_name = "sqlite";
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(code_names_match_go_grpc_prometheus),
       cmocka_unit_test(exposition_after_counting),
       cmocka_unit_test(served_over_http),
+#ifdef LDR_WITH_POSTGRES
+      cmocka_unit_test(connections_by_server),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
