@@ -80,7 +80,8 @@ start_larder() {
   local name=$1 store=$2 workers=$3 p
   p=$((++port))
   mkdir -p "$WORK/$name"
-  printf 'project: bench\n%s\nlarder:\n  listen: 127.0.0.1:%s\n  workers: %s\n  max_message_bytes: 16777216\n' \
+  # admin_rpcs: --preload creates its views with Update (off by default since issue 10).
+  printf 'project: bench\n%s\nlarder:\n  listen: 127.0.0.1:%s\n  workers: %s\n  admin_rpcs: true\n  max_message_bytes: 16777216\n' \
     "$store" "$p" "$workers" > "$WORK/$name/feature_store.yaml"
   taskset -c "$SERVER_CPU" build/larder serve -c "$WORK/$name/feature_store.yaml" 2> "$WORK/$name/larder.log" &
   PIDS+=($!)
