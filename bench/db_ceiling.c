@@ -6,7 +6,7 @@
  *
  *   db-ceiling --backend postgres|mysql --table NAME [--keys K] [--features F] [--key-space N]
  *              [--concurrency C] [--connections M] [--per-key] [--warmup S] [--duration S]
- *              [--db-pid PID] [--label TEXT]
+ *              [--db-pid PID] [--label TEXT] [--single-row] [--per-entity] [--session SQL]
  *
  * C reads are kept in flight on M connections (default M = C).
  *
@@ -27,7 +27,14 @@
  * as larder's; with --per-key, K statements of one key each, as Feast's MySQL
  * store does. With --db-pid, the CPU time of the database (that process and
  * every process it started, from /proc) over the measured seconds per read
- * is in the JSON line as "db_cpu_us_per_read".
+ * is in the JSON line as "db_cpu_us_per_read"; the client's own CPU per read
+ * (getrusage) always is, as "client_cpu_us_per_read".
+ *
+ * Two PostgreSQL variants measure what larder's choices cost (naive mode):
+ * --single-row reads the rows in libpq's single-row mode, one PGresult per
+ * row, as larder does to bound its memory; --per-entity asks for one row per
+ * key (GROUP BY entity_key, the features and values as arrays). --session SQL
+ * runs a statement on each connection first (a session setting to try).
  *
  * The server comes from TEST_PG_* or TEST_MYSQL_* (integration/services.sh).
  */
@@ -43,13 +50,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "proc_cpu.h"
 
 struct opts {
   const char *backend, *table, *label;
-  int keys, features, key_space, concurrency, connections, per_key, db_pid;
+  int keys, features, key_space, concurrency, connections, per_key, db_pid, single_row, per_entity;
   double warmup, duration;
 };
 
@@ -64,6 +72,7 @@ struct worker {
 };
 
 static uint64_t t_rec, t_end;
+static const char *session_sql; /* --session */
 static atomic_int failed_start;
 
 static uint64_t now_ns(void) {
@@ -139,12 +148,23 @@ static PGconn *pg_connect(const struct opts *o) {
       env("TEST_PG_HOST"),     env("TEST_PG_PORT"), env("TEST_PG_DB"), env("TEST_PG_USER"),
       env("TEST_PG_PASSWORD"), "disable",           "-c TimeZone=UTC", NULL};
   PGconn *c = PQconnectdbParams(kw, val, 0);
-  char sql[256];
-  snprintf(
-      sql, sizeof sql,
-      "SELECT entity_key, feature_name, value, event_ts FROM \"%s\" WHERE entity_key = ANY($1)",
-      o->table);
+  char sql[512];
+  if (o->per_entity)
+    snprintf(sql, sizeof sql,
+             "SELECT entity_key, array_agg(feature_name), array_agg(value), max(event_ts) FROM "
+             "\"%s\" WHERE entity_key = ANY($1) GROUP BY entity_key",
+             o->table);
+  else
+    snprintf(
+        sql, sizeof sql,
+        "SELECT entity_key, feature_name, value, event_ts FROM \"%s\" WHERE entity_key = ANY($1)",
+        o->table);
   Oid types[1] = {1001};
+  if (session_sql != NULL && PQstatus(c) == CONNECTION_OK) {
+    PGresult *s = PQexec(c, session_sql);
+    if (PQresultStatus(s) != PGRES_COMMAND_OK) fprintf(stderr, "postgres: %s", PQerrorMessage(c));
+    PQclear(s);
+  }
   PGresult *r = PQstatus(c) == CONNECTION_OK ? PQprepare(c, "q", sql, 1, types) : NULL;
   if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
     fprintf(stderr, "postgres: %s", PQerrorMessage(c));
@@ -183,6 +203,15 @@ static void *pg_main(void *arg) {
     for (int s = 0; s < stmts; s++) {
       const char *values[1] = {(const char *)arr};
       int lengths[1] = {pg_keys(w, arr, per)}, formats[1] = {1};
+      if (o->single_row) { /* a PGresult per row, as larder reads */
+        ok &= PQsendQueryPrepared(c, "q", 1, values, lengths, formats, 1) && PQsetSingleRowMode(c);
+        for (PGresult *r; (r = PQgetResult(c)) != NULL; PQclear(r)) {
+          ExecStatusType st = PQresultStatus(r);
+          ok &= st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK;
+          w->rows += (unsigned long long)PQntuples(r);
+        }
+        continue;
+      }
       PGresult *r = PQexecPrepared(c, "q", 1, values, lengths, formats, 1);
       ok &= PQresultStatus(r) == PGRES_TUPLES_OK;
       if (PQresultStatus(r) == PGRES_TUPLES_OK) w->rows += (unsigned long long)PQntuples(r);
@@ -281,6 +310,8 @@ static MYSQL *my_connect(unsigned long flags) {
     mysql_close(m);
     return NULL;
   }
+  if (session_sql != NULL && mysql_query(m, session_sql) != 0)
+    fprintf(stderr, "mysql: %s\n", mysql_error(m));
   return m;
 }
 
@@ -430,11 +461,20 @@ static uint32_t pct(const uint32_t *v, size_t n, double p) {
   return v[i ? i - 1 : 0];
 }
 
+/* This process's CPU time, every thread's. */
+static double self_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: db-ceiling --backend postgres|mysql --table NAME [--keys K] [--features F]\n"
           "                  [--key-space N] [--concurrency C] [--connections M] [--per-key]\n"
-          "                  [--warmup S] [--duration S] [--db-pid PID] [--label TEXT]\n");
+          "                  [--warmup S] [--duration S] [--db-pid PID] [--label TEXT]\n"
+          "                  [--single-row] [--per-entity] [--session SQL]\n");
   exit(2);
 }
 
@@ -447,19 +487,14 @@ int main(int argc, char **argv) {
                    .concurrency = 16,
                    .warmup = 1,
                    .duration = 5};
-  static const struct option lopts[] = {{"backend", 1, 0, 'b'},
-                                        {"table", 1, 0, 't'},
-                                        {"keys", 1, 0, 'k'},
-                                        {"key-space", 1, 0, 'K'},
-                                        {"concurrency", 1, 0, 'c'},
-                                        {"warmup", 1, 0, 'w'},
-                                        {"duration", 1, 0, 'd'},
-                                        {"label", 1, 0, 'l'},
-                                        {"features", 1, 0, 'f'},
-                                        {"connections", 1, 0, 'n'},
-                                        {"per-key", 0, 0, 'p'},
-                                        {"db-pid", 1, 0, 'P'},
-                                        {0, 0, 0, 0}};
+  static const struct option lopts[] = {{"backend", 1, 0, 'b'},     {"table", 1, 0, 't'},
+                                        {"keys", 1, 0, 'k'},        {"key-space", 1, 0, 'K'},
+                                        {"concurrency", 1, 0, 'c'}, {"warmup", 1, 0, 'w'},
+                                        {"duration", 1, 0, 'd'},    {"label", 1, 0, 'l'},
+                                        {"features", 1, 0, 'f'},    {"connections", 1, 0, 'n'},
+                                        {"per-key", 0, 0, 'p'},     {"db-pid", 1, 0, 'P'},
+                                        {"single-row", 0, 0, 's'},  {"per-entity", 0, 0, 'e'},
+                                        {"session", 1, 0, 'S'},     {0, 0, 0, 0}};
   for (;;) {
     int c = getopt_long(argc, argv, "", lopts, NULL);
     if (c == -1) break;
@@ -491,6 +526,15 @@ int main(int argc, char **argv) {
     case 'P':
       o.db_pid = atoi(optarg);
       break;
+    case 's':
+      o.single_row = 1;
+      break;
+    case 'e':
+      o.per_entity = 1;
+      break;
+    case 'S':
+      session_sql = optarg;
+      break;
     case 'w':
       o.warmup = atof(optarg);
       break;
@@ -509,6 +553,10 @@ int main(int argc, char **argv) {
     usage();
   if (o.connections <= 0 || o.connections > o.concurrency) o.connections = o.concurrency;
   int pipelined = o.concurrency > o.connections;
+  if ((o.single_row || o.per_entity) && (!pg || pipelined || o.per_key)) {
+    fprintf(stderr, "db-ceiling: --single-row and --per-entity are for naive PostgreSQL reads\n");
+    return 2;
+  }
   if (o.label == NULL) o.label = pg ? "postgres-c" : "mysql-c";
   if (!pg) mysql_library_init(0, NULL, NULL);
   uint64_t t0 = now_ns();
@@ -524,13 +572,13 @@ int main(int argc, char **argv) {
     ws[i].seed = 0x9e3779b97f4a7c15ull + (uint64_t)i * 7919;
     pthread_create(&ws[i].thread, NULL, run, &ws[i]);
   }
-  double cpu0 = -1, cpu1 = -1;
-  if (o.db_pid > 0) {
-    sleep_until(t_rec);
-    cpu0 = proc_tree_cpu_s(o.db_pid);
-    sleep_until(t_end);
-    cpu1 = proc_tree_cpu_s(o.db_pid);
-  }
+  double cpu0 = -1, cpu1 = -1, self0, self1;
+  sleep_until(t_rec);
+  self0 = self_cpu_s();
+  if (o.db_pid > 0) cpu0 = proc_tree_cpu_s(o.db_pid);
+  sleep_until(t_end);
+  self1 = self_cpu_s();
+  if (o.db_pid > 0) cpu1 = proc_tree_cpu_s(o.db_pid);
   size_t total = 0;
   unsigned long long errors = 0;
   for (int i = 0; i < o.connections; i++) {
@@ -549,14 +597,18 @@ int main(int argc, char **argv) {
   qsort(lat, total, sizeof *lat, cmp_u32);
   double qps = (double)total / o.duration;
   double db_cpu = cpu0 >= 0 && cpu1 >= 0 && total ? (cpu1 - cpu0) * 1e6 / (double)total : -1;
-  const char *mode = pipelined ? (pg ? "pipeline" : "multi-statement") : "naive";
+  double client_cpu = total ? (self1 - self0) * 1e6 / (double)total : -1;
+  const char *mode = pipelined      ? (pg ? "pipeline" : "multi-statement")
+                     : o.single_row ? "naive, single-row"
+                     : o.per_entity ? "naive, a row per key"
+                                    : "naive";
   printf("%s read keys=%d c=%d (%d connections, %s%s): %.0f QPS, p50 %u us, p90 %u us, p99 %u us, "
          "p99.9 %u us, max %u us, errors %llu",
          o.label, o.keys, o.concurrency, o.connections, mode, o.per_key ? ", per key" : "", qps,
          pct(lat, total, 50), pct(lat, total, 90), pct(lat, total, 99), pct(lat, total, 99.9),
          total ? lat[total - 1] : 0, errors);
   if (db_cpu >= 0) printf(", database CPU %.1f us per read", db_cpu);
-  printf("\n");
+  printf(", client CPU %.1f us per read\n", client_cpu);
   printf("{\"label\":\"%s\",\"method\":\"read\",\"keys\":%d,\"features\":%d,\"concurrency\":%d,"
          "\"connections\":%d,\"mode\":\"%s\",\"per_key\":%d,"
          "\"qps\":%.1f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,"
@@ -565,7 +617,7 @@ int main(int argc, char **argv) {
          pct(lat, total, 50), pct(lat, total, 90), pct(lat, total, 99), pct(lat, total, 99.9),
          total ? lat[total - 1] : 0, (unsigned long long)total + errors, errors);
   if (db_cpu >= 0) printf(",\"db_cpu_us_per_read\":%.2f", db_cpu);
-  printf("}\n");
+  printf(",\"client_cpu_us_per_read\":%.2f}\n", client_cpu);
   free(lat);
   free(ws);
   if (!pg) mysql_library_end();
