@@ -141,16 +141,27 @@ bench() {
   first_last "$out" >&2 3>> "$RESULTS"
 }
 
-# settle: wait (at most 20 s; 2 s in the smoke run) until the machine is idle,
-# so that a database's background work after a heavy run (checkpoints, page
-# flushing, purge) does not land in the next measurement.
+# db_ticks: CPU ticks so far of the databases (mariadbd; PostgreSQL's postmaster and its children).
+db_ticks() {
+  local p t=0 v
+  for p in "$MY_PID" "$PG_PID" $(pgrep -P "$PG_PID" 2>/dev/null || true); do
+    v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || v=0
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+# settle: wait (at most 20 s; 4 s in the smoke run) until the databases are idle (under 2% of a
+# CPU for half a second), so that their background work after a heavy run (checkpoints, page
+# flushing, purge) does not land in the next measurement. The databases' own CPU, not the
+# machine's: the machine is shared, and others' builds would keep it busy for good.
 settle() {
-  local t=$([ "$SMOKE" = 1 ] && echo 4 || echo 40) a b
+  local t=$([ "$SMOKE" = 1 ] && echo 8 || echo 40) a b
   while [ "$t" -gt 0 ]; do
-    a=$(awk '/^cpu /{print $5+$6, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+    a=$(db_ticks)
     sleep 0.5
-    b=$(awk '/^cpu /{print $5+$6, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); exit !((y[1]-x[1]) >= 0.95*(y[2]-x[2]))}' && return 0
+    b=$(db_ticks)
+    [ $((b - a)) -le 1 ] && return 0
     t=$((t - 1))
   done
 }
@@ -430,7 +441,9 @@ if [ "$SMOKE" = 0 ]; then
   printf '{"duration": "%s", "warmup": "%s", "db_workers": "%s", "delay_ms": "%s", "gof_duration": "%s"}\n' \
     "$DURATION" "$WARMUP" "$DB_WORKERS" "$DELAY_MS" "$GOF_DURATION" > "$OUT/plots/data/params.json"
 fi
-/usr/bin/python3 bench/report.py --results "$RESULTS" --memory "$MEM" --h2load "$H2" --out "$OUT" \
+# The full run reports from plots/data, where bench/http.sh's record (http.jsonl) is kept too.
+DATA=$([ "$SMOKE" = 0 ] && echo "$OUT/plots/data" || echo "$WORK")
+/usr/bin/python3 bench/report.py --results "$DATA/results.jsonl" --memory "$DATA/memory.txt" --h2load "$DATA/h2load.txt" --out "$OUT" \
   --smoke "$SMOKE" --duration "$DURATION" --warmup "$WARMUP" --db-workers "$DB_WORKERS"
 if [ "$SMOKE" = 1 ]; then
   # The smoke run only proves the report can be written: check it, then discard it.
