@@ -5,13 +5,15 @@
  *                [--keys K] [--features F] [--rows R] [--key-space N]
  *                [--concurrency C] [--channels N] [--warmup S] [--duration S]
  *                [--rate QPS] [--preload] [--label TEXT]
- *                [--dump-request FILE] [--dump-reply FILE]
+ *                [--dump-request FILE] [--dump-reply FILE] [--cpu-pid NAME=PID]...
  *
  * Reads ask for K random keys of a view whose entities have F features;
  * writes send R rows of F features. `gof` is the same read through Feast's
  * ServingService/GetOnlineFeatures: features "VIEW:f0".."VIEW:f<F-1>" for a
- * driver_id column of K random keys (it needs larder's `registry`). Requests are encoded before the run (a
- * pool of 512), so the client spends its time on gRPC, not on protobuf.
+ * driver_id column of K random keys (it needs larder's `registry`); with
+ * --view V1,V2,... the features of every view listed. Requests are encoded
+ * before the run (a pool of 512), so the client spends its time on gRPC, not
+ * on protobuf.
  * C calls are kept outstanding on one completion queue, spread over N
  * channels (each its own TCP connection). With --rate the calls start on a
  * fixed schedule and latency is measured from the scheduled start, so a slow
@@ -21,6 +23,11 @@
  * space before the run. --dump-request writes one request as a gRPC frame
  * (for h2load); --dump-reply writes the reply to one request (for the echo
  * server). Prints a text summary and one JSON line.
+ *
+ * --cpu-pid NAME=PID (up to 4): the CPU time of that process and of what it
+ * started (/proc) over the measured seconds, per call answered OK, is in the
+ * JSON line as "cpu_us_per_call": {"NAME": ...}. The line's "ok_all" counts
+ * every call answered OK, warm-up included (round trips per call at a proxy).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -39,6 +46,7 @@
 
 #include "feast/serving/ServingService.pb-c.h"
 #include "larder/v1/online_store.pb-c.h"
+#include "proc_cpu.h"
 
 #define POOL 512
 
@@ -122,7 +130,8 @@ static grpc_slice read_request(const struct opts *o) {
   return s;
 }
 
-/* A GetOnlineFeatures request: K random driver_id values and F references VIEW:f<i>. */
+/* A GetOnlineFeatures request: K random driver_id values and F references VIEW:f<i> for
+ * each VIEW of the comma-separated list o->view. */
 static grpc_slice gof_request(const struct opts *o) {
   Feast__Types__Value *vals = calloc((size_t)o->keys, sizeof *vals);
   Feast__Types__Value **valp = calloc((size_t)o->keys, sizeof *valp);
@@ -140,22 +149,29 @@ static grpc_slice gof_request(const struct opts *o) {
   entry.key = "driver_id";
   entry.value = &column;
   Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *entries[1] = {&entry};
-  char **refs = calloc((size_t)o->features, sizeof *refs);
-  for (int f = 0; f < o->features; f++) {
-    size_t n = strlen(o->view) + 16;
-    refs[f] = malloc(n);
-    snprintf(refs[f], n, "%s:f%d", o->view, f);
+  int nviews = 1;
+  for (const char *p = o->view; *p; p++) nviews += *p == ',';
+  size_t nrefs = (size_t)nviews * (size_t)o->features, r = 0;
+  char **refs = calloc(nrefs, sizeof *refs);
+  for (const char *v = o->view; r < nrefs; v += strcspn(v, ",") + 1) {
+    int len = (int)strcspn(v, ",");
+    for (int f = 0; f < o->features; f++) {
+      size_t n = (size_t)len + 16;
+      refs[r] = malloc(n);
+      snprintf(refs[r++], n, "%.*s:f%d", len, v, f);
+    }
   }
   Feast__Serving__FeatureList list = FEAST__SERVING__FEATURE_LIST__INIT;
-  list.n_val = (size_t)o->features;
+  list.n_val = nrefs;
   list.val = refs;
   Feast__Serving__GetOnlineFeaturesRequest req = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__INIT;
   req.n_entities = 1;
   req.entities = entries;
   req.kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
   req.features = &list;
+  req.full_feature_names = nviews > 1; /* f0 of g0 and f0 of g1 would collide */
   grpc_slice s = pack(&req.base);
-  for (int f = 0; f < o->features; f++) free(refs[f]);
+  for (size_t f = 0; f < nrefs; f++) free(refs[f]);
   free(refs);
   free(vals);
   free(valp);
@@ -347,13 +363,12 @@ static const char *code_name(int c) {
 }
 
 static void usage(void) {
-  fprintf(
-      stderr,
-      "usage: larder-bench [--target HOST:PORT] [--method read|write|gof] [--view NAME] [--keys K]\n"
-      "                    [--features F] [--rows R] [--key-space N] [--concurrency C] [--channels "
-      "N]\n"
-      "                    [--warmup S] [--duration S] [--rate QPS] [--preload] [--label TEXT]\n"
-      "                    [--dump-request FILE] [--dump-reply FILE]\n");
+  fprintf(stderr,
+          "usage: larder-bench [--target HOST:PORT] [--method read|write|gof] [--view NAME[,...]]\n"
+          "                    [--keys K] [--features F] [--rows R] [--key-space N]\n"
+          "                    [--concurrency C] [--channels N] [--warmup S] [--duration S]\n"
+          "                    [--rate QPS] [--preload] [--label TEXT] [--dump-request FILE]\n"
+          "                    [--dump-reply FILE] [--cpu-pid NAME=PID]...\n");
   exit(2);
 }
 
@@ -399,6 +414,15 @@ static void preload(const struct opts *o) {
   }
 }
 
+/* The processes whose CPU time is measured (--cpu-pid), and their readings. */
+static int n_cpu, cpu_pid[4];
+static char cpu_name[4][32];
+static double cpu_at_rec[4], cpu_at_end[4];
+
+static void cpu_sample(double *out) {
+  for (int i = 0; i < n_cpu; i++) out[i] = proc_tree_cpu_s(cpu_pid[i]);
+}
+
 int main(int argc, char **argv) {
   struct opts o = {.target = "127.0.0.1:6566",
                    .method = "read",
@@ -412,23 +436,13 @@ int main(int argc, char **argv) {
                    .channels = 0,
                    .warmup = 1,
                    .duration = 5};
-  static const struct option lopts[] = {{"target", 1, 0, 't'},
-                                        {"method", 1, 0, 'm'},
-                                        {"view", 1, 0, 'v'},
-                                        {"keys", 1, 0, 'k'},
-                                        {"features", 1, 0, 'f'},
-                                        {"rows", 1, 0, 'r'},
-                                        {"key-space", 1, 0, 'K'},
-                                        {"concurrency", 1, 0, 'c'},
-                                        {"channels", 1, 0, 'n'},
-                                        {"warmup", 1, 0, 'w'},
-                                        {"duration", 1, 0, 'd'},
-                                        {"rate", 1, 0, 'R'},
-                                        {"preload", 0, 0, 'p'},
-                                        {"label", 1, 0, 'l'},
-                                        {"dump-request", 1, 0, 'Q'},
-                                        {"dump-reply", 1, 0, 'P'},
-                                        {0, 0, 0, 0}};
+  static const struct option lopts[] = {
+      {"target", 1, 0, 't'},     {"method", 1, 0, 'm'},      {"view", 1, 0, 'v'},
+      {"keys", 1, 0, 'k'},       {"features", 1, 0, 'f'},    {"rows", 1, 0, 'r'},
+      {"key-space", 1, 0, 'K'},  {"concurrency", 1, 0, 'c'}, {"channels", 1, 0, 'n'},
+      {"warmup", 1, 0, 'w'},     {"duration", 1, 0, 'd'},    {"rate", 1, 0, 'R'},
+      {"preload", 0, 0, 'p'},    {"label", 1, 0, 'l'},       {"dump-request", 1, 0, 'Q'},
+      {"dump-reply", 1, 0, 'P'}, {"cpu-pid", 1, 0, 'C'},     {0, 0, 0, 0}};
   for (;;) {
     int c = getopt_long(argc, argv, "", lopts, NULL);
     if (c == -1) break;
@@ -481,13 +495,20 @@ int main(int argc, char **argv) {
     case 'P':
       o.dump_reply = optarg;
       break;
+    case 'C': {
+      const char *eq = strchr(optarg, '=');
+      if (eq == NULL || n_cpu == 4 || atoi(eq + 1) <= 0) usage();
+      snprintf(cpu_name[n_cpu], sizeof cpu_name[n_cpu], "%.*s", (int)(eq - optarg), optarg);
+      cpu_pid[n_cpu++] = atoi(eq + 1);
+      break;
+    }
     default:
       usage();
     }
   }
   int write = !strcmp(o.method, "write"), gof = !strcmp(o.method, "gof");
-  if ((!write && !gof && strcmp(o.method, "read")) || o.keys < 1 || o.features < 1 || o.concurrency < 1 ||
-      o.key_space < 1 || o.rows < 1)
+  if ((!write && !gof && strcmp(o.method, "read")) || o.keys < 1 || o.features < 1 ||
+      o.concurrency < 1 || o.key_space < 1 || o.rows < 1)
     usage();
   if (o.channels <= 0) o.channels = o.concurrency < 4 ? o.concurrency : 4;
 
@@ -526,7 +547,8 @@ int main(int argc, char **argv) {
   struct slot *slots = calloc((size_t)o.concurrency, sizeof *slots);
   size_t cap = 1 << 20, nlat = 0;
   uint32_t *lat = malloc(cap * sizeof *lat);
-  unsigned long long codes[18] = {0}, done = 0, next_req = 0;
+  unsigned long long codes[18] = {0}, done = 0, next_req = 0, ok_all = 0;
+  int sampled = 0; /* 1: at the start of the measured seconds, 2: at their end too */
   uint64_t t_start = now_ns();
   uint64_t t_rec = t_start + (uint64_t)(o.warmup * 1e9),
            t_end = t_rec + (uint64_t)(o.duration * 1e9);
@@ -542,6 +564,14 @@ int main(int argc, char **argv) {
   }
   for (;;) {
     uint64_t now = now_ns();
+    if (n_cpu && sampled == 0 && now >= t_rec) {
+      cpu_sample(cpu_at_rec);
+      sampled = 1;
+    }
+    if (n_cpu && sampled == 1 && now >= t_end) {
+      cpu_sample(cpu_at_end);
+      sampled = 2;
+    }
     /* Start calls while slots are free (and, with --rate, while their time has come). */
     while (idle > 0 && now < t_end && (interval == 0 || next_at <= now)) {
       int i = idle_list[--idle];
@@ -551,17 +581,23 @@ int main(int argc, char **argv) {
     }
     if (outstanding == 0 && now >= t_end) break;
     gpr_timespec until = gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    if (interval && idle > 0 && now < t_end) {
-      uint64_t wait = next_at > now ? next_at - now : 0;
-      until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                           gpr_time_from_nanos((int64_t)wait, GPR_TIMESPAN));
+    uint64_t wake = 0; /* the next scheduled start or CPU sample, if any */
+    if (interval && idle > 0 && now < t_end) wake = next_at > now ? next_at : now;
+    if (n_cpu && sampled < 2) {
+      uint64_t at = sampled == 0 ? t_rec : t_end;
+      if (wake == 0 || at < wake) wake = at;
     }
+    if (wake)
+      until =
+          gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                       gpr_time_from_nanos((int64_t)(wake > now ? wake - now : 0), GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_next(cq, until, NULL);
     if (ev.type != GRPC_OP_COMPLETE) continue;
     struct slot *s = ev.tag;
     uint64_t t1 = now_ns();
     int code = ev.success ? (int)s->status : 17;
     if (code == 0 && s->recv == NULL) code = 17;
+    ok_all += code == 0;
     finish(s);
     outstanding--;
     idle_list[idle++] = (int)(s - slots);
@@ -598,7 +634,17 @@ int main(int argc, char **argv) {
       printf("%s\"%s\":%llu", first ? "" : ",", c == 17 ? "TRANSPORT" : code_name(c), codes[c]);
       first = 0;
     }
-  printf("}}\n");
+  printf("},\"ok_all\":%llu", ok_all);
+  if (n_cpu && sampled == 2) {
+    printf(",\"cpu_us_per_call\":{");
+    for (int i = 0; i < n_cpu; i++)
+      printf("%s\"%s\":%.2f", i ? "," : "", cpu_name[i],
+             codes[0] && cpu_at_rec[i] >= 0 && cpu_at_end[i] >= 0
+                 ? (cpu_at_end[i] - cpu_at_rec[i]) * 1e6 / (double)codes[0]
+                 : -1.0);
+    printf("}");
+  }
+  printf("}\n");
   for (int i = 0; i < POOL; i++) grpc_slice_unref(pool[i]);
   for (int i = 0; i < o.concurrency; i++) {
     grpc_metadata_array_destroy(&slots[i].init_md);

@@ -35,7 +35,8 @@ cmake --build build -j"$(nproc)" >/dev/null
 BENCH=$ROOT/build/larder-bench
 
 port=26700
-printf 'project: soak\nonline_store:\n  type: sqlite\n  path: online.db\nlarder:\n  listen: 127.0.0.1:%s\n' \
+# admin_rpcs: --preload creates its views with Update (off by default since issue 10).
+printf 'project: soak\nonline_store:\n  type: sqlite\n  path: online.db\nlarder:\n  listen: 127.0.0.1:%s\n  admin_rpcs: true\n' \
   "$port" > "$WORK/feature_store.yaml"
 taskset -c 0 build/larder serve -c "$WORK/feature_store.yaml" 2> "$WORK/larder.log" &
 PID=$!

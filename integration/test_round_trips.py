@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""One database round trip per request (DESIGN §6, issue 17), counted where it
+happens: larder reaches PostgreSQL or MariaDB through build/delay-proxy
+(bench/delay_proxy.c), which counts, between two readings, the round trips on
+the wire (a change from bytes larder sent to bytes the database sent) and the
+messages larder sent by kind (PostgreSQL's Parse/Bind/Execute/Sync, MySQL's
+COM_* commands).
+
+Each request is made twice, identically, on one connection (so one worker and
+one database connection serve both): the first may prepare statements, set
+the session's statement time limit, open the connection; the second is
+counted, and must be exactly one round trip, with no statement prepared:
+
+- GetOnlineFeatures over 8 views (gRPC ServingService, and Feast's HTTP
+  /get-online-features): PostgreSQL one pipeline of 8 statements and one
+  Sync; MySQL one statement (COM_STMT_EXECUTE) for all 8 views;
+- OnlineRead of 100 keys: one statement;
+- OnlineWriteBatch of 100 rows x 10 features: one statement.
+
+Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
+Runs against LARDER_TEST_BACKEND postgres or mysql only.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import grpc, key, pb, row  # noqa: E402
+import feast_registry as fr  # noqa: E402
+from feast.serving import ServingService_pb2 as sv  # noqa: E402
+from feast.serving import ServingService_pb2_grpc as sv_rpc  # noqa: E402
+from feast.types import Value_pb2 as V  # noqa: E402
+
+if harness.BACKEND not in ("postgres", "mysql"):
+    print("skipped: round trips are counted for PostgreSQL and MySQL only")
+    sys.exit(harness.SKIP)
+
+PROXY = os.environ.get("LARDER_DELAY_PROXY", os.path.join(harness.ROOT, "build", "delay-proxy"))
+VIEWS = ["g%d" % i for i in range(8)]
+FEATURES = ["f%d" % i for i in range(10)]
+KEYS = list(range(1000, 1100))  # 100 entities, in every view
+
+
+class Proxy:
+    """build/delay-proxy in front of the test database, counting the protocol's messages."""
+
+    def __init__(self, backend):
+        e = os.environ
+        host, port = ((e["TEST_PG_HOST"], e["TEST_PG_PORT"]) if backend == "postgres"
+                      else (e["TEST_MYSQL_HOST"], e["TEST_MYSQL_PORT"]))
+        if host == "localhost":
+            host = "127.0.0.1"
+        self.proc = subprocess.Popen(
+            [PROXY, "--listen", "127.0.0.1:0", "--target", "%s:%s" % (host, port), "--delay-ms", "0",
+             "--control", "127.0.0.1:0", "--protocol", "pg" if backend == "postgres" else "mysql"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline().split()  # listening HOST:PORT control HOST:PORT
+        if len(first) != 4:
+            raise RuntimeError("delay-proxy did not start: %r %s" % (first, self.proc.stderr.read()))
+        self.port = int(first[1].rsplit(":", 1)[1])
+        self.control = int(first[3].rsplit(":", 1)[1])
+
+    def ctl(self, command):
+        with socket.create_connection(("127.0.0.1", self.control), timeout=10) as s:
+            s.sendall(command.encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def store_section(backend, proxy_port):
+    env = dict(os.environ)
+    env["TEST_PG_HOST" if backend == "postgres" else "TEST_MYSQL_HOST"] = "127.0.0.1"
+    env["TEST_PG_PORT" if backend == "postgres" else "TEST_MYSQL_PORT"] = str(proxy_port)
+    return harness.store_yaml(backend, None, env)
+
+
+def value(i, k):
+    return V.Value(double_val=k + i / 10) if i % 2 == 0 else V.Value(int64_val=k * 10 + i)
+
+
+class RoundTrips(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proxy = Proxy(harness.BACKEND)
+        tmp = tempfile.mkdtemp(prefix="larder-rt-")
+        reg_path = os.path.join(tmp, "registry.db")
+        # One worker: the warm-up and the counted request meet one database connection.
+        cls.server = harness.Server(project="rt", store=store_section(harness.BACKEND, cls.proxy.port),
+                                    registry=reg_path, larder={"workers": 1}, http=True)
+        driver = fr.Entity("driver", "driver_id", fr.INT64)
+        types = [(f, fr.DOUBLE if i % 2 == 0 else fr.INT64) for i, f in enumerate(FEATURES)]
+        fr.FileRegistry(reg_path).apply(cls.server.project, driver,
+                                        *[fr.FeatureView(v, [driver], types) for v in VIEWS + ["w"]])
+        cls.server.start()
+        cls.server.stub.Update(pb.UpdateRequest(tables_to_keep=VIEWS + ["w"]), timeout=60)
+        for v in VIEWS:
+            rows = [row(key(driver_id=k), {f: value(i, k) for i, f in enumerate(FEATURES)}) for k in KEYS]
+            cls.server.stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view=v, rows=rows), timeout=60)
+        cls.serving = sv_rpc.ServingServiceStub(cls.server.channel)
+        cls.http = harness.Http(cls.server.http_port, timeout=30)
+        cls.results = []
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.http.close()
+        try:  # the tables of this run's project, from the shared database
+            cls.server.stub.Teardown(pb.TeardownRequest(tables=VIEWS + ["w"]), timeout=60)
+        finally:
+            cls.server.stop()
+            cls.proxy.stop()
+        for line in cls.results:
+            print(line)
+
+    def counted(self, what, call):
+        """Makes the call twice; returns the proxy's figures for the second."""
+        self.proxy.ctl("reset")
+        call()
+        first = self.proxy.ctl("reset")  # the first call's figures, then zero
+        call()
+        second = self.proxy.ctl("stats")
+        self.results.append("%s: first call %d round trip(s) %s; second call %d round trip(s) %s"
+                            % (what, first["round_trips"], json.dumps(first["messages"]),
+                               second["round_trips"], json.dumps(second["messages"])))
+        return second
+
+    def check_one(self, what, figures, statements):
+        """One round trip, `statements` statements executed in one transaction, nothing prepared."""
+        m = figures["messages"]
+        self.assertEqual(figures["round_trips"], 1, "%s: %d round trips, not 1 (messages %s)"
+                         % (what, figures["round_trips"], m))
+        if harness.BACKEND == "postgres":
+            # Bind/Describe/Execute per statement, one Sync: one pipeline, one transaction.
+            self.assertEqual(m.get("E", 0), statements, "%s: %s" % (what, m))
+            self.assertEqual(m.get("S", 0), 1, "%s: one Sync, so one transaction: %s" % (what, m))
+            self.assertNotIn("P", m, "%s: a statement was parsed again: %s" % (what, m))
+            self.assertNotIn("Q", m, "%s: a simple query was sent: %s" % (what, m))
+        else:
+            self.assertEqual(m, {"COM_STMT_EXECUTE": 1}, "%s: one prepared statement executed: %s" % (what, m))
+
+    def gof_request(self, keys):
+        req = sv.GetOnlineFeaturesRequest(full_feature_names=True)
+        req.features.val.extend("%s:%s" % (v, f) for v in VIEWS for f in FEATURES)
+        req.entities["driver_id"].val.extend(V.Value(int64_val=k) for k in keys)
+        return req
+
+    def test_get_online_features_8_views_grpc(self):
+        req = self.gof_request([1000, 1001])
+        replies = []
+        figures = self.counted("GetOnlineFeatures, 8 views x 10 features, 2 entities (gRPC)",
+                               lambda: replies.append(self.serving.GetOnlineFeatures(req, timeout=30)))
+        resp = replies[-1]
+        self.assertEqual(len(resp.results), 1 + len(VIEWS) * len(FEATURES))
+        # Every value was found: the reads did their work.
+        self.assertTrue(all(s == sv.PRESENT for r in resp.results[1:] for s in r.statuses), resp.results[1])
+        self.assertEqual(resp.results[-1].values[1].int64_val, 1001 * 10 + 9)
+        self.check_one("GetOnlineFeatures over 8 views", figures, statements=8 if harness.BACKEND == "postgres" else 1)
+
+    def test_get_online_features_8_views_http(self):
+        body = {"entities": {"driver_id": [1000, 1001]}, "full_feature_names": True,
+                "features": ["%s:%s" % (v, f) for v in VIEWS for f in FEATURES]}
+        replies = []
+        figures = self.counted("/get-online-features, 8 views x 10 features, 2 entities (HTTP)",
+                               lambda: replies.append(self.http.request("POST", "/get-online-features",
+                                                                        json_body=body)))
+        reply = replies[-1]
+        self.assertEqual(reply.status, 200, reply)
+        got = reply.json()
+        self.assertEqual(len(got["results"]), 1 + len(VIEWS) * len(FEATURES))
+        self.assertTrue(all(s == "PRESENT" for r in got["results"][1:] for s in r["statuses"]), got["results"][1])
+        self.check_one("HTTP get-online-features over 8 views", figures,
+                       statements=8 if harness.BACKEND == "postgres" else 1)
+
+    def test_online_read_100_keys(self):
+        req = pb.OnlineReadRequest(feature_view="g3", entity_keys=[key(driver_id=k) for k in KEYS])
+        replies = []
+        figures = self.counted("OnlineRead, 100 keys x 10 features",
+                               lambda: replies.append(self.server.stub.OnlineRead(req, timeout=30)))
+        resp = replies[-1]
+        self.assertEqual(len(resp.results), 100)
+        self.assertTrue(all(r.found and len(r.features) == 10 for r in resp.results))
+        self.check_one("OnlineRead of 100 keys", figures, statements=1)
+
+    def test_online_write_batch_100_rows(self):
+        rows = [row(key(driver_id=k), {f: value(i, k) for i, f in enumerate(FEATURES)}, ts=1700000000 + k)
+                for k in KEYS]
+        req = pb.OnlineWriteBatchRequest(feature_view="w", rows=rows)
+        replies = []
+        figures = self.counted("OnlineWriteBatch, 100 rows x 10 features",
+                               lambda: replies.append(self.server.stub.OnlineWriteBatch(req, timeout=30)))
+        self.assertEqual(replies[-1].rows_written, 100)
+        self.check_one("OnlineWriteBatch of 100 rows", figures, statements=1)
+        back = self.server.stub.OnlineRead(pb.OnlineReadRequest(feature_view="w", entity_keys=[key(driver_id=1042)]),
+                                           timeout=30)
+        self.assertEqual(back.results[0].features["f1"].int64_val, 10421)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
