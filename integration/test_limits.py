@@ -283,6 +283,37 @@ class Limits(unittest.TestCase):
             self.assertEqual([r.rows_written for r in replies], [10000, 10000])
             self.assertEqual(probes.slow(), [], "a health Check waited for the writes")
 
+    def test_health_answered_while_every_worker_waits_for_a_lock(self):
+        """SQLite only (the threads' split does not depend on the store): a test
+        connection holds the database's write lock while four writes (more than
+        larder's threads, the health thread included) wait for it; health Checks
+        alongside answer within 1 s each, and the writes complete once the lock is
+        released. A health thread that also took writes would wait with them."""
+        if BACKEND != "sqlite":
+            self.skipTest("holds SQLite's write lock")
+        import sqlite3
+        with harness.Server() as server:
+            server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=30)
+            writes = [pb.OnlineWriteBatchRequest(feature_view="v", rows=[
+                row(key(driver_id=w), {"f": V(int64_val=w)})]) for w in range(4)]
+            lock = sqlite3.connect(os.path.join(server.tmpdir, "online.db"), isolation_level=None)
+            hold = 2.5 if SLOW == 1 else 4.0  # below larder's 5 s wait for a lock
+            try:
+                with Alongside(server) as probes:
+                    lock.execute("BEGIN IMMEDIATE")
+                    with concurrent.futures.ThreadPoolExecutor(len(writes)) as pool:
+                        futures = [pool.submit(server.stub.OnlineWriteBatch, r, timeout=30) for r in writes]
+                        time.sleep(hold)
+                        lock.execute("COMMIT")
+                        replies = [f.result() for f in futures]
+                    time.sleep(0.3)
+            finally:
+                lock.close()
+            print("4 writes waiting %.1f s for the lock: %d health probes alongside, slow or failed: %s"
+                  % (hold, len(probes.results), probes.slow()))
+            self.assertEqual([r.rows_written for r in replies], [1] * 4)
+            self.assertEqual(probes.slow(), [], "a health Check waited behind the writes")
+
     # ---- item 4: PostgreSQL names are qualified with db_schema ----
     def test_postgres_never_uses_search_path(self):
         """db_schema s_<random>; <project>_<view> exists only in public (Feast's DDL,

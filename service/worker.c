@@ -27,6 +27,7 @@
 #define MIN_PER_WORKER 8
 #define STREAMS_WANTED 4
 #define GENERIC_WANTED 2
+#define HEALTH "/grpc.health.v1.Health/"
 /* Most contexts of each kind per worker (see the top of this file). */
 #define UNARY_CAP 1024
 #define STREAM_CAP 1024
@@ -322,8 +323,18 @@ int ldr_worker_init(struct server *srv, int i) {
   w->ws.stopping = &srv->stopping;
   size_t per = (REQUESTED_PER_METHOD + (size_t)srv->nworkers - 1) / (size_t)srv->nworkers;
   if (per < MIN_PER_WORKER) per = MIN_PER_WORKER;
-  for (size_t m = 0; m <= ldr_n_methods; m++)
-    w->want[m] = m == ldr_n_methods ? GENERIC_WANTED : ldr_methods[m].stream ? STREAMS_WANTED : per;
+  /* The last thread serves the health methods and nothing else, and the
+   * workers every other method: a Check never waits behind a read. */
+  w->probe = i == srv->nworkers;
+  for (size_t m = 0; m <= ldr_n_methods; m++) {
+    int health = m < ldr_n_methods && !strncmp(ldr_methods[m].path, HEALTH, sizeof HEALTH - 1);
+    if (health != w->probe)
+      w->want[m] = 0;
+    else if (m == ldr_n_methods)
+      w->want[m] = GENERIC_WANTED;
+    else
+      w->want[m] = ldr_methods[m].stream ? STREAMS_WANTED : w->probe ? REQUESTED_PER_METHOD : per;
+  }
   for (size_t m = 0; m <= ldr_n_methods; m++) w->pools[kind_of_slot(m)].base += w->want[m];
   w->pools[KIND_UNARY].cap = UNARY_CAP;
   w->pools[KIND_STREAM].cap = STREAM_CAP;
