@@ -497,7 +497,8 @@ static void connects_are_bounded(void **state) {
     ops->close(r);
     if (listening) close(fd);
     if (took > SEC * 5 / 2) fail_msg("gave up after %lld ms", (long long)(took / 1000000));
-    if (listening && took < SEC * 9 / 10) fail_msg("gave up after %lld ms", (long long)(took / 1000000));
+    if (listening && took < SEC * 9 / 10)
+      fail_msg("gave up after %lld ms", (long long)(took / 1000000));
     assert_null(strstr(err.msg, secret));
     assert_null(strstr(err.msg, "Wr0ng"));
     assert_non_null(strstr(err.msg, port));
