@@ -200,8 +200,13 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *host, unsigned p
   mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
   mysql_optionsv(m, MYSQL_OPT_RECONNECT, &off);
   mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-  /* Timestamps in UTC whatever the server's zone; run again on every connection. */
-  mysql_optionsv(m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+  /* Timestamps in UTC whatever the server's zone; run again on every connection.
+   * An IN list of entity keys is estimated from the index's statistics, not by
+   * one index dive per key: reads served together list up to 256 keys, and
+   * the dives cost MariaDB 10-25% of its CPU per read for the same range scan
+   * (bench/analysis.md). */
+  mysql_optionsv(m, MYSQL_INIT_COMMAND,
+                 "SET time_zone = '+00:00', eq_range_index_dive_limit = 1");
   if (c->ssl_ca || c->ssl_cert || c->ssl_key) {
     my_bool on = 1;
     if (c->ssl_ca) mysql_optionsv(m, MYSQL_OPT_SSL_CA, c->ssl_ca);

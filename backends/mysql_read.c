@@ -13,6 +13,7 @@
 
 #include "backends/mysql_int.h"
 #include "common/log.h"
+#include "common/tz.h"
 
 /* ---- reads ---- */
 
@@ -135,14 +136,9 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct rea
   if (rc != LDR_OK) return rc;
   struct ldr_ts ts = {0, 0};
   if (!s->ts_null) {
-    struct tm tm = {0};
-    tm.tm_year = (int)s->ts.year - 1900;
-    tm.tm_mon = (int)s->ts.month - 1;
-    tm.tm_mday = (int)s->ts.day;
-    tm.tm_hour = (int)s->ts.hour;
-    tm.tm_min = (int)s->ts.minute;
-    tm.tm_sec = (int)s->ts.second;
-    ts.s = (int64_t)timegm(&tm);
+    /* The session's time zone is UTC (mysql_conn.c): no zone to apply. */
+    ts.s = ldr_utc_from_civil(s->ts.year, (int)s->ts.month, (int)s->ts.day, (int)s->ts.hour,
+                              (int)s->ts.minute, (int)s->ts.second);
     ts.ns = (int32_t)s->ts.second_part * 1000;
   }
   return ldr_collect_row_ref(c, s->key, s->key_len, name, name_len, value, value_len,

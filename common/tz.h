@@ -67,4 +67,8 @@ int ldr_tz_format(const char *zone, int64_t t, int32_t nanos, char *out, size_t 
  * string is static. */
 const char *ldr_tz_dir(void);
 
+/* Seconds since the epoch of a UTC date and time (proleptic Gregorian): what
+ * timegm() computes, without glibc's time-zone machinery and its lock. */
+int64_t ldr_utc_from_civil(int64_t year, int month, int day, int hour, int minute, int second);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include <stdint.h>
 
+#include "common/tz.h"
 #include "common/tz_int.h"
 
 #define DAY_SECS 86400
@@ -21,6 +22,10 @@ int64_t ldr_tz_days_from_civil(int64_t y, int m, int d) {
   int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
   int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * CYCLE_DAYS + doe - 719468;
+}
+
+int64_t ldr_utc_from_civil(int64_t year, int month, int day, int hour, int minute, int second) {
+  return ldr_tz_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
 }
 
 void ldr_tz_civil_from_days(int64_t days, int64_t *y, int *m, int *d) {

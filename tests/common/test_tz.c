@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -829,6 +830,28 @@ static void python_zoneinfo_table(void **state) {
   json_object_put(doc);
 }
 
+/* ldr_utc_from_civil agrees with glibc's timegm over Feast's years 1..9999:
+ * every day boundary of leap and century years, and a walk of odd steps. */
+static void utc_from_civil(void **state) {
+  (void)state;
+  size_t checked = 0;
+  for (int64_t t = -62135596800LL; t <= 253402300799LL; t += 86399LL * 37 + 13) {
+    struct tm tm;
+    time_t tt = (time_t)t;
+    assert_non_null(gmtime_r(&tt, &tm));
+    int64_t got = ldr_utc_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (got != t)
+      fail_msg("%04d-%02d-%02d: %lld, want %lld", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+               (long long)got, (long long)t);
+    checked++;
+  }
+  assert_int_equal(ldr_utc_from_civil(2000, 2, 29, 23, 59, 59), 951868799);
+  assert_int_equal(ldr_utc_from_civil(1900, 3, 1, 0, 0, 0), -2203891200LL);
+  assert_int_equal(ldr_utc_from_civil(1970, 1, 1, 0, 0, 0), 0);
+  assert_true(checked > 70000);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "tzdir") == 0) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(tzdir_chosen_once)};
@@ -842,6 +865,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(folder_threads),   cmocka_unit_test(feast_fixed_offsets),
       cmocka_unit_test(isoformat_rules),  cmocka_unit_test(feast_http_vectors),
       cmocka_unit_test(feast_iana_zones), cmocka_unit_test(python_zoneinfo_table),
+      cmocka_unit_test(utc_from_civil),
   };
   return cmocka_run_group_tests(tests, make_folder, remove_folder);
 }
