@@ -205,8 +205,7 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *host, unsigned p
    * one index dive per key: reads served together list up to 256 keys, and
    * the dives cost MariaDB 10-25% of its CPU per read for the same range scan
    * (bench/analysis.md). */
-  mysql_optionsv(m, MYSQL_INIT_COMMAND,
-                 "SET time_zone = '+00:00', eq_range_index_dive_limit = 1");
+  mysql_optionsv(m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00', eq_range_index_dive_limit = 1");
   if (c->ssl_ca || c->ssl_cert || c->ssl_key) {
     my_bool on = 1;
     if (c->ssl_ca) mysql_optionsv(m, MYSQL_OPT_SSL_CA, c->ssl_ca);
