@@ -289,15 +289,31 @@ static void few_features_of_a_wide_table(void **state) {
     assert_int_equal(r->n_features, 1);
     assert_int_equal(r->event_ts.s, 1007);
   }
-  /* Then every feature, in the reverse of the order they were written. */
-  const char *all[40];
+  /* Then every feature, in the reverse of the order they were written, and a
+   * name twice and one not stored (PostgreSQL reads 20 or more by key). */
+  const char *all[42];
   for (int i = 0; i < 40; i++) all[i] = names[39 - i];
-  struct ldr_read_row *r = read_keys(fx->table, ids, 2, all, 40);
+  all[40] = "f05";
+  all[41] = "nope";
+  struct ldr_read_row *r = read_keys(fx->table, ids, 3, all, 42);
   for (int k = 0; k < 2; k++) {
+    assert_true(r[k].found);
     assert_int_equal(r[k].n_features, 40);
+    assert_int_equal(r[k].event_ts.s, 1039);
     for (int i = 0; i < 40; i++)
       assert_int_equal(int_value(feature_in(&r[k], names[i])), ids[k] * 100 + i);
   }
+  assert_false(r[2].found);
+  /* The cap holds for those reads too. */
+  struct ldr_key keys[2] = {key_of(1), key_of(2)};
+  struct ldr_read_row out[2];
+  struct ldr_read rd = {fx->table, keys, 2, all, 40, out};
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  backend->result_cap = 200;
+  enum ldr_rc rc = backend->ops->read(backend, &rd, 1, &arena, &err);
+  backend->result_cap = 0;
+  assert_int_equal(rc, LDR_EXHAUSTED);
 }
 
 static void event_ts_is_the_latest(void **state) {
