@@ -24,9 +24,7 @@
 enum { OID_BYTEA = 17, OID_TEXT = 25, OID_TIMESTAMPTZ = 1184 };
 enum { OID_BYTEA_ARRAY = 1001, OID_TEXT_ARRAY = 1009, OID_TIMESTAMPTZ_ARRAY = 1185 };
 
-/* ST_READ_KEYED: the requested features of each key as one row of arrays
- * (postgres_pipe.c, queue_read says when). */
-enum stmt_kind { ST_READ_ALL, ST_READ_SOME, ST_READ_KEYED, ST_WRITE };
+enum stmt_kind { ST_READ_ALL, ST_READ_SOME, ST_WRITE };
 
 /* One connection and what lives in its session. */
 struct pg_conn {

@@ -109,7 +109,6 @@ struct cmd {
   enum cmd_kind kind;
   const char *table;
   size_t read; /* CMD_READ: which read */
-  int keyed;   /* CMD_READ: one row per key, its features as arrays (ST_READ_KEYED) */
   char *name;  /* CMD_PREPARE: the statement's name (owned by the cache once prepared) */
   char key[LDR_TABLE_NAME_MAX + 8];
 };
@@ -130,25 +129,14 @@ struct stmt_ref {
 static const Oid stmt_types[][6] = {
     [ST_READ_ALL] = {OID_BYTEA_ARRAY},
     [ST_READ_SOME] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY},
-    [ST_READ_KEYED] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY},
     [ST_WRITE] = {OID_BYTEA_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY, OID_TEXT_ARRAY,
                   OID_TIMESTAMPTZ_ARRAY, OID_TIMESTAMPTZ_ARRAY},
 };
-static const int stmt_nparams[] = {
-    [ST_READ_ALL] = 1, [ST_READ_SOME] = 2, [ST_READ_KEYED] = 2, [ST_WRITE] = 6};
+static const int stmt_nparams[] = {[ST_READ_ALL] = 1, [ST_READ_SOME] = 2, [ST_WRITE] = 6};
 
 /* The statement text for (kind, table), with the schema-qualified table. */
 static void statement_sql(struct ldr_sb *sql, const char *schema, enum stmt_kind kind,
                           const char *t) {
-  if (kind == ST_READ_KEYED) {
-    /* The aggregates of one group see its rows in one order: the arrays align. */
-    ldr_sb_printf(sql,
-                  "SELECT entity_key, array_agg(feature_name), array_agg(value), "
-                  "array_agg(event_ts) FROM %s.\"%s\" "
-                  "WHERE entity_key = ANY($1) AND feature_name = ANY($2) GROUP BY entity_key",
-                  schema, t);
-    return;
-  }
   if (kind != ST_WRITE) {
     ldr_sb_printf(sql,
                   "SELECT entity_key, feature_name, value, event_ts FROM %s.\"%s\" "
@@ -283,76 +271,6 @@ static enum ldr_rc take_rows(const PGresult *r, struct ldr_collector *c, struct 
   return rc;
 }
 
-/* A one-dimensional array of PostgreSQL's binary format, read element by element. */
-struct array_in {
-  const uint8_t *p, *end;
-  uint32_t n;
-};
-
-static uint32_t get_be32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Checks the header (ndim 1, lower bound 1; an empty array has ndim 0). */
-static int array_open(struct array_in *a, const PGresult *r, int row, int col, Oid elem) {
-  const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
-  size_t len = (size_t)PQgetlength(r, row, col);
-  a->end = p + len;
-  a->n = 0;
-  if (PQgetisnull(r, row, col) || len < 12 || get_be32(p + 8) != elem) return -1;
-  if (get_be32(p) == 0) {
-    a->p = p + 12;
-    return 0;
-  }
-  if (get_be32(p) != 1 || len < 20 || get_be32(p + 16) != 1) return -1;
-  a->n = get_be32(p + 12);
-  a->p = p + 20;
-  return 0;
-}
-
-/* The next element: its bytes and length, or NULL for SQL NULL; -1 past the end. */
-static int array_next(struct array_in *a, const char **out, size_t *len) {
-  if (a->end - a->p < 4) return -1;
-  uint32_t n = get_be32(a->p);
-  a->p += 4;
-  if (n == 0xffffffffu) {
-    *out = NULL;
-    *len = 0;
-    return 0;
-  }
-  if ((size_t)(a->end - a->p) < n) return -1;
-  *out = (const char *)a->p;
-  *len = n;
-  a->p += n;
-  return 0;
-}
-
-/* Takes the rows of an ST_READ_KEYED result: per key, its features' names,
- * values and event times, element by element. */
-static enum ldr_rc take_keyed_rows(const PGresult *r, struct ldr_collector *c,
-                                   struct ldr_err *err) {
-  enum ldr_rc rc = LDR_OK;
-  for (int i = 0; rc == LDR_OK && i < PQntuples(r); i++) {
-    struct array_in names, values, times;
-    if (array_open(&names, r, i, 1, OID_TEXT) || array_open(&values, r, i, 2, OID_BYTEA) ||
-        array_open(&times, r, i, 3, OID_TIMESTAMPTZ) || names.n != values.n || names.n != times.n)
-      return ldr_err_set(err, LDR_INTERNAL, "read: postgres: a result that is not arrays of a key");
-    for (uint32_t k = 0; rc == LDR_OK && k < names.n; k++) {
-      const char *name, *value, *when;
-      size_t nlen, vlen, wlen;
-      if (array_next(&names, &name, &nlen) || array_next(&values, &value, &vlen) ||
-          array_next(&times, &when, &wlen) || name == NULL)
-        return ldr_err_set(err, LDR_INTERNAL, "read: postgres: a malformed array in a result");
-      struct ldr_ts ts;
-      int has_ts = when != NULL && wlen == 8;
-      if (has_ts) ts = from_pg_micros((int64_t)get_be64((const uint8_t *)when));
-      rc = ldr_collect_row(c, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), name, nlen,
-                           value ? value : "", vlen, has_ts ? &ts : NULL, err);
-    }
-  }
-  return rc;
-}
-
 /*
  * Collects the results of a pipeline sent and synced, command by command, up to
  * its Sync. The first error is kept; the commands after it were skipped by
@@ -379,8 +297,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
       ExecStatusType st = PQresultStatus(r);
       if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && c->kind == CMD_READ &&
           rc == LDR_OK && PQntuples(r) > 0) {
-        rc = c->keyed ? take_keyed_rows(r, &sink->cols[c->read], err)
-                      : take_rows(r, &sink->cols[c->read], err);
+        rc = take_rows(r, &sink->cols[c->read], err);
         ok = st == PGRES_TUPLES_OK;
         if (rc != LDR_OK) {
           /* Past the cap, or no memory: the rest of the rows are not read;
@@ -467,9 +384,6 @@ static enum ldr_rc abandon(struct pg_conn *c, struct pipeline *p, enum ldr_rc rc
 
 /* ---- reads --------------------------------------------------------------- */
 
-/* Requested features from which a read asks for one row per key. */
-#define KEYED_MIN_FEATURES 20
-
 struct read_arg {
   struct ldr_read *reads;
   size_t n;
@@ -483,14 +397,8 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct 
   struct ldr_read *r = &a->reads[i];
   struct ldr_collector *c = &a->cols[i];
   struct stmt_ref st;
-  /* Many requested features: one row per key, not per feature. libpq's
-   * single-row mode makes each row a result of its own (about 1,700
-   * instructions); a key's row is bounded by what the read names. Few: rows
-   * of their own, which costs the database less (bench/analysis.md). */
-  enum stmt_kind kind = r->n_features >= KEYED_MIN_FEATURES ? ST_READ_KEYED
-                        : r->n_features                     ? ST_READ_SOME
-                                                            : ST_READ_ALL;
-  enum ldr_rc rc = statement(b, pc, p, kind, r->table, a->arena, &st, err);
+  enum ldr_rc rc =
+      statement(b, pc, p, r->n_features ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, fbytes = 0;
   for (size_t k = 0; k < c->nuniq; k++) kbytes += c->uniq[k].len;
@@ -508,8 +416,7 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct 
     return ldr_pg_result_error(b, pc, NULL, "read", r->table, err);
   /* The first command's mode is set now: libpq may read its result before collect() runs. */
   if (p->n == 0) PQsetSingleRowMode(pc->conn);
-  p->cmds[p->n++] =
-      (struct cmd){.kind = CMD_READ, .table = r->table, .read = i, .keyed = kind == ST_READ_KEYED};
+  p->cmds[p->n++] = (struct cmd){.kind = CMD_READ, .table = r->table, .read = i};
   return LDR_OK;
 }
 
