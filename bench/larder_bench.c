@@ -6,8 +6,10 @@
  *                [--concurrency C] [--channels N] [--warmup S] [--duration S]
  *                [--rate QPS] [--preload] [--label TEXT]
  *                [--dump-request FILE] [--dump-reply FILE] [--cpu-pid NAME=PID]...
+ *                [--requested]
  *
- * Reads ask for K random keys of a view whose entities have F features;
+ * Reads ask for K random keys of a view whose entities have F features (all
+ * of them, or with --requested naming f0..f<F-1> as Feast's online_read does);
  * writes send R rows of F features. `gof` is the same read through Feast's
  * ServingService/GetOnlineFeatures: features "VIEW:f0".."VIEW:f<F-1>" for a
  * driver_id column of K random keys (it needs larder's `registry`); with
@@ -52,7 +54,7 @@
 
 struct opts {
   const char *target, *method, *view, *label;
-  int keys, features, rows, key_space, concurrency, channels, preload;
+  int keys, features, rows, key_space, concurrency, channels, preload, requested;
   double warmup, duration, rate;
   const char *dump_request, *dump_reply;
 };
@@ -124,7 +126,21 @@ static grpc_slice read_request(const struct opts *o) {
   req.feature_view = (char *)o->view;
   req.n_entity_keys = (size_t)o->keys;
   req.entity_keys = eks;
+  /* --requested: the features named f0..f<F-1>, as Feast's online_read is
+   * called by get_online_features; else every feature of the view. */
+  char(*names)[16] = calloc((size_t)o->features, sizeof *names);
+  char **refs = calloc((size_t)o->features, sizeof *refs);
+  for (int f = 0; o->requested && f < o->features; f++) {
+    snprintf(names[f], sizeof names[f], "f%d", f);
+    refs[f] = names[f];
+  }
+  if (o->requested) {
+    req.n_requested_features = (size_t)o->features;
+    req.requested_features = refs;
+  }
   grpc_slice s = pack(&req.base);
+  free(refs);
+  free(names);
   free(ks);
   free(eks);
   return s;
@@ -368,7 +384,7 @@ static void usage(void) {
           "                    [--keys K] [--features F] [--rows R] [--key-space N]\n"
           "                    [--concurrency C] [--channels N] [--warmup S] [--duration S]\n"
           "                    [--rate QPS] [--preload] [--label TEXT] [--dump-request FILE]\n"
-          "                    [--dump-reply FILE] [--cpu-pid NAME=PID]...\n");
+          "                    [--dump-reply FILE] [--cpu-pid NAME=PID]... [--requested]\n");
   exit(2);
 }
 
@@ -436,13 +452,25 @@ int main(int argc, char **argv) {
                    .channels = 0,
                    .warmup = 1,
                    .duration = 5};
-  static const struct option lopts[] = {
-      {"target", 1, 0, 't'},     {"method", 1, 0, 'm'},      {"view", 1, 0, 'v'},
-      {"keys", 1, 0, 'k'},       {"features", 1, 0, 'f'},    {"rows", 1, 0, 'r'},
-      {"key-space", 1, 0, 'K'},  {"concurrency", 1, 0, 'c'}, {"channels", 1, 0, 'n'},
-      {"warmup", 1, 0, 'w'},     {"duration", 1, 0, 'd'},    {"rate", 1, 0, 'R'},
-      {"preload", 0, 0, 'p'},    {"label", 1, 0, 'l'},       {"dump-request", 1, 0, 'Q'},
-      {"dump-reply", 1, 0, 'P'}, {"cpu-pid", 1, 0, 'C'},     {0, 0, 0, 0}};
+  static const struct option lopts[] = {{"target", 1, 0, 't'},
+                                        {"method", 1, 0, 'm'},
+                                        {"view", 1, 0, 'v'},
+                                        {"keys", 1, 0, 'k'},
+                                        {"features", 1, 0, 'f'},
+                                        {"rows", 1, 0, 'r'},
+                                        {"key-space", 1, 0, 'K'},
+                                        {"concurrency", 1, 0, 'c'},
+                                        {"channels", 1, 0, 'n'},
+                                        {"warmup", 1, 0, 'w'},
+                                        {"duration", 1, 0, 'd'},
+                                        {"rate", 1, 0, 'R'},
+                                        {"preload", 0, 0, 'p'},
+                                        {"label", 1, 0, 'l'},
+                                        {"dump-request", 1, 0, 'Q'},
+                                        {"dump-reply", 1, 0, 'P'},
+                                        {"cpu-pid", 1, 0, 'C'},
+                                        {"requested", 0, 0, 'q'},
+                                        {0, 0, 0, 0}};
   for (;;) {
     int c = getopt_long(argc, argv, "", lopts, NULL);
     if (c == -1) break;
@@ -485,6 +513,9 @@ int main(int argc, char **argv) {
       break;
     case 'p':
       o.preload = 1;
+      break;
+    case 'q':
+      o.requested = 1;
       break;
     case 'l':
       o.label = optarg;

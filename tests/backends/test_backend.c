@@ -289,8 +289,8 @@ static void few_features_of_a_wide_table(void **state) {
     assert_int_equal(r->n_features, 1);
     assert_int_equal(r->event_ts.s, 1007);
   }
-  /* Then every feature, in the reverse of the order they were written, and a
-   * name twice and one not stored (PostgreSQL reads 20 or more by key). */
+  /* Then every feature, in the reverse of the order they were written, with a
+   * name asked twice and one not stored; the latest event_ts is the row's. */
   const char *all[42];
   for (int i = 0; i < 40; i++) all[i] = names[39 - i];
   all[40] = "f05";
@@ -304,7 +304,7 @@ static void few_features_of_a_wide_table(void **state) {
       assert_int_equal(int_value(feature_in(&r[k], names[i])), ids[k] * 100 + i);
   }
   assert_false(r[2].found);
-  /* The cap holds for those reads too. */
+  /* The cap holds for a read naming features too. */
   struct ldr_key keys[2] = {key_of(1), key_of(2)};
   struct ldr_read_row out[2];
   struct ldr_read rd = {fx->table, keys, 2, all, 40, out};
