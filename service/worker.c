@@ -337,7 +337,9 @@ int ldr_worker_init(struct server *srv, int i) {
   }
   for (size_t m = 0; m <= ldr_n_methods; m++) w->pools[kind_of_slot(m)].base += w->want[m];
   w->pools[KIND_UNARY].cap = UNARY_CAP;
-  w->pools[KIND_STREAM].cap = STREAM_CAP;
+  /* Every Watch stream is the health thread's: it may hold as many as all the
+   * threads together would. */
+  w->pools[KIND_STREAM].cap = STREAM_CAP * (w->probe ? (size_t)srv->nthreads : 1);
   if (ldr_backend_new(&srv->cfg->store, &w->backend, &err) != LDR_OK) {
     ldr_log(LDR_LOG_ERROR, "cannot open the %s store: %s", srv->cfg->store.type_name, err.msg);
     return -1;
