@@ -294,7 +294,9 @@ char *ldr_metrics_text(const struct ldr_metrics *m, size_t *len) {
       "# TYPE larder_backend_connections gauge\nlarder_backend_connections{%s} %llu\n",
       store, SUM(m, connected));
   host_connections(&o, m, store);
-  put(&o, "# HELP larder_workers Worker threads.\n# TYPE larder_workers gauge\nlarder_workers %d\n",
+  put(&o,
+      "# HELP larder_workers Threads serving gRPC calls: the workers and the health thread.\n"
+      "# TYPE larder_workers gauge\nlarder_workers %d\n",
       m->n);
   if (m->registry != NULL) {
     struct ldr_registry_stats st;
