@@ -99,6 +99,15 @@ def first_line(text, pattern, start=0):
     return m.start() if m else -1
 
 
+
+def beside(tmp):
+    """The online store of a test about the registry alone: a SQLite file in
+    `tmp` when this build serves SQLite, else the test backend's (make_server's
+    default)."""
+    if "sqlite" in harness.BACKENDS_BUILT:
+        return fr.sqlite_store(os.path.join(tmp, "online.db"))
+    return None
+
 class Served(unittest.TestCase):
     """One registry in the backend's database server, two larders on it
     (versioning off and on), the backend's online store."""
@@ -363,7 +372,7 @@ class Outage(unittest.TestCase):
         sql.apply(project, *BASE)
         metrics_port = harness.free_port()
         server = fr.make_server(project, fr.registry_yaml("sql", url),
-                                store=fr.sqlite_store(os.path.join(tmp, "online.db")),
+                                store=beside(tmp),
                                 larder={"metrics_listen": "127.0.0.1:%d" % metrics_port})
         with server:
             base_rows(server.stub)
@@ -438,7 +447,7 @@ class Unreachable(unittest.TestCase):
         else:
             url = fr.Url.sqlite(os.path.join(tmp, "registry.db"))
         server = fr.make_server("early", fr.registry_yaml("sql", url),
-                                store=fr.sqlite_store(os.path.join(tmp, "online.db")))
+                                store=beside(tmp))
         try:
             with server:
                 ch = server.channel
@@ -491,7 +500,7 @@ class BadUrl(unittest.TestCase):
         for url in urls:
             with self.subTest(url=url):
                 server = fr.make_server("badurl", fr.registry_yaml("sql", url),
-                                        store=fr.sqlite_store(os.path.join(fr.tmpdir(), "online.db")))
+                                        store=beside(fr.tmpdir()))
                 with server:
                     code, details, _ = fr.get(server.channel, STEADY)
                     self.assertEqual(code, Code.FAILED_PRECONDITION, details)
@@ -512,7 +521,7 @@ class Secrets(unittest.TestCase):
         password = "S3cr@t/" + os.urandom(4).hex()
         url = fr.Url.make(REMOTE_SCHEME, "reg_user", password, "127.0.0.1", harness.free_port(), "feast")
         server = fr.make_server("secrets", fr.registry_yaml("sql", url),
-                                store=fr.sqlite_store(os.path.join(fr.tmpdir(), "online.db")))
+                                store=beside(fr.tmpdir()))
         with server:
             time.sleep(3 * SLOW)  # a failure streak starts and is logged
             code, details, _ = fr.get(server.channel, STEADY)
@@ -537,7 +546,7 @@ class OlderRegistry(unittest.TestCase):
         sql = fr.SqlRegistry(url).create_tables([t for t in fr.TABLE_NAMES if t not in fr.OPTIONAL_TABLES])
         sql.apply("old", driver, driver_stats, global_stats)
         with fr.make_server("old", fr.registry_yaml("sql", url),
-                            store=fr.sqlite_store(os.path.join(tmp, "online.db"))) as s:
+                            store=beside(tmp)) as s:
             base_rows(s.stub)
             resp, _ = fr.wait_served(s.channel, request(["driver_stats:conv_rate", "global_stats:total_rides"],
                                                         entities=[("driver_id", ints(1))]), LOAD_LIMIT)

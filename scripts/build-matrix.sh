@@ -37,8 +37,9 @@ if [ "$what" = backends ] || [ "$what" = all ]; then
     cmake --build "$dir" -j"$(nproc)" >>"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; exit 1; }
     # The scale-out tests (balancers, standbys, replicas: about 90 s) ran on the
     # full build and under the sanitizers; leaving a store out changes nothing of theirs.
+    log=$PWD/$dir.log # absolute: the tests run in $dir
     if ! (cd "$dir" && ctest --output-on-failure --no-tests=error -j2 -E '^integration\.scaleout\.' \
-        >>"$PWD/$dir.log" 2>&1); then
+        >>"$log" 2>&1); then
       tail -40 "$dir.log" >&2
       exit 1
     fi
