@@ -27,6 +27,10 @@
 /* How long SIGTERM keeps taking in calls already on the wire before the server
  * stops accepting (see drain()). */
 #define DRAIN_TAKE_IN_MS 200
+/* How long the shutdown may wait for connections once no call of larder's is
+ * in flight: a stream a client sent as the GOAWAY crossed it is answered by
+ * nobody, and holds its connection (and the shutdown) until its deadline. */
+#define DRAIN_IDLE_MS 500
 /* Token sets replaced by SIGHUP are freed this long after, when no worker can
  * still be comparing against them. */
 #define RETIRED_AUTH_NS (60 * 1000000000LL)
@@ -130,6 +134,7 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
   gpr_timespec grace_end = gpr_time_add(
       gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(srv->cfg->grace_period_s, GPR_TIMESPAN));
   int cancelled = 0, grpc_done = 0;
+  gpr_timespec idle_since = gpr_inf_future(GPR_CLOCK_MONOTONIC);
   /* Both transports drain within the one grace period: gRPC's calls, and the
    * HTTP requests being answered (their connections close once answered). */
   while (!grpc_done || (!cancelled && ldr_http_open_connections(srv->http) > 0)) {
@@ -143,6 +148,19 @@ static void drain(struct server *srv, grpc_completion_queue *shutdown_cq, sigset
       nanosleep(&pause, NULL);
     }
     if (cancelled) continue;
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    if (grpc_done || atomic_load(&srv->in_flight) > 0) {
+      idle_since = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    } else if (gpr_time_cmp(idle_since, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) {
+      idle_since = now;
+    } else if (gpr_time_cmp(gpr_time_sub(now, idle_since),
+                            gpr_time_from_millis(DRAIN_IDLE_MS, GPR_TIMESPAN)) >= 0) {
+      /* Every call is answered, yet a connection holds on: close them all
+       * (its client's stream fails UNAVAILABLE now, not at its deadline). */
+      ldr_log(LDR_LOG_INFO, "drain: every call answered; closing the connections left open");
+      grpc_server_cancel_all_calls(srv->grpc);
+      idle_since = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    }
     struct timespec zero = {0, 0};
     int again = sigtimedwait(sigs, NULL, &zero) > 0;
     if (again || gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), grace_end) >= 0) {

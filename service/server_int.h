@@ -142,9 +142,10 @@ struct server {
   struct ldr_metrics *metrics;     /* counters, always kept; served when metrics_listen is set */
   struct ldr_http *http;           /* Feast's HTTP endpoints, or NULL */
   struct ldr_http_env http_env;
-  atomic_int draining; /* the server no longer accepts calls */
-  atomic_int closing;  /* the gRPC server is gone: workers shut their queues down */
-  atomic_int stopping; /* a signal came: health says NOT_SERVING */
+  atomic_int draining;   /* the server no longer accepts calls */
+  atomic_long in_flight; /* contexts matched to a call and not yet done, on every thread */
+  atomic_int closing;    /* the gRPC server is gone: workers shut their queues down */
+  atomic_int stopping;   /* a signal came: health says NOT_SERVING */
 };
 
 /*

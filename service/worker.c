@@ -183,6 +183,7 @@ int64_t ldr_call_waited(const struct call *c, int64_t now) {
 
 void ldr_pool_matched(struct call *c) {
   struct worker *w = c->w;
+  atomic_fetch_add(&w->srv->in_flight, 1);
   c->started_ns = ldr_now_ns();
   ldr_call_wait(c);
   if (c->extra) return;
@@ -194,6 +195,7 @@ void ldr_pool_matched(struct call *c) {
 
 void ldr_pool_done(struct call *c) {
   struct worker *w = c->w;
+  atomic_fetch_sub(&w->srv->in_flight, 1);
   if (c->extra) {
     c->state = CALL_IDLE;
     return;
