@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Configures and builds larder into build/ (or the folder given as $1) with
-# warnings as errors. Extra arguments go to cmake's configure step; $TARGET
+# Configures and builds larder into build/ (or the folder given as $1),
+# RelWithDebInfo unless $BUILD_TYPE says otherwise. Extra arguments go to
+# cmake's configure step (scripts/test.sh passes -DLARDER_WERROR=ON); $TARGET
 # limits the build to one target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
