@@ -370,6 +370,7 @@ static int attempt(struct sql_loader *l, struct ldr_registry **out, struct ldr_e
     }
   }
   if (begun && l->conn != NULL) l->ops->end(l->conn);
+  ldr_sb_free(&sql); /* run() frees it; not when the connection failed first */
   ldr_registry_mem_free(mem);
   ldr_sb_free(&ld.text);
   return rc == LDR_OK ? result : -1;
