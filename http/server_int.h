@@ -81,7 +81,7 @@ struct worker {
   struct http_counts counts;
   int idx;
   pthread_t thread;
-  int started;
+  atomic_int started; /* set by the thread that starts it, read by any thread's bury() */
   struct ldr_http_thread t;
   int trim;
 };

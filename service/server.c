@@ -241,24 +241,17 @@ static void serve(struct server *srv, grpc_completion_queue *shutdown_cq) {
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGHUP);
-  struct retired *retired = NULL;
   int sig = 0;
   for (;;) {
     sigwait(&sigs, &sig);
     if (sig != SIGHUP) break;
-    reload(srv, &retired);
+    reload(srv, &srv->retired);
   }
   atomic_store(&srv->stopping, 1);
   ldr_log(LDR_LOG_INFO, "%s: draining (grace period %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
           srv->cfg->grace_period_s);
   sigdelset(&sigs, SIGHUP);
   drain(srv, shutdown_cq, &sigs);
-  while (retired != NULL) {
-    struct retired *next = retired->next;
-    ldr_auth_free(retired->auth);
-    free(retired);
-    retired = next;
-  }
 }
 
 static int run(const struct ldr_config *cfg) {
@@ -402,6 +395,12 @@ out:
   ldr_metrics_free(srv.metrics);
   ldr_tls_free(srv.tls);
   ldr_auth_free(atomic_load(&srv.auth));
+  while (srv.retired != NULL) { /* the gRPC and HTTP threads are joined */
+    struct retired *next = srv.retired->next;
+    ldr_auth_free(srv.retired->auth);
+    free(srv.retired);
+    srv.retired = next;
+  }
   if (grpc_up) grpc_shutdown();
   if (status == 0) ldr_log(LDR_LOG_INFO, "stopped after %llu calls", served);
   return status;

@@ -128,8 +128,11 @@ struct worker {
   struct ldr_arena batch_arena; /* keys and results of reads served together */
 };
 
+struct retired; /* token sets SIGHUP replaced (server.c) */
+
 struct server {
   const struct ldr_config *cfg;
+  struct retired *retired; /* freed once every thread that may read them is joined */
   grpc_server *grpc;
   void *handles[LDR_METHODS_MAX];       /* registered method handles, as ldr_methods */
   struct ldr_registry_source *registry; /* NULL: no registry configured, or one not readable */
