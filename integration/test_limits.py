@@ -285,33 +285,43 @@ class Limits(unittest.TestCase):
 
     def test_health_answered_while_every_worker_waits_for_a_lock(self):
         """SQLite only (the threads' split does not depend on the store): a test
-        connection holds the database's write lock while four writes (more than
-        larder's threads, the health thread included) wait for it; health Checks
-        alongside answer within 1 s each, and the writes complete once the lock is
-        released. A health thread that also took writes would wait with them."""
+        connection holds the database's write lock while eight writes (more than
+        larder's threads, the health thread included) wait for it, each on its own
+        connection so that every worker takes some; health Checks alongside answer
+        within 1 s each, and the writes complete once the lock is released. A
+        health thread that also took writes would wait with them, and one that
+        left the network to the workers alone would never read the Checks."""
         if BACKEND != "sqlite":
             self.skipTest("holds SQLite's write lock")
         import sqlite3
         with harness.Server() as server:
             server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=30)
             writes = [pb.OnlineWriteBatchRequest(feature_view="v", rows=[
-                row(key(driver_id=w), {"f": V(int64_val=w)})]) for w in range(4)]
+                row(key(driver_id=w), {"f": V(int64_val=w)})]) for w in range(8)]
+            # gRPC gives each connection's calls to one thread's queue first; a
+            # local subchannel pool makes each channel its own connection.
+            channels = [grpc.insecure_channel(server.addr, options=[("grpc.use_local_subchannel_pool", 1)])
+                        for _ in writes]
+            stubs = [harness.rpc.OnlineStoreStub(c) for c in channels]
             lock = sqlite3.connect(os.path.join(server.tmpdir, "online.db"), isolation_level=None)
             hold = 2.5 if SLOW == 1 else 4.0  # below larder's 5 s wait for a lock
             try:
                 with Alongside(server) as probes:
                     lock.execute("BEGIN IMMEDIATE")
                     with concurrent.futures.ThreadPoolExecutor(len(writes)) as pool:
-                        futures = [pool.submit(server.stub.OnlineWriteBatch, r, timeout=30) for r in writes]
+                        futures = [pool.submit(stub.OnlineWriteBatch, r, timeout=30)
+                                   for stub, r in zip(stubs, writes)]
                         time.sleep(hold)
                         lock.execute("COMMIT")
                         replies = [f.result() for f in futures]
                     time.sleep(0.3)
             finally:
                 lock.close()
-            print("4 writes waiting %.1f s for the lock: %d health probes alongside, slow or failed: %s"
+                for c in channels:
+                    c.close()
+            print("8 writes waiting %.1f s for the lock: %d health probes alongside, slow or failed: %s"
                   % (hold, len(probes.results), probes.slow()))
-            self.assertEqual([r.rows_written for r in replies], [1] * 4)
+            self.assertEqual([r.rows_written for r in replies], [1] * 8)
             self.assertEqual(probes.slow(), [], "a health Check waited behind the writes")
 
     # ---- item 4: PostgreSQL names are qualified with db_schema ----

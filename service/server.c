@@ -254,6 +254,14 @@ static void serve(struct server *srv, grpc_completion_queue *shutdown_cq) {
   drain(srv, shutdown_cq, &sigs);
 }
 
+/* Shuts a queue down and takes every event left in it, so it can be destroyed. */
+static void shut_down_queue(grpc_completion_queue *cq) {
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+}
+
 static int run(const struct ldr_config *cfg) {
   struct server srv = {.cfg = cfg};
   grpc_completion_queue *shutdown_cq = NULL;
@@ -308,9 +316,16 @@ static int run(const struct ldr_config *cfg) {
   srv.grpc = create_grpc(cfg, srv.handles);
   if (srv.grpc == NULL) goto out;
   for (int i = 0; i < srv.nthreads; i++) {
-    srv.workers[i].cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(srv.grpc, srv.workers[i].cq, NULL);
+    struct worker *w = &srv.workers[i];
+    /* The health thread's queue leaves the network to the workers (worker.c). */
+    grpc_completion_queue_attributes attr = {
+        GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT,
+        w->probe ? GRPC_CQ_NON_POLLING : GRPC_CQ_DEFAULT_POLLING, NULL};
+    w->cq = grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+    grpc_server_register_completion_queue(srv.grpc, w->cq, NULL);
   }
+  srv.rescue_cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(srv.grpc, srv.rescue_cq, NULL);
   shutdown_cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(srv.grpc, shutdown_cq, NULL);
 
@@ -374,19 +389,16 @@ out:
     if (w->started) {
       pthread_join(w->thread, NULL);
     } else { /* no thread drains this queue */
-      grpc_completion_queue_shutdown(w->cq);
-      while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-             GRPC_QUEUE_SHUTDOWN) {
-      }
+      shut_down_queue(w->cq);
     }
     served += w->served;
   }
+  if (srv.rescue_cq != NULL) { /* the health thread that polled it is joined */
+    shut_down_queue(srv.rescue_cq);
+    grpc_completion_queue_destroy(srv.rescue_cq);
+  }
   if (shutdown_cq != NULL) {
-    grpc_completion_queue_shutdown(shutdown_cq);
-    while (
-        grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-        GRPC_QUEUE_SHUTDOWN) {
-    }
+    shut_down_queue(shutdown_cq);
     grpc_completion_queue_destroy(shutdown_cq);
   }
   for (int i = 0; srv.workers != NULL && i < srv.nthreads; i++) ldr_worker_destroy(&srv.workers[i]);

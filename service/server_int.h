@@ -122,6 +122,7 @@ struct worker {
   struct ldr_worker_state ws;
   int64_t last_tick_ns;
   int64_t busy_ns;                   /* time spent handling events, which clients do not wait for */
+  atomic_llong out_since_ns;         /* when the thread last left its queue; 0: waiting in it */
   int trim;                          /* a large call ended: give freed memory back once idle */
   struct call *batch[DRAIN_MAX + 1]; /* reads to serve together */
   size_t nbatch;
@@ -138,6 +139,7 @@ struct server {
   struct ldr_registry_source *registry; /* NULL: no registry configured, or one not readable */
   char registry_why[256];               /* why a configured registry cannot be read, or "" */
   struct worker *workers; /* nthreads: the workers, then the one that answers health probes */
+  grpc_completion_queue *rescue_cq; /* polled by the health thread while every worker is stuck */
   int nworkers;
   int nthreads;
   _Atomic(struct ldr_auth *) auth; /* NULL: no bearer tokens needed; replaced by SIGHUP */

@@ -36,6 +36,11 @@
 #define STREAM_ARENA_BLOCK 4096
 /* How often a worker looks at its calls in flight and its streams, at the most. */
 #define TICK_NS 200000000
+/* The health thread looks this often whether every worker has been out of
+ * its queue for STUCK_NS, and then polls the network in steps of RESCUE_MS. */
+#define LOOK_MS 100
+#define STUCK_NS 100000000
+#define RESCUE_MS 5
 
 static int kind_of_slot(size_t slot) {
   return slot < ldr_n_methods && ldr_methods[slot].stream ? KIND_STREAM : KIND_UNARY;
@@ -264,6 +269,41 @@ static void dispatch(struct worker *w, grpc_event ev) {
     ldr_call_event(c, ev.success);
 }
 
+/* Every worker has been out of its queue (in the database) for STUCK_NS. */
+static int workers_stuck(const struct server *srv, int64_t now) {
+  for (int i = 0; i < srv->nworkers; i++) {
+    int64_t since = atomic_load_explicit(&srv->workers[i].out_since_ns, memory_order_relaxed);
+    if (since == 0 || now - since < STUCK_NS) return 0;
+  }
+  return 1;
+}
+
+/*
+ * The health thread's queue does not poll: the workers read the network for
+ * it as they wait for their own calls. A queue that polled would take the
+ * workers' reads too and hand each one over, two thread switches per call.
+ * Only while every worker is stuck in the database does this thread poll
+ * (the rescue queue, which receives nothing), so that a Check is still read.
+ */
+static grpc_event probe_next(struct worker *w, gpr_timespec until) {
+  for (;;) {
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    int stuck = workers_stuck(w->srv, ldr_now_ns());
+    gpr_timespec look = gpr_time_add(now, gpr_time_from_millis(LOOK_MS, GPR_TIMESPAN));
+    gpr_timespec wait = stuck                           ? gpr_inf_past(GPR_CLOCK_MONOTONIC)
+                        : gpr_time_cmp(until, look) < 0 ? until
+                                                        : look;
+    grpc_event ev = grpc_completion_queue_next(w->cq, wait, NULL);
+    if (ev.type != GRPC_QUEUE_TIMEOUT || gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), until) >= 0)
+      return ev;
+    if (stuck)
+      grpc_completion_queue_next(
+          w->srv->rescue_cq,
+          gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(RESCUE_MS, GPR_TIMESPAN)),
+          NULL);
+  }
+}
+
 void *ldr_worker_main(void *arg) {
   struct worker *w = arg;
   int stop = 0;
@@ -281,9 +321,16 @@ void *ldr_worker_main(void *arg) {
     gpr_timespec until = busy ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                              gpr_time_from_millis(TICK_NS / 1000000, GPR_TIMESPAN))
                               : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
+    grpc_event ev;
+    if (w->probe) {
+      ev = probe_next(w, until);
+    } else {
+      atomic_store_explicit(&w->out_since_ns, 0, memory_order_relaxed);
+      ev = grpc_completion_queue_next(w->cq, until, NULL);
+    }
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
     int64_t t0 = ldr_now_ns();
+    atomic_store_explicit(&w->out_since_ns, t0, memory_order_relaxed);
     if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     /* Take what else the queue already holds, without waiting, so that the
      * reads among it are served together; an idle server adds no delay. */
