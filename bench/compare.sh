@@ -7,17 +7,19 @@
 #   git worktree add /tmp/old <commit> && cmake -S /tmp/old -B /tmp/old/build \
 #     -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build /tmp/old/build -j2
 #
-# Each round starts OLD, then NEW (a fresh database each, preloaded with the same
-# keys), and reads 1x10, 10x50 and 100x50 at concurrency 16 and 64 with
+# Each round runs OLD and NEW, in turn first (a round's second server can inherit
+# the first's write-back of its preload), each on a fresh database preloaded with
+# the same keys, and reads 1x10, 10x50 and 100x50 at concurrency 16 and 64 with
 # build/larder-bench. The server runs on CPU SERVER_CPU (default 0) with one
 # worker, the load generator on LOAD_CPU (default 1). Prints each round's QPS,
-# then the median of the rounds for each binary and their ratio. Noise on a
-# shared machine is a few per cent: run it with nothing else running.
+# then the median of the rounds for each binary and their ratio; SHAPES="100x50"
+# measures one shape. Rounds differ by a few per cent on a quiet machine: run it
+# with nothing else running, and read a ratio within 0.95-1.05 as noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-[ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
-OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-3}
+[ $# -ge 2 ] || { sed -n '2,17p' "$0"; exit 2; }
+OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-4}
 BENCH=$ROOT/build/larder-bench
 SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1} DURATION=${DURATION:-4}
 PORT=${PORT:-17790}
@@ -25,7 +27,7 @@ for b in "$OLD" "$NEW" "$BENCH"; do [ -x "$b" ] || { echo "compare.sh: $b: not e
 WORK=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-SHAPES="1x10 10x50 100x50"
+SHAPES=${SHAPES:-"1x10 10x50 100x50"}
 CONCS="16 64"
 
 # measure LABEL BIN: one round of every shape, appended to $WORK/LABEL.
@@ -60,16 +62,27 @@ measure() {
 
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
-  measure old "$OLD"
-  measure new "$NEW"
+  if [ $((r % 2)) = 1 ]; then
+    measure old "$OLD"
+    measure new "$NEW"
+  else
+    measure new "$NEW"
+    measure old "$OLD"
+  fi
 done
+# median LABEL KEY: the median QPS of KEY ("1x10 c16") over the rounds (the mean of the middle two).
+median() {
+  awk -v k="$2" '$1" "$2==k {print $3}' "$WORK/$1" | sort -n |
+    awk '{a[NR]=$1} END {m=int((NR+1)/2); print (NR % 2) ? a[m] : int((a[m]+a[m+1])/2)}'
+}
+
 echo
 echo "median QPS of $ROUNDS rounds (old: $1, new: $2)"
 printf '%-7s %-4s %9s %9s %7s\n' shape conc old new new/old
 for s in $SHAPES; do
   for c in $CONCS; do
-    o=$(awk -v k="$s c$c" '$1" "$2==k {print $3}' "$WORK/old" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    n=$(awk -v k="$s c$c" '$1" "$2==k {print $3}' "$WORK/new" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    o=$(median old "$s c$c")
+    n=$(median new "$s c$c")
     printf '%-7s c%-3s %9s %9s %7s\n' "$s" "$c" "$o" "$n" "$(awk -v o="$o" -v n="$n" 'BEGIN {printf "%.2f", o ? n / o : 0}')"
   done
 done
