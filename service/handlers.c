@@ -37,7 +37,8 @@ static enum ldr_rc precheck(struct ldr_handler_ctx *c, const ProtobufCMessageDes
   return LDR_OK;
 }
 
-static enum ldr_rc undecodable(struct ldr_handler_ctx *c, const char *type) {
+enum ldr_rc ldr_undecodable(struct ldr_handler_ctx *c, const char *type) {
+  /* A valid request that the call's memory cannot hold is no bad request. */
   if (c->arena->exhausted)
     return ldr_err_set(&c->err, LDR_EXHAUSTED,
                        "request: too large to decode within the call's memory");
@@ -100,7 +101,7 @@ static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineWriteBatchRequest *req =
       larder__v1__online_write_batch_request__unpack(&al, c->req_len, c->req);
-  if (req == NULL) return undecodable(c, "OnlineWriteBatchRequest");
+  if (req == NULL) return ldr_undecodable(c, "OnlineWriteBatchRequest");
   rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", table, &c->err);
   if (rc != LDR_OK) return rc;
 
@@ -226,7 +227,7 @@ enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job
   if (rc != LDR_OK) return rc;
   Larder__V1__OnlineReadRequest *req =
       larder__v1__online_read_request__unpack(&al, c->req_len, c->req);
-  if (req == NULL) return undecodable(c, "OnlineReadRequest");
+  if (req == NULL) return ldr_undecodable(c, "OnlineReadRequest");
   rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", job->table, &c->err);
   if (rc != LDR_OK) return rc;
   size_t n = req->n_entity_keys;
@@ -362,7 +363,7 @@ static enum ldr_rc update(struct ldr_handler_ctx *c) {
   enum ldr_rc rc = precheck(c, &larder__v1__update_request__descriptor, 0, NULL, NULL);
   if (rc != LDR_OK) return rc;
   Larder__V1__UpdateRequest *req = larder__v1__update_request__unpack(&al, c->req_len, c->req);
-  if (req == NULL) return undecodable(c, "UpdateRequest");
+  if (req == NULL) return ldr_undecodable(c, "UpdateRequest");
   if (req->n_tables_to_keep + req->n_tables_to_delete > (size_t)c->cfg->max_batch_rows)
     return ldr_err_set(&c->err, LDR_EXHAUSTED,
                        "tables_to_keep: more tables than larder.max_batch_rows");
@@ -388,7 +389,7 @@ static enum ldr_rc teardown(struct ldr_handler_ctx *c) {
   enum ldr_rc rc = precheck(c, &larder__v1__teardown_request__descriptor, 1, "tables", "tables");
   if (rc != LDR_OK) return rc;
   Larder__V1__TeardownRequest *req = larder__v1__teardown_request__unpack(&al, c->req_len, c->req);
-  if (req == NULL) return undecodable(c, "TeardownRequest");
+  if (req == NULL) return ldr_undecodable(c, "TeardownRequest");
   rc = table_list(c, req->tables, req->n_tables, "tables", &tables);
   if (rc == LDR_OK && c->cfg->read_only) rc = read_only(c, "Teardown");
   if (rc == LDR_OK) {

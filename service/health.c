@@ -70,11 +70,7 @@ enum ldr_rc ldr_health_request(struct ldr_handler_ctx *c, const char **service) 
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
   Grpc__Health__V1__HealthCheckRequest *q =
       grpc__health__v1__health_check_request__unpack(&al, c->req_len, c->req);
-  if (q == NULL) /* a valid request that the call's memory cannot hold is no bad request */
-    return c->arena->exhausted
-               ? ldr_err_set(&c->err, LDR_EXHAUSTED,
-                             "request: too large to decode within the call's memory")
-               : ldr_err_set(&c->err, LDR_INVALID, "request: not a valid HealthCheckRequest");
+  if (q == NULL) return ldr_undecodable(c, "HealthCheckRequest");
   *service = q->service;
   return LDR_OK;
 }

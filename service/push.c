@@ -309,12 +309,6 @@ static enum ldr_rc ingest(struct ldr_handler_ctx *c, const struct grpc_frame *g,
   return rc == LDR_OK ? reply_status(c) : rc;
 }
 
-static enum ldr_rc decode_failed(struct ldr_handler_ctx *c, const char *type) {
-  return c->arena->exhausted ? ldr_err_set(&c->err, LDR_EXHAUSTED,
-                                           "request: too large to decode within the call's memory")
-                             : ldr_err_set(&c->err, LDR_INVALID, "request: not a valid %s", type);
-}
-
 enum ldr_rc ldr_grpc_push(struct ldr_handler_ctx *c) {
   struct ldr_wire_scan scan;
   enum ldr_rc rc = ldr_wire_scan(&push_request__descriptor, c->req, c->req_len, &scan, &c->err);
@@ -325,7 +319,7 @@ enum ldr_rc ldr_grpc_push(struct ldr_handler_ctx *c) {
   }
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
   PushRequest *q = push_request__unpack(&al, c->req_len, c->req);
-  if (q == NULL) return decode_failed(c, "PushRequest");
+  if (q == NULL) return ldr_undecodable(c, "PushRequest");
   struct grpc_frame g;
   rc = frame_of(c, q->n_features, (void **)q->features, q->n_typed_features,
                 (void **)q->typed_features, &g);
@@ -345,7 +339,7 @@ enum ldr_rc ldr_grpc_write_to_online_store(struct ldr_handler_ctx *c) {
   }
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
   WriteToOnlineStoreRequest *q = write_to_online_store_request__unpack(&al, c->req_len, c->req);
-  if (q == NULL) return decode_failed(c, "WriteToOnlineStoreRequest");
+  if (q == NULL) return ldr_undecodable(c, "WriteToOnlineStoreRequest");
   struct grpc_frame g;
   rc = frame_of(c, q->n_features, (void **)q->features, q->n_typed_features,
                 (void **)q->typed_features, &g);

@@ -168,11 +168,7 @@ enum ldr_rc ldr_reflection_answer(struct ldr_handler_ctx *c) {
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
   Grpc__Reflection__V1__ServerReflectionRequest *q =
       grpc__reflection__v1__server_reflection_request__unpack(&al, c->req_len, c->req);
-  if (q == NULL) /* a valid request that the call's memory cannot hold is no bad request */
-    return c->arena->exhausted
-               ? ldr_err_set(&c->err, LDR_EXHAUSTED,
-                             "request: too large to decode within the call's memory")
-               : ldr_err_set(&c->err, LDR_INVALID, "request: not a valid ServerReflectionRequest");
+  if (q == NULL) return ldr_undecodable(c, "ServerReflectionRequest");
   Grpc__Reflection__V1__ServerReflectionResponse r =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
   Grpc__Reflection__V1__ErrorResponse e = GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT;

@@ -93,6 +93,10 @@ struct ldr_handler_ctx {
   struct ldr_worker_state *worker;
 };
 
+/* A request protobuf-c could not decode: INVALID_ARGUMENT naming the message
+ * `type`, or RESOURCE_EXHAUSTED when a valid one did not fit the call's arena. */
+enum ldr_rc ldr_undecodable(struct ldr_handler_ctx *c, const char *type);
+
 /* Counts one backend statement of a handler that started at `t0` (ldr_now_ns). */
 static inline void ldr_count_backend(struct ldr_handler_ctx *c, int64_t t0, size_t rows_read,
                                      size_t rows_written) {

@@ -46,11 +46,7 @@ enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c) {
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
   Feast__Serving__GetOnlineFeaturesRequest *pb =
       feast__serving__get_online_features_request__unpack(&al, c->req_len, c->req);
-  if (pb == NULL)
-    return c->arena->exhausted
-               ? ldr_err_set(&c->err, LDR_EXHAUSTED,
-                             "request: too large to decode within the call's memory")
-               : ldr_err_set(&c->err, LDR_INVALID, "request: not a valid GetOnlineFeaturesRequest");
+  if (pb == NULL) return ldr_undecodable(c, "GetOnlineFeaturesRequest");
   /* Limits first, then strings, then meaning (DESIGN §9). */
   Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **ctx =
       (Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **)pb->request_context;
