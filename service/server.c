@@ -254,6 +254,15 @@ static void serve(struct server *srv, grpc_completion_queue *shutdown_cq) {
   drain(srv, shutdown_cq, &sigs);
 }
 
+/* A completion queue for grpc_completion_queue_next, registered with the server. */
+static grpc_completion_queue *new_queue(grpc_server *s, grpc_cq_polling_type polling) {
+  grpc_completion_queue_attributes attr = {GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT, polling, NULL};
+  grpc_completion_queue *cq =
+      grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+  grpc_server_register_completion_queue(s, cq, NULL);
+  return cq;
+}
+
 /* Shuts a queue down and takes every event left in it, so it can be destroyed. */
 static void shut_down_queue(grpc_completion_queue *cq) {
   grpc_completion_queue_shutdown(cq);
@@ -315,19 +324,15 @@ static int run(const struct ldr_config *cfg) {
   grpc_up = 1;
   srv.grpc = create_grpc(cfg, srv.handles);
   if (srv.grpc == NULL) goto out;
-  for (int i = 0; i < srv.nthreads; i++) {
-    struct worker *w = &srv.workers[i];
-    /* The health thread's queue leaves the network to the workers (worker.c). */
-    grpc_completion_queue_attributes attr = {
-        GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT,
-        w->probe ? GRPC_CQ_NON_POLLING : GRPC_CQ_DEFAULT_POLLING, NULL};
-    w->cq = grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
-    grpc_server_register_completion_queue(srv.grpc, w->cq, NULL);
-  }
-  srv.rescue_cq = grpc_completion_queue_create_for_next(NULL);
-  grpc_server_register_completion_queue(srv.grpc, srv.rescue_cq, NULL);
-  shutdown_cq = grpc_completion_queue_create_for_next(NULL);
-  grpc_server_register_completion_queue(srv.grpc, shutdown_cq, NULL);
+  /* The health thread's queue leaves the network to the workers (worker.c).
+   * Queues that take no calls poll without listening: gRPC gives each new
+   * connection to the listening queues in turn, and a connection given to a
+   * queue with no calls requested would send its calls to the first worker. */
+  for (int i = 0; i < srv.nthreads; i++)
+    srv.workers[i].cq =
+        new_queue(srv.grpc, srv.workers[i].probe ? GRPC_CQ_NON_POLLING : GRPC_CQ_DEFAULT_POLLING);
+  srv.rescue_cq = new_queue(srv.grpc, GRPC_CQ_NON_LISTENING);
+  shutdown_cq = new_queue(srv.grpc, GRPC_CQ_NON_LISTENING);
 
   /* Everything that can fail comes before the gRPC port is added: a server
    * with a listener must be started and shut down, not just destroyed. */

@@ -269,9 +269,12 @@ static void dispatch(struct worker *w, grpc_event ev) {
     ldr_call_event(c, ev.success);
 }
 
-/* Every worker has been out of its queue (in the database) for STUCK_NS. */
+/* Every worker has been out of its queue (in the database) for STUCK_NS. A
+ * worker whose thread did not start polls nothing: it does not count. (The
+ * health thread starts last, after every worker's `started` is set.) */
 static int workers_stuck(const struct server *srv, int64_t now) {
   for (int i = 0; i < srv->nworkers; i++) {
+    if (!srv->workers[i].started) continue;
     int64_t since = atomic_load_explicit(&srv->workers[i].out_since_ns, memory_order_relaxed);
     if (since == 0 || now - since < STUCK_NS) return 0;
   }
