@@ -25,6 +25,9 @@
 #define KEY_HEX_MAX 512
 #define NAME_CHARS_MAX 256
 #define VALUE_MAX 65535
+/* A read row's name and value buffers: wider ones are fetched column by column. */
+#define ROW_NAME_BUF 256
+#define ROW_VALUE_BUF 1024
 /* MySQL's timestamp type: 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC. */
 #define TS_MIN 1
 #define TS_MAX 2147483647LL
@@ -39,13 +42,14 @@ struct my_conn {
   struct ldr_stmt_cache stmts;
   long timeout_ms; /* the session's statement time limit; -1: not known */
   int conflict;    /* the last statement lost a deadlock: it may simply run again */
-  /* Where a read row's columns land. Name and value are bound without a
-   * buffer: only their lengths arrive here, and they are then fetched into
-   * the arena at their true size, however wide the columns were ALTERed. */
+  /* Where a read row's columns land. Name and value land in buffers that fit
+   * what Feast stores; a wider one (the columns may have been ALTERed) reports
+   * truncation and is fetched again into the arena at its true size. */
   long long part;
   char key[KEY_HEX_MAX + 1];
+  char name[ROW_NAME_BUF], value[ROW_VALUE_BUF];
   unsigned long key_len, name_len, value_len;
-  my_bool key_null, name_null, value_null, ts_null;
+  my_bool key_null, name_null, value_null, ts_null, name_cut, value_cut;
   MYSQL_TIME ts;
 };
 

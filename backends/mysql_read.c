@@ -97,20 +97,26 @@ static enum ldr_rc plan_read(struct read_arg *a, struct ldr_err *err) {
   return LDR_OK;
 }
 
-/* Copies column `col` of the current row, `len` bytes, into the arena, NUL-terminated. */
+/* Copies column `col` of the current row, `len` bytes, into the arena, NUL-terminated:
+ * from its buffer `buf`, or, when the column did not fit it (`cut`), from the server's row. */
 static enum ldr_rc column(struct ldr_backend *b, struct my_conn *s, MYSQL_STMT *st, unsigned col,
-                          unsigned long len, struct ldr_arena *a, char **out, struct ldr_err *err) {
-  MYSQL_BIND bd;
-  unsigned long got = 0;
-  my_bool is_null = 0, error = 0;
+                          const char *buf, my_bool cut, unsigned long len, struct ldr_arena *a,
+                          char **out, struct ldr_err *err) {
   *out = ldr_arena_alloc(a, (size_t)len + 1);
   if (*out == NULL) return ldr_my_too_big(err, "read");
-  ldr_my_bind_string(&bd, *out, len, MYSQL_TYPE_STRING);
-  bd.length = &got;
-  bd.is_null = &is_null;
-  bd.error = &error;
-  if (len && mysql_stmt_fetch_column(st, &bd, col, 0) != 0)
-    return ldr_my_stmt_error(b, s, st, "read", NULL, 0, err);
+  if (!cut) {
+    memcpy(*out, buf, len);
+  } else {
+    MYSQL_BIND bd;
+    unsigned long got = 0;
+    my_bool is_null = 0, error = 0;
+    ldr_my_bind_string(&bd, *out, len, MYSQL_TYPE_STRING);
+    bd.length = &got;
+    bd.is_null = &is_null;
+    bd.error = &error;
+    if (mysql_stmt_fetch_column(st, &bd, col, 0) != 0)
+      return ldr_my_stmt_error(b, s, st, "read", NULL, 0, err);
+  }
   (*out)[len] = '\0';
   return LDR_OK;
 }
@@ -131,8 +137,9 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct rea
   enum ldr_rc rc0 = ldr_collect_reserve(c, name_len, value_len, err);
   if (rc0 != LDR_OK) return rc0;
   char *name = NULL, *value = NULL;
-  enum ldr_rc rc = column(b, s, st, 2, name_len, a->arena, &name, err);
-  if (rc == LDR_OK) rc = column(b, s, st, 3, value_len, a->arena, &value, err);
+  enum ldr_rc rc = column(b, s, st, 2, s->name, s->name_cut, name_len, a->arena, &name, err);
+  if (rc == LDR_OK)
+    rc = column(b, s, st, 3, s->value, s->value_cut, value_len, a->arena, &value, err);
   if (rc != LDR_OK) return rc;
   struct ldr_ts ts = {0, 0};
   if (!s->ts_null) {
@@ -155,7 +162,7 @@ static enum ldr_rc fetch(struct ldr_backend *b, struct my_conn *s, MYSQL_STMT *s
     if (status < 0) return ldr_my_timed_out(s, "read", err);
     status = mysql_stmt_fetch_cont(&ret, st, status);
   }
-  /* Name and value have no buffer: they always report truncation. */
+  /* A name or value wider than its buffer reports truncation. */
   *more = ret == 0 || ret == MYSQL_DATA_TRUNCATED;
   return ret == 1 ? ldr_my_stmt_error(b, s, st, "read", NULL, 0, err) : LDR_OK;
 }
@@ -167,12 +174,14 @@ static void bind_results(struct my_conn *s, MYSQL_BIND *res) {
   ldr_my_bind_string(&res[1], s->key, sizeof s->key, MYSQL_TYPE_STRING);
   res[1].length = &s->key_len;
   res[1].is_null = &s->key_null;
-  ldr_my_bind_string(&res[2], NULL, 0, MYSQL_TYPE_STRING);
+  ldr_my_bind_string(&res[2], s->name, sizeof s->name, MYSQL_TYPE_STRING);
   res[2].length = &s->name_len;
   res[2].is_null = &s->name_null;
-  ldr_my_bind_string(&res[3], NULL, 0, MYSQL_TYPE_BLOB);
+  res[2].error = &s->name_cut;
+  ldr_my_bind_string(&res[3], s->value, sizeof s->value, MYSQL_TYPE_BLOB);
   res[3].length = &s->value_len;
   res[3].is_null = &s->value_null;
+  res[3].error = &s->value_cut;
   res[4].buffer_type = MYSQL_TYPE_TIMESTAMP;
   res[4].buffer = &s->ts;
   res[4].is_null = &s->ts_null;

@@ -510,6 +510,50 @@ static void long_keys_names_and_values(void **state) {
   }
 }
 
+/* Names and values on either side of a backend's row buffers (MySQL binds 256
+ * and 1,024 bytes; wider ones are fetched again) come back byte for byte, in
+ * one read, whatever order their widths arrive in. */
+static void names_and_values_around_row_buffers(void **state) {
+  struct fixture *fx = *state;
+  /* Wire lengths 1,023, 1,024, 1,025 (a tag and two bytes of length before the bytes). */
+  static const size_t value_sizes[] = {1, 1020, 1021, 1022, 3000, 60000};
+  static const size_t name_lens[] = {255, 256, 1, 20, 100, 30};
+  enum { N = sizeof value_sizes / sizeof value_sizes[0] };
+  struct ldr_write_feature fs[N + 1];
+  char names[N + 1][512];
+  for (size_t i = 0; i < N; i++) {
+    Feast__Types__Value *v = ldr_arena_alloc(&arena, sizeof *v);
+    feast__types__value__init(v);
+    v->val_case = FEAST__TYPES__VALUE__VAL_BYTES_VAL;
+    v->bytes_val.len = value_sizes[i];
+    v->bytes_val.data = ldr_arena_alloc(&arena, value_sizes[i]);
+    for (size_t j = 0; j < value_sizes[i]; j++) v->bytes_val.data[j] = (uint8_t)(j * 7 + i);
+    uint8_t *b = ldr_arena_alloc(&arena, value_sizes[i] + 16);
+    memset(names[i], 'a' + (int)i, name_lens[i]);
+    names[i][name_lens[i]] = '\0';
+    fs[i] = (struct ldr_write_feature){names[i], v, b, feast__types__value__pack(v, b)};
+  }
+  /* A name of 250 two-byte characters: 500 bytes, within a VARCHAR(256) of utf8mb4. */
+  for (size_t j = 0; j < 250; j++) memcpy(&names[N][2 * j], "\xc3\xa9", 2);
+  names[N][500] = '\0';
+  fs[N] = int_feature(names[N], 42);
+  struct ldr_write_row row = {
+      .key = key_of(5), .features = fs, .n_features = N + 1, .event_ts = {1000, 0}};
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (write1(fx->table, &row, 1, &err) != LDR_OK) fail_msg("write: %s", err.msg);
+  const int64_t ids[] = {5};
+  const struct ldr_read_row *out = read_keys(fx->table, ids, 1, NULL, 0);
+  assert_true(out->found);
+  assert_int_equal(out->n_features, N + 1);
+  for (size_t i = 0; i <= N; i++) {
+    const struct ldr_read_feature *f = feature_in(out, names[i]);
+    if (f == NULL) fail_msg("feature %zu (%zu bytes of name) not read", i, strlen(names[i]));
+    assert_int_equal(f->value_len, fs[i].len);
+    assert_memory_equal(f->value, fs[i].bytes, fs[i].len);
+  }
+}
+
 /* The stored key is the serialization of the configured version (vectors.json). */
 static void key_versions(void **state) {
   struct fixture *fx = *state;
@@ -740,6 +784,7 @@ int main(int argc, char **argv) {
       CASE(stored_layout),
       CASE(key_versions),
       CASE(long_keys_names_and_values),
+      CASE(names_and_values_around_row_buffers),
       CASE(many_keys),
       CASE(deadline_while_locked),
       CASE(several_views_in_one_read),
