@@ -69,6 +69,14 @@ enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *na
                                const void *value, size_t value_len, const struct ldr_ts *ts,
                                struct ldr_err *err);
 
+/* As ldr_collect_row_of, without copying, as ldr_collect_row_ref. */
+enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void *name,
+                                   size_t name_len, const void *value, size_t value_len,
+                                   const struct ldr_ts *ts, struct ldr_err *err);
+
+/* The order of a collector's distinct keys: their bytes, then their lengths. */
+int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
+
 /* Fills out[0..nrefs) in request order: found, features, latest event_ts. */
 enum ldr_rc ldr_collect_end(struct ldr_collector *c, struct ldr_read_row *out, struct ldr_err *err);
 

@@ -11,7 +11,7 @@ struct ldr_got {
   struct ldr_ts ts;
 };
 
-static int blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb) {
+int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb) {
   int c = la && lb ? memcmp(a, b, la < lb ? la : lb) : 0;
   if (c != 0) return c;
   return la < lb ? -1 : la > lb;
@@ -19,7 +19,7 @@ static int blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb) {
 
 static int ref_cmp(const void *x, const void *y) {
   const struct ldr_key_ref *a = x, *b = y;
-  int c = blob_cmp(a->bytes, a->len, b->bytes, b->len);
+  int c = ldr_blob_cmp(a->bytes, a->len, b->bytes, b->len);
   if (c != 0) return c;
   return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
@@ -61,7 +61,7 @@ enum ldr_rc ldr_collect_begin(struct ldr_collector *c, struct ldr_arena *a,
   qsort(c->refs, n, sizeof *c->refs, ref_cmp);
   for (size_t i = 0; i < n; i++) {
     const struct ldr_key_ref *r = &c->refs[i];
-    if (i == 0 || blob_cmp(r->bytes, r->len, c->refs[i - 1].bytes, c->refs[i - 1].len) != 0)
+    if (i == 0 || ldr_blob_cmp(r->bytes, r->len, c->refs[i - 1].bytes, c->refs[i - 1].len) != 0)
       c->uniq[c->nuniq++] = *r;
     c->uniq_of_ref[i] = c->nuniq - 1;
   }
@@ -81,7 +81,7 @@ static size_t find_uniq(const struct ldr_collector *c, const uint8_t *p, size_t 
   size_t lo = 0, hi = c->nuniq;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int cmp = blob_cmp(c->uniq[mid].bytes, c->uniq[mid].len, p, n);
+    int cmp = ldr_blob_cmp(c->uniq[mid].bytes, c->uniq[mid].len, p, n);
     if (cmp == 0) return mid;
     if (cmp < 0)
       lo = mid + 1;
@@ -100,7 +100,7 @@ enum ldr_rc ldr_collect_row(struct ldr_collector *c, const void *key, size_t key
                             const struct ldr_ts *ts, struct ldr_err *err) {
   /* Rows of one key usually come together: look a key up only when it changes. */
   size_t u = c->last;
-  if (u == c->nuniq || blob_cmp(c->uniq[u].bytes, c->uniq[u].len, key, key_len) != 0)
+  if (u == c->nuniq || ldr_blob_cmp(c->uniq[u].bytes, c->uniq[u].len, key, key_len) != 0)
     u = find_uniq(c, key, key_len);
   c->last = u;
   if (u == c->nuniq) return LDR_OK;
@@ -111,7 +111,7 @@ enum ldr_rc ldr_collect_row_ref(struct ldr_collector *c, const void *key, size_t
                                 const void *name, size_t name_len, const void *value,
                                 size_t value_len, const struct ldr_ts *ts, struct ldr_err *err) {
   size_t u = c->last;
-  if (u == c->nuniq || blob_cmp(c->uniq[u].bytes, c->uniq[u].len, key, key_len) != 0)
+  if (u == c->nuniq || ldr_blob_cmp(c->uniq[u].bytes, c->uniq[u].len, key, key_len) != 0)
     u = find_uniq(c, key, key_len);
   c->last = u;
   if (u == c->nuniq) return LDR_OK;
@@ -122,6 +122,12 @@ enum ldr_rc ldr_collect_row_of(struct ldr_collector *c, size_t u, const void *na
                                const void *value, size_t value_len, const struct ldr_ts *ts,
                                struct ldr_err *err) {
   return add_row(c, u, name, name_len, value, value_len, ts, 1, err);
+}
+
+enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void *name,
+                                   size_t name_len, const void *value, size_t value_len,
+                                   const struct ldr_ts *ts, struct ldr_err *err) {
+  return add_row(c, u, name, name_len, value, value_len, ts, 0, err);
 }
 
 /* Appends a row for uniq[u]; `copy` says whether name and value move into the arena. */
@@ -193,7 +199,7 @@ struct flat_key {
 static int flat_cmp(const void *x, const void *y) {
   const struct flat_key *a = x, *b = y;
   const struct ldr_key *ka = &a->flat.row->key, *kb = &b->flat.row->key;
-  int c = blob_cmp(ka->bytes, ka->len, kb->bytes, kb->len);
+  int c = ldr_blob_cmp(ka->bytes, ka->len, kb->bytes, kb->len);
   if (c == 0) c = strcmp(a->flat.feature->name, b->flat.feature->name);
   if (c == 0) c = a->seq < b->seq ? -1 : a->seq > b->seq;
   return c;

@@ -678,6 +678,45 @@ static void several_views_in_one_read(void **state) {
   backend->ops->teardown(backend, keep, 1, &err);
 }
 
+/* Reads of one table served together (MySQL puts those naming the same
+ * features in one SELECT): each gets exactly its keys, in its order, with a
+ * key two reads share given to both, and a read filtering other features apart. */
+static void reads_of_one_table_together(void **state) {
+  struct fixture *fx = *state;
+  for (int64_t id = 1; id <= 5; id++) {
+    must_write(fx->table, id, "a", 10 * id + 1, 1000 + id);
+    must_write(fx->table, id, "b", 10 * id + 2, 1000);
+  }
+  struct ldr_key k[] = {key_of(3), key_of(1), key_of(2), key_of(3), key_of(4), key_of(99)};
+  struct ldr_read_row o0[3], o1[3], o2[2], o3[1];
+  const char *fa[] = {"a"};
+  struct ldr_read reads[] = {
+      {fx->table, k, 3, NULL, 0, o0},     /* 3, 1, 2 */
+      {fx->table, k + 3, 3, NULL, 0, o1}, /* 3, 4, 99: 3 shared with o0 */
+      {fx->table, k + 2, 2, fa, 1, o2},   /* 2, 3, "a" only */
+      {fx->table, k + 3, 1, NULL, 0, o3}, /* 3 again */
+  };
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  if (backend->ops->read(backend, reads, 4, &arena, &err) != LDR_OK) fail_msg("read: %s", err.msg);
+  const struct {
+    const struct ldr_read_row *row;
+    int64_t id;
+    size_t n_features;
+  } want[] = {{&o0[0], 3, 2}, {&o0[1], 1, 2}, {&o0[2], 2, 2}, {&o1[0], 3, 2}, {&o1[1], 4, 2},
+              {&o1[2], 0, 0}, {&o2[0], 2, 1}, {&o2[1], 3, 1}, {&o3[0], 3, 2}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const struct ldr_read_row *r = want[i].row;
+    if (r->found != (want[i].id != 0) || r->n_features != want[i].n_features)
+      fail_msg("row %zu: found %d with %zu features", i, r->found, r->n_features);
+    if (want[i].id == 0) continue;
+    assert_int_equal(int_value(feature_in(r, "a")), 10 * want[i].id + 1);
+    assert_int_equal(r->event_ts.s, 1000 + want[i].id);
+    if (want[i].n_features == 2)
+      assert_int_equal(int_value(feature_in(r, "b")), 10 * want[i].id + 2);
+  }
+}
+
 /* A read stops as soon as what it has read passes result_cap. */
 static void result_cap(void **state) {
   struct fixture *fx = *state;
@@ -788,6 +827,7 @@ int main(int argc, char **argv) {
       CASE(many_keys),
       CASE(deadline_while_locked),
       CASE(several_views_in_one_read),
+      CASE(reads_of_one_table_together),
       CASE(result_cap),
       CASE(several_views_in_one_write),
   };
