@@ -207,7 +207,7 @@ static enum ldr_rc column(struct ldr_backend *b, struct my_conn *s, MYSQL_STMT *
                           char **out, struct ldr_err *err) {
   *out = ldr_arena_alloc(a, (size_t)len + 1);
   if (*out == NULL) return ldr_my_too_big(err, "read");
-  if (!cut) {
+  if (!cut || len == 0) { /* a NULL column leaves the flag as the last row set it */
     memcpy(*out, buf, len);
   } else {
     MYSQL_BIND bd;
