@@ -45,6 +45,12 @@ on_exit() {
     echo "-- $FR_NAME: last lines of $(basename "$LOG"):"
     tail -n 40 "$LOG"
   fi
+  # A client that failed needs the server's side too (its log, and who listened on the port).
+  if [ "$status" -ne 0 ] && [ "$LOG" = "$WORK/example.log" ] && [ -s "$WORK/serve.log" ]; then
+    echo "-- $FR_NAME: last lines of serve.log:"
+    tail -n 20 "$WORK/serve.log"
+    ss -ltnp 2>/dev/null | grep ":$PORT " || true
+  fi
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null
   fi
