@@ -59,13 +59,25 @@ void ldr_arena_destroy(struct ldr_arena *a) {
   a->exhausted = 0;
 }
 
+static struct ldr_arena_block *new_block(struct ldr_arena *a, size_t size);
+
 void ldr_arena_reset(struct ldr_arena *a) {
   /* The cleanup records live in the blocks: run them before freeing those. */
   run_cleanups(a);
-  /* A first block grown for one large call goes too: a reused context keeps
-   * only its usual block, not the largest request it ever served. */
-  if (a->first != NULL && a->first->size > a->first_size) {
-    free_chain(a->first);
+  /* The first block stays at its usual size: a reused context keeps only its
+   * usual block, not the largest request it ever served. An arena that may
+   * keep up to `keep` bytes keeps one block sized to this use (with an eighth
+   * more), so that the next use of about the same size neither mallocs nor
+   * faults in fresh pages; it shrinks back once a use takes under a quarter. */
+  size_t used = 0;
+  for (struct ldr_arena_block *b = a->first; b != NULL; b = b->next) used += b->used;
+  size_t size = a->first_size;
+  if (used <= a->keep && used + used / 8 > size) size = used + used / 8;
+  struct ldr_arena_block *f = a->first;
+  int roomy = f != NULL && a->keep != 0 && used <= a->keep && f->next == NULL && f->size >= used &&
+              used >= f->size / 4; /* a kept block this use took at least a quarter of */
+  if (f != NULL && f->size != size && !roomy) {
+    free_chain(f);
     a->first = NULL;
     a->held = 0;
   }
@@ -74,9 +86,22 @@ void ldr_arena_reset(struct ldr_arena *a) {
     a->first->next = NULL;
     a->first->used = 0;
     a->held = a->first->size;
+  } else if (size > a->first_size) {
+    a->first = new_block(a, size); /* without it, the usual block when next needed */
   }
   a->cur = a->first;
   a->exhausted = 0;
+}
+
+void ldr_arena_keep(struct ldr_arena *a, size_t bytes) { a->keep = bytes; }
+
+size_t ldr_arena_held(const struct ldr_arena *a) { return a->held; }
+
+void ldr_arena_trim(struct ldr_arena *a) {
+  size_t keep = a->keep;
+  a->keep = 0;
+  ldr_arena_reset(a);
+  a->keep = keep;
 }
 
 static struct ldr_arena_block *new_block(struct ldr_arena *a, size_t size) {

@@ -20,6 +20,7 @@ struct ldr_arena {
   size_t first_size;                  /* size of the first block, allocated lazily */
   size_t held;                        /* bytes held in blocks */
   size_t cap;                         /* most bytes that may be held */
+  size_t keep;                        /* most bytes kept across resets (ldr_arena_keep) */
   int exhausted;                      /* an allocation failed since the last reset */
   struct ldr_arena_cleanup *cleanups; /* run at reset and destroy, newest first */
 };
@@ -30,9 +31,21 @@ void ldr_arena_init(struct ldr_arena *a, size_t first_size, size_t cap);
 /* Frees every block. `a` may be initialized again afterwards. */
 void ldr_arena_destroy(struct ldr_arena *a);
 
-/* Frees all blocks but the first (unless it is larger than first_size) and
- * forgets every allocation. */
+/* Frees all blocks but the first (unless it is larger than first_size, or
+ * than what ldr_arena_keep allows) and forgets every allocation. */
 void ldr_arena_reset(struct ldr_arena *a);
+
+/* Lets reset keep up to `bytes` (in one block, sized to what the last use
+ * held) instead of only the first block: for an arena reused for work of about
+ * the same size, whose blocks would otherwise be mmapped and unmapped each time. */
+void ldr_arena_keep(struct ldr_arena *a, size_t bytes);
+
+/* Bytes the arena holds in blocks (after a reset: what it kept). */
+size_t ldr_arena_held(const struct ldr_arena *a);
+
+/* Resets `a` and gives back what ldr_arena_keep let it keep: only a first
+ * block of the usual size stays. */
+void ldr_arena_trim(struct ldr_arena *a);
 
 /* Returns `n` bytes aligned for any type, owned by the arena, or NULL when
  * the cap or malloc says no. ldr_arena_alloc(a, 0) returns a valid pointer. */

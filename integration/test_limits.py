@@ -427,6 +427,50 @@ class Limits(unittest.TestCase):
             self.assertLess(rss1 - rss0, 50 * 1024, "the burst's memory stayed with larder")
             stub.Teardown(pb.TeardownRequest(tables=["burst"]), timeout=60)
 
+    def test_batch_block_kept_under_load_and_given_back_when_idle(self):
+        """Reads of 256 keys x 50 features of 256 bytes, one after another: a worker keeps
+        the block its reads took (VmRSS stays up by at least 4 MiB between reads), and
+        gives it back once no read came for a second (VmRSS back within 2 MiB)."""
+        skip_on_sanitizers(self)
+        with harness.Server(larder={"max_message_bytes": 16777216}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["kept"]), timeout=60)
+            blob = os.urandom(256)  # a reply of 3.6 MB, under a client's 4 MiB
+            for first in range(0, 256, 32):
+                stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view="kept", rows=[row(
+                    key(driver_id=k), {"f%02d" % j: V(bytes_val=blob) for j in range(50)})
+                    for k in range(first, first + 32)]), timeout=120)
+            read = pb.OnlineReadRequest(feature_view="kept", entity_keys=[key(driver_id=k) for k in range(256)])
+
+            def idle_rss():
+                """VmRSS once a second passed without reads (and it stopped falling)."""
+                time.sleep(1.5 * SLOW)
+                rss = server.status("VmRSS")
+                deadline = time.monotonic() + 5 * SLOW
+                while time.monotonic() < deadline:
+                    time.sleep(0.3)
+                    now = server.status("VmRSS")
+                    if now >= rss:
+                        break
+                    rss = now
+                return rss
+
+            self.assertEqual(len(stub.OnlineRead(read, timeout=60).results), 256)  # caches, connections
+            rss0 = idle_rss()
+            for _ in range(8):  # every worker reads twice: the second read fills the kept block
+                self.assertEqual(len(stub.OnlineRead(read, timeout=60).results[255].features), 50)
+            kept = server.status("VmRSS")
+            deadline = time.monotonic() + 5 * SLOW
+            rss1 = server.status("VmRSS")
+            while rss1 - rss0 >= 2 * 1024 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                rss1 = server.status("VmRSS")
+            print("VmRSS idle %d KiB, between reads %d KiB (%+.1f MiB), idle again %d KiB (%+.1f MiB)"
+                  % (rss0, kept, (kept - rss0) / 1024, rss1, (rss1 - rss0) / 1024))
+            self.assertGreaterEqual(kept - rss0, 4 * 1024, "the workers did not keep their blocks between reads")
+            self.assertLess(rss1 - rss0, 2 * 1024, "the kept blocks stayed with larder when it went idle")
+            stub.Teardown(pb.TeardownRequest(tables=["kept"]), timeout=60)
+
     # ---- item 8a: MySQL columns wider than Feast's ----
     def test_mysql_wider_columns(self):
         """feature_name VARCHAR(2000) and value LONGBLOB; a row of a 1,500-character

@@ -47,8 +47,9 @@ static size_t group_order(struct worker *w, struct call **out) {
 /* Keys read together at the most: reads waiting beyond them are served in the
  * next round trip, so a worker never holds the rows of a whole queue at once
  * (64 reads of 100 keys x 50 features were 30 MB of rows). Each read is still
- * one round trip. */
-#define CHUNK_KEYS (4 * LDR_BATCH_KEYS)
+ * one round trip. 512 keys of 50 features take about 7 MB, the block a worker
+ * then keeps from batch to batch (worker.c). */
+#define CHUNK_KEYS (2 * LDR_BATCH_KEYS)
 
 /* A shared read that fails is done again call by call, so one bad call (a key
  * a store cannot hold, say) never fails the others. */

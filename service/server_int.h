@@ -127,6 +127,7 @@ struct worker {
   struct call *batch[DRAIN_MAX + 1]; /* reads to serve together */
   size_t nbatch;
   struct ldr_arena batch_arena; /* keys and results of reads served together */
+  int64_t batch_ns;             /* when the last batch of reads was served */
 };
 
 struct retired; /* token sets SIGHUP replaced (server.c) */

@@ -33,6 +33,10 @@
 #define STREAM_CAP 1024
 /* Arena blocks of a unary and of a streaming call, and the batch's arena. */
 #define UNARY_ARENA_BLOCK 16384
+/* Most bytes a worker keeps between batches of reads served together, and
+ * how long it keeps them once no read comes. */
+#define BATCH_ARENA_KEEP (16u << 20)
+#define BATCH_ARENA_IDLE_NS 1000000000
 #define STREAM_ARENA_BLOCK 4096
 /* How often a worker looks at its calls in flight and its streams, at the most. */
 #define TICK_NS 200000000
@@ -321,9 +325,14 @@ void *ldr_worker_main(void *arg) {
      * and push health changes to streams, and while draining, to notice the end. */
     int busy = w->pools[KIND_UNARY].inflight.n || w->pools[KIND_STREAM].inflight.n ||
                atomic_load(&w->srv->draining);
-    gpr_timespec until = busy ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                             gpr_time_from_millis(TICK_NS / 1000000, GPR_TIMESPAN))
-                              : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    /* A worker that kept a block for reads served together wakes once more
+     * when reads stop, to give it back. */
+    int kept = ldr_arena_held(&w->batch_arena) > UNARY_ARENA_BLOCK;
+    int64_t wait_ns = busy ? TICK_NS : kept ? BATCH_ARENA_IDLE_NS : 0;
+    gpr_timespec until = wait_ns
+                             ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                            gpr_time_from_millis(wait_ns / 1000000, GPR_TIMESPAN))
+                             : gpr_inf_future(GPR_CLOCK_MONOTONIC);
     grpc_event ev;
     if (w->probe) {
       ev = probe_next(w, until);
@@ -346,7 +355,10 @@ void *ldr_worker_main(void *arg) {
       }
       if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     }
-    if (w->nbatch) ldr_batch_run(w);
+    if (w->nbatch) {
+      ldr_batch_run(w);
+      w->batch_ns = t0;
+    }
     /* After a burst of large calls, malloc keeps their freed memory for reuse
      * (in arenas of gRPC's threads too): give it back once nothing is in flight. */
     if (w->trim && w->pools[KIND_UNARY].inflight.n == 0) {
@@ -355,6 +367,7 @@ void *ldr_worker_main(void *arg) {
     }
     int64_t now = ldr_now_ns();
     w->busy_ns += now - t0;
+    if (kept && now - w->batch_ns >= BATCH_ARENA_IDLE_NS) ldr_arena_trim(&w->batch_arena);
     if (now - w->last_tick_ns >= TICK_NS || atomic_load(&w->srv->stopping)) {
       w->last_tick_ns = now;
       if (w->pools[KIND_UNARY].inflight.n) end_stalled(w, now);
@@ -370,6 +383,9 @@ int ldr_worker_init(struct server *srv, int i) {
   ldr_err_clear(&err);
   size_t cap = (size_t)srv->cfg->max_message_bytes * 16;
   ldr_arena_init(&w->batch_arena, UNARY_ARENA_BLOCK, cap < (64u << 20) ? 64u << 20 : cap);
+  /* Reads served together take about the same memory batch after batch: a
+   * block kept from the last one spares an mmap, page faults and munmap each. */
+  ldr_arena_keep(&w->batch_arena, BATCH_ARENA_KEEP);
   w->srv = srv;
   w->idx = i;
   w->ws.stopping = &srv->stopping;

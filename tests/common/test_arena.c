@@ -1,5 +1,6 @@
 /* common/arena.c: the per-call pool — alignment, growth, the byte cap, reset
- * and destroy, and the cleanups that run at reset. */
+ * (and what ldr_arena_keep lets it keep) and destroy, and the cleanups that
+ * run at reset. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +123,70 @@ static void reset_keeps_first_block(void **state) {
   ldr_arena_destroy(&a);
 }
 
+/* Allocations of 1,000 bytes (1,008 with alignment) until `n` were given out. */
+static void use(struct ldr_arena *a, size_t n) {
+  for (size_t i = 0; i < n; i++) memset(ldr_arena_alloc(a, 1000), 0x5a, 1000);
+}
+
+/* With ldr_arena_keep, a reset keeps what the use took, in one block with an
+ * eighth more; a use of the same size then takes no new block. A use under a
+ * quarter of the block shrinks it; a use over `keep`, and ldr_arena_trim,
+ * give it back. */
+static void reset_keeps_what_keep_allows(void **state) {
+  (void)state;
+  struct ldr_arena a;
+  ldr_arena_init(&a, 256, 0);
+  ldr_arena_keep(&a, 100000);
+  use(&a, 40);
+  size_t used = 40 * 1008;
+  ldr_arena_reset(&a);
+  size_t kept = a.held;
+  assert_true(kept >= used && kept <= used + used / 8);
+  void *p = ldr_arena_alloc(&a, 1000);
+  use(&a, 39);
+  assert_int_equal(a.held, kept); /* no new block */
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, kept);
+  assert_ptr_equal(ldr_arena_alloc(&a, 1000), p); /* the same block, from its start */
+  /* A third of it: still kept, not shrunk to fit. */
+  use(&a, 13);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, kept);
+  /* A use over a quarter of it grows... */
+  use(&a, 60);
+  ldr_arena_reset(&a);
+  assert_true(a.held >= 60 * 1008 && a.held <= 60 * 1008 + 60 * 1008 / 8);
+  /* ... and one under a quarter shrinks it to that use. */
+  use(&a, 1);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, 1008 + 1008 / 8);
+  /* A use over `keep` is not kept. */
+  use(&a, 120);
+  ldr_arena_reset(&a);
+  assert_true(a.held <= 256);
+  /* ldr_arena_trim gives the kept block back, and keeping goes on after it. */
+  use(&a, 40);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, kept);
+  ldr_arena_trim(&a);
+  assert_true(a.held <= 256);
+  use(&a, 40); /* and in the middle of a use too */
+  ldr_arena_trim(&a);
+  assert_true(a.held <= 256);
+  use(&a, 40);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, kept);
+  ldr_arena_destroy(&a);
+  assert_int_equal(a.held, 0);
+  /* The block kept at reset counts against the cap: none is taken past it. */
+  ldr_arena_init(&a, 256, 30000);
+  ldr_arena_keep(&a, 100000);
+  use(&a, 28);
+  ldr_arena_reset(&a);
+  assert_true(a.held <= 30000);
+  ldr_arena_destroy(&a);
+}
+
 /* Each cleanup records the order it ran in. */
 static int order[4], runs;
 static void note(void *arg) { order[runs++] = *(const int *)arg; }
@@ -171,6 +236,7 @@ int main(void) {
       cmocka_unit_test(cap_is_an_error_not_an_abort),
       cmocka_unit_test(cap_is_never_passed),
       cmocka_unit_test(reset_keeps_first_block),
+      cmocka_unit_test(reset_keeps_what_keep_allows),
       cmocka_unit_test(cleanups_run_once_newest_first),
       cmocka_unit_test(protobuf_allocator),
   };
