@@ -5,6 +5,8 @@
 #include <string.h>
 
 #define ARENA_ALIGN 16u
+/* Uses in a row under a quarter of a kept block before it shrinks to fit. */
+#define SHRINK_AFTER 64u
 
 struct ldr_arena_block {
   struct ldr_arena_block *next;
@@ -66,20 +68,25 @@ void ldr_arena_reset(struct ldr_arena *a) {
   run_cleanups(a);
   /* The first block stays at its usual size: a reused context keeps only its
    * usual block, not the largest request it ever served. An arena that may
-   * keep up to `keep` bytes keeps one block sized to this use (with an eighth
-   * more), so that the next use of about the same size neither mallocs nor
-   * faults in fresh pages; it shrinks back once a use takes under a quarter. */
+   * keep up to `keep` bytes keeps one block sized to the largest use that
+   * needed a new one (with an eighth more), so that the next use of about
+   * that size neither mallocs nor faults in fresh pages. It shrinks to fit
+   * after SHRINK_AFTER uses in a row took under a quarter of it. */
   size_t used = 0;
   for (struct ldr_arena_block *b = a->first; b != NULL; b = b->next) used += b->used;
   size_t size = a->first_size;
   if (used <= a->keep && used + used / 8 > size) size = used + used / 8;
   struct ldr_arena_block *f = a->first;
-  int roomy = f != NULL && a->keep != 0 && used <= a->keep && f->next == NULL && f->size >= used &&
-              used >= f->size / 4; /* a kept block this use took at least a quarter of */
+  int roomy = 0;
+  if (f != NULL && a->keep != 0 && used <= a->keep && f->next == NULL && f->size >= used) {
+    a->small = used >= f->size / 4 ? 0 : a->small + 1;
+    roomy = a->small < SHRINK_AFTER;
+  }
   if (f != NULL && f->size != size && !roomy) {
     free_chain(f);
     a->first = NULL;
     a->held = 0;
+    a->small = 0;
   }
   if (a->first != NULL) {
     free_chain(a->first->next);

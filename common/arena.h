@@ -21,6 +21,7 @@ struct ldr_arena {
   size_t held;                        /* bytes held in blocks */
   size_t cap;                         /* most bytes that may be held */
   size_t keep;                        /* most bytes kept across resets (ldr_arena_keep) */
+  unsigned small;                     /* resets in a row that used under a quarter of it */
   int exhausted;                      /* an allocation failed since the last reset */
   struct ldr_arena_cleanup *cleanups; /* run at reset and destroy, newest first */
 };
@@ -35,9 +36,10 @@ void ldr_arena_destroy(struct ldr_arena *a);
  * than what ldr_arena_keep allows) and forgets every allocation. */
 void ldr_arena_reset(struct ldr_arena *a);
 
-/* Lets reset keep up to `bytes` (in one block, sized to what the last use
- * held) instead of only the first block: for an arena reused for work of about
- * the same size, whose blocks would otherwise be mmapped and unmapped each time. */
+/* Lets reset keep up to `bytes` (in one block, sized to the largest use that
+ * outgrew it; smaller once 64 uses in a row took under a quarter) instead of
+ * only the first block: for an arena reused for work of about the same size,
+ * whose blocks would otherwise be mmapped and unmapped each time. */
 void ldr_arena_keep(struct ldr_arena *a, size_t bytes);
 
 /* Bytes the arena holds in blocks (after a reset: what it kept). */

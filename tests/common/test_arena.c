@@ -129,9 +129,9 @@ static void use(struct ldr_arena *a, size_t n) {
 }
 
 /* With ldr_arena_keep, a reset keeps what the use took, in one block with an
- * eighth more; a use of the same size then takes no new block. A use under a
- * quarter of the block shrinks it; a use over `keep`, and ldr_arena_trim,
- * give it back. */
+ * eighth more; a use of the same size then takes no new block. 64 uses in a
+ * row under a quarter of the block shrink it; a use over `keep`, and
+ * ldr_arena_trim, give it back. */
 static void reset_keeps_what_keep_allows(void **state) {
   (void)state;
   struct ldr_arena a;
@@ -156,7 +156,20 @@ static void reset_keeps_what_keep_allows(void **state) {
   use(&a, 60);
   ldr_arena_reset(&a);
   assert_true(a.held >= 60 * 1008 && a.held <= 60 * 1008 + 60 * 1008 / 8);
-  /* ... and one under a quarter shrinks it to that use. */
+  /* ... and 64 uses in a row under a quarter shrink it to fit, not 63. */
+  size_t grown = a.held;
+  for (int i = 0; i < 63; i++) {
+    use(&a, 1);
+    ldr_arena_reset(&a);
+  }
+  assert_int_equal(a.held, grown);
+  use(&a, 20); /* a quarter or more starts the count again */
+  ldr_arena_reset(&a);
+  for (int i = 0; i < 63; i++) {
+    use(&a, 1);
+    ldr_arena_reset(&a);
+  }
+  assert_int_equal(a.held, grown);
   use(&a, 1);
   ldr_arena_reset(&a);
   assert_int_equal(a.held, 1008 + 1008 / 8);
