@@ -69,13 +69,16 @@ void ldr_arena_reset(struct ldr_arena *a) {
   /* The first block stays at its usual size: a reused context keeps only its
    * usual block, not the largest request it ever served. An arena that may
    * keep up to `keep` bytes keeps one block sized to the largest use that
-   * needed a new one (with an eighth more), so that the next use of about
+   * needed a new one (with an eighth more, within `keep`), so that the next use of about
    * that size neither mallocs nor faults in fresh pages. It shrinks to fit
    * after SHRINK_AFTER uses in a row took under a quarter of it. */
   size_t used = 0;
   for (struct ldr_arena_block *b = a->first; b != NULL; b = b->next) used += b->used;
   size_t size = a->first_size;
-  if (used <= a->keep && used + used / 8 > size) size = used + used / 8;
+  if (used <= a->keep) {
+    size_t room = used / 8 < a->keep - used ? used / 8 : a->keep - used; /* never past keep */
+    if (used + room > size) size = used + room;
+  }
   struct ldr_arena_block *f = a->first;
   int roomy = 0;
   if (f != NULL && a->keep != 0 && used <= a->keep && f->next == NULL && f->size >= used) {

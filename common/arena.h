@@ -10,14 +10,15 @@ struct ldr_arena_cleanup;
 /*
  * Allocations come from a chain of blocks. ldr_arena_reset frees every block
  * but the first, so a call context that is reused for call after call does not
- * go back to malloc for small requests. `cap` bounds the bytes held in blocks:
+ * go back to malloc for small requests (with ldr_arena_keep, it may replace
+ * them with one block the size of the use). `cap` bounds the bytes held in blocks:
  * an allocation that would pass it fails and sets `exhausted`, which callers
  * report as RESOURCE_EXHAUSTED instead of aborting.
  */
 struct ldr_arena {
-  struct ldr_arena_block *first;      /* kept across resets */
+  struct ldr_arena_block *first;      /* kept across resets (or replaced, see ldr_arena_keep) */
   struct ldr_arena_block *cur;        /* allocations come from here */
-  size_t first_size;                  /* size of the first block, allocated lazily */
+  size_t first_size;                  /* size of the usual first block, allocated lazily */
   size_t held;                        /* bytes held in blocks */
   size_t cap;                         /* most bytes that may be held */
   size_t keep;                        /* most bytes kept across resets (ldr_arena_keep) */
@@ -33,11 +34,14 @@ void ldr_arena_init(struct ldr_arena *a, size_t first_size, size_t cap);
 void ldr_arena_destroy(struct ldr_arena *a);
 
 /* Frees all blocks but the first (unless it is larger than first_size, or
- * than what ldr_arena_keep allows) and forgets every allocation. */
+ * than what ldr_arena_keep allows) and forgets every allocation. With
+ * ldr_arena_keep, it may malloc the block it keeps; when that fails, the
+ * arena allocates its usual first block lazily again. */
 void ldr_arena_reset(struct ldr_arena *a);
 
 /* Lets reset keep up to `bytes` (in one block, sized to the largest use that
- * outgrew it; smaller once 64 uses in a row took under a quarter) instead of
+ * outgrew it plus an eighth, within `bytes`; smaller once 64 uses in a row
+ * took under a quarter) instead of
  * only the first block: for an arena reused for work of about the same size,
  * whose blocks would otherwise be mmapped and unmapped each time. */
 void ldr_arena_keep(struct ldr_arena *a, size_t bytes);

@@ -432,7 +432,8 @@ class Limits(unittest.TestCase):
         the block its reads took (VmRSS stays up by at least 4 MiB between reads), and
         gives it back once no read came for a second (VmRSS back within 2 MiB)."""
         skip_on_sanitizers(self)
-        with harness.Server(larder={"max_message_bytes": 16777216}) as server:
+        # Two workers, so that eight reads give each of them two whatever the host's cores.
+        with harness.Server(larder={"max_message_bytes": 16777216, "workers": 2}) as server:
             stub = server.stub
             stub.Update(pb.UpdateRequest(tables_to_keep=["kept"]), timeout=60)
             blob = os.urandom(256)  # a reply of 3.6 MB, under a client's 4 MiB

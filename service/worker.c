@@ -357,7 +357,7 @@ void *ldr_worker_main(void *arg) {
     }
     if (w->nbatch) {
       ldr_batch_run(w);
-      w->batch_ns = t0;
+      w->batch_ns = ldr_now_ns(); /* the idle second counts from its end */
     }
     /* After a burst of large calls, malloc keeps their freed memory for reuse
      * (in arenas of gRPC's threads too): give it back once nothing is in flight. */

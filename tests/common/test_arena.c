@@ -173,6 +173,14 @@ static void reset_keeps_what_keep_allows(void **state) {
   use(&a, 1);
   ldr_arena_reset(&a);
   assert_int_equal(a.held, 1008 + 1008 / 8);
+  /* The count starts again after a shrink: the next small use keeps the block. */
+  void *shrunk = ldr_arena_alloc(&a, 8);
+  ldr_arena_reset(&a);
+  memset(ldr_arena_alloc(&a, 260), 0, 260);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, 1008 + 1008 / 8);
+  assert_ptr_equal(ldr_arena_alloc(&a, 8), shrunk);
+  ldr_arena_reset(&a);
   /* A use over `keep` is not kept. */
   use(&a, 120);
   ldr_arena_reset(&a);
@@ -191,6 +199,13 @@ static void reset_keeps_what_keep_allows(void **state) {
   assert_int_equal(a.held, kept);
   ldr_arena_destroy(&a);
   assert_int_equal(a.held, 0);
+  /* The block kept is never larger than `keep`, eighth or not. */
+  ldr_arena_init(&a, 256, 0);
+  ldr_arena_keep(&a, 40 * 1008 + 100);
+  use(&a, 40);
+  ldr_arena_reset(&a);
+  assert_int_equal(a.held, 40 * 1008 + 100);
+  ldr_arena_destroy(&a);
   /* The block kept at reset counts against the cap: none is taken past it. */
   ldr_arena_init(&a, 256, 30000);
   ldr_arena_keep(&a, 100000);
