@@ -259,6 +259,15 @@ class Server:
                     return int(line.split()[1])
         raise KeyError(field)
 
+    def rss_back_to(self, rss0, margin_kib):
+        """VmRSS once it is within `margin_kib` of `rss0`, or after 5 s (x SLOW) of waiting for it."""
+        deadline = time.monotonic() + 5 * SLOW
+        rss = self.status("VmRSS")
+        while rss - rss0 >= margin_kib and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rss = self.status("VmRSS")
+        return rss
+
     def kill(self):
         """SIGKILL, for a server a test gave up on (a worker stuck in a loop ends no other way)."""
         if self.channel is not None:

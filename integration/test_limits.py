@@ -417,11 +417,7 @@ class Limits(unittest.TestCase):
                 replies = list(pool.map(lambda r: stub.OnlineWriteBatch(r, timeout=120), payloads))
             self.assertEqual([r.rows_written for r in replies], [1] * 64)
             peak = server.status("VmRSS")
-            deadline = time.monotonic() + 5 * SLOW
-            rss1 = server.status("VmRSS")
-            while rss1 - rss0 >= 50 * 1024 and time.monotonic() < deadline:
-                time.sleep(0.2)
-                rss1 = server.status("VmRSS")
+            rss1 = server.rss_back_to(rss0, 50 * 1024)
             print("VmRSS before the burst %d KiB, right after %d KiB, idle %d KiB (%+.1f MiB)"
                   % (rss0, peak, rss1, (rss1 - rss0) / 1024))
             self.assertLess(rss1 - rss0, 50 * 1024, "the burst's memory stayed with larder")
@@ -461,11 +457,7 @@ class Limits(unittest.TestCase):
             for _ in range(8):  # every worker reads twice: the second read fills the kept block
                 self.assertEqual(len(stub.OnlineRead(read, timeout=60).results[255].features), 50)
             kept = server.status("VmRSS")
-            deadline = time.monotonic() + 5 * SLOW
-            rss1 = server.status("VmRSS")
-            while rss1 - rss0 >= 2 * 1024 and time.monotonic() < deadline:
-                time.sleep(0.2)
-                rss1 = server.status("VmRSS")
+            rss1 = server.rss_back_to(rss0, 2 * 1024)
             print("VmRSS idle %d KiB, between reads %d KiB (%+.1f MiB), idle again %d KiB (%+.1f MiB)"
                   % (rss0, kept, (kept - rss0) / 1024, rss1, (rss1 - rss0) / 1024))
             self.assertGreaterEqual(kept - rss0, 4 * 1024, "the workers did not keep their blocks between reads")

@@ -128,6 +128,15 @@ static void use(struct ldr_arena *a, size_t n) {
   for (size_t i = 0; i < n; i++) memset(ldr_arena_alloc(a, 1000), 0x5a, 1000);
 }
 
+/* `times` uses of `n` allocations, each followed by a reset; what the arena then holds. */
+static size_t uses(struct ldr_arena *a, size_t n, int times) {
+  for (int i = 0; i < times; i++) {
+    use(a, n);
+    ldr_arena_reset(a);
+  }
+  return a->held;
+}
+
 /* With ldr_arena_keep, a reset keeps what the use took, in one block with an
  * eighth more; a use of the same size then takes no new block. 64 uses in a
  * row under a quarter of the block shrink it; a use over `keep`, and
@@ -137,10 +146,7 @@ static void reset_keeps_what_keep_allows(void **state) {
   struct ldr_arena a;
   ldr_arena_init(&a, 256, 0);
   ldr_arena_keep(&a, 100000);
-  use(&a, 40);
-  size_t used = 40 * 1008;
-  ldr_arena_reset(&a);
-  size_t kept = a.held;
+  size_t used = 40 * 1008, kept = uses(&a, 40, 1);
   assert_true(kept >= used && kept <= used + used / 8);
   void *p = ldr_arena_alloc(&a, 1000);
   use(&a, 39);
@@ -148,31 +154,18 @@ static void reset_keeps_what_keep_allows(void **state) {
   ldr_arena_reset(&a);
   assert_int_equal(a.held, kept);
   assert_ptr_equal(ldr_arena_alloc(&a, 1000), p); /* the same block, from its start */
+  ldr_arena_reset(&a);
   /* A third of it: still kept, not shrunk to fit. */
-  use(&a, 13);
-  ldr_arena_reset(&a);
-  assert_int_equal(a.held, kept);
+  assert_int_equal(uses(&a, 13, 1), kept);
   /* A use over a quarter of it grows... */
-  use(&a, 60);
-  ldr_arena_reset(&a);
-  assert_true(a.held >= 60 * 1008 && a.held <= 60 * 1008 + 60 * 1008 / 8);
-  /* ... and 64 uses in a row under a quarter shrink it to fit, not 63. */
-  size_t grown = a.held;
-  for (int i = 0; i < 63; i++) {
-    use(&a, 1);
-    ldr_arena_reset(&a);
-  }
-  assert_int_equal(a.held, grown);
-  use(&a, 20); /* a quarter or more starts the count again */
-  ldr_arena_reset(&a);
-  for (int i = 0; i < 63; i++) {
-    use(&a, 1);
-    ldr_arena_reset(&a);
-  }
-  assert_int_equal(a.held, grown);
-  use(&a, 1);
-  ldr_arena_reset(&a);
-  assert_int_equal(a.held, 1008 + 1008 / 8);
+  size_t grown = uses(&a, 60, 1);
+  assert_true(grown >= 60 * 1008 && grown <= 60 * 1008 + 60 * 1008 / 8);
+  /* ... and 64 uses in a row under a quarter shrink it to fit, not 63; a use
+   * of a quarter or more starts the count again. */
+  assert_int_equal(uses(&a, 1, 63), grown);
+  assert_int_equal(uses(&a, 20, 1), grown);
+  assert_int_equal(uses(&a, 1, 63), grown);
+  assert_int_equal(uses(&a, 1, 1), 1008 + 1008 / 8);
   /* The count starts again after a shrink: the next small use keeps the block. */
   void *shrunk = ldr_arena_alloc(&a, 8);
   ldr_arena_reset(&a);
@@ -182,36 +175,26 @@ static void reset_keeps_what_keep_allows(void **state) {
   assert_ptr_equal(ldr_arena_alloc(&a, 8), shrunk);
   ldr_arena_reset(&a);
   /* A use over `keep` is not kept. */
-  use(&a, 120);
-  ldr_arena_reset(&a);
-  assert_true(a.held <= 256);
+  assert_true(uses(&a, 120, 1) <= 256);
   /* ldr_arena_trim gives the kept block back, and keeping goes on after it. */
-  use(&a, 40);
-  ldr_arena_reset(&a);
-  assert_int_equal(a.held, kept);
+  assert_int_equal(uses(&a, 40, 1), kept);
   ldr_arena_trim(&a);
   assert_true(a.held <= 256);
   use(&a, 40); /* and in the middle of a use too */
   ldr_arena_trim(&a);
   assert_true(a.held <= 256);
-  use(&a, 40);
-  ldr_arena_reset(&a);
-  assert_int_equal(a.held, kept);
+  assert_int_equal(uses(&a, 40, 1), kept);
   ldr_arena_destroy(&a);
   assert_int_equal(a.held, 0);
   /* The block kept is never larger than `keep`, eighth or not. */
   ldr_arena_init(&a, 256, 0);
   ldr_arena_keep(&a, 40 * 1008 + 100);
-  use(&a, 40);
-  ldr_arena_reset(&a);
-  assert_int_equal(a.held, 40 * 1008 + 100);
+  assert_int_equal(uses(&a, 40, 1), 40 * 1008 + 100);
   ldr_arena_destroy(&a);
   /* The block kept at reset counts against the cap: none is taken past it. */
   ldr_arena_init(&a, 256, 30000);
   ldr_arena_keep(&a, 100000);
-  use(&a, 28);
-  ldr_arena_reset(&a);
-  assert_true(a.held <= 30000);
+  assert_true(uses(&a, 28, 1) <= 30000);
   ldr_arena_destroy(&a);
 }
 
