@@ -125,11 +125,29 @@ class PrivateDatabase:
                         PG_PORT=str(port), MYSQL_PORT=str(port), DB_DURABLE="1" if durable else "0")
 
     def run(self, *args):
-        subprocess.run(["bash", self.script] + list(args), env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r = subprocess.run(["bash", self.script] + list(args), env=self.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise RuntimeError("services.sh %s (%s): exit %d: %s" % (
+                " ".join(args), self.name, r.returncode, r.stderr.decode(errors="replace")[-2000:]))
 
     def start(self):
-        self.run("start")
+        # Tests run side by side: the free port may be taken before the server binds it.
+        # A start that fails says why and tries another port, three tries in all.
+        for attempt in range(3):
+            try:
+                self.run("start")
+                break
+            except RuntimeError as e:
+                if attempt == 2:
+                    raise
+                sys.stderr.write("%s; trying another port\n" % e)
+                try:
+                    self.run("stop")
+                except RuntimeError:
+                    pass
+                port = str(free_port())
+                self.env.update(PG_PORT=port, MYSQL_PORT=port)
         with open(os.path.join(self.env["SVC_DIR"], "env")) as f:
             for line in f:
                 for word in line.replace("export ", "").split():
