@@ -77,6 +77,7 @@ class Follower(Primary):
 
     def __init__(self, primary):
         super().__init__(primary.name)
+        self.primary = primary
         self.env.pop("REPLICATION")
         self.env["PRIMARY_PORT"] = primary.env["PG_PORT"]
 
@@ -91,6 +92,16 @@ class Follower(Primary):
 
     def promote(self):
         self.run("promote")
+
+    def catch_up(self, timeout):
+        """Waits until this follower has applied all the primary has committed
+        (so a table just created on the primary is here too); true if it has."""
+        if self.name == "postgres":
+            lsn = self.primary.sql("SELECT pg_current_wal_lsn()", database="postgres")
+            return wait_for(lambda: self.sql("SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % lsn,
+                                             database="postgres") == "t", timeout)
+        pos = self.primary.sql("SELECT @@gtid_binlog_pos")
+        return self.sql("SELECT MASTER_GTID_WAIT('%s', %d)" % (pos, max(1, int(timeout)))) == "0"
 
 
 class Load:

@@ -42,6 +42,8 @@ class Replica(unittest.TestCase):
         stub = server.stub
         table = "%s_v" % server.project
         stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+        # Replication is asynchronous: Update returns before the replica has the table.
+        self.assertTrue(replica.catch_up(seconds(10)), "the replica did not apply the new table")
         scaleout.write_rows(stub, range(100))
 
         def found(ids, features=()):

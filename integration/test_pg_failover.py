@@ -55,6 +55,8 @@ class Failover(unittest.TestCase):
         self.addCleanup(self.server.stop)
         self.table = "%s_v" % self.server.project
         self.server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+        # Asynchronous replication: Update returns before the standby has the table.
+        self.assertTrue(self.standby.catch_up(seconds(10)), "the standby did not replay the new table")
 
     def found(self, ids, timeout=10):
         reply = self.server.stub.OnlineRead(pb.OnlineReadRequest(
