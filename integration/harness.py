@@ -29,7 +29,8 @@ BACKEND = os.environ.get("LARDER_TEST_BACKEND", "sqlite")
 BACKENDS_BUILT = os.environ.get("LARDER_BACKENDS", "sqlite,postgres,mysql").split(",")
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests
 # Time bounds in the tests are behaviour bounds; a sanitized build is slower,
-# so scripts/test.sh sets LARDER_SANITIZED=1 for those runs and they triple.
+# so its tests run with LARDER_SANITIZED=1 (integration/CMakeLists.txt sets it
+# when LARDER_SANITIZE is) and they triple.
 SLOW = 3 if os.environ.get("LARDER_SANITIZED") == "1" else 1
 
 # A test of a client-server backend needs the server of integration/services.sh.
