@@ -86,10 +86,20 @@ reflection_v1alpha_pb2 = _load("reflection_v1alpha_pb2", _GRPC_PROTOS["grpc/refl
 NOTHING = object()  # "no JSON body" (None is JSON's null)
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before by this process: the
+    kernel can give two binds in a row the same port, and a test that asks for
+    a metrics port and then starts a Server would get one port for both."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def store_yaml(backend, tmpdir, env=None, schema=None):
@@ -223,8 +233,11 @@ class Server:
         self.proc = None
         self.channel = None
 
-    def start(self):
+    def _launch(self):
+        """Starts larder and waits until it serves gRPC; returns a port of its
+        own that another process took first, or None once it serves."""
         self.log = open(self.log_path, "ab")
+        start = self.log.tell()
         self.proc = subprocess.Popen(self.wrapper + [LARDER_BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env)
         # Plain connects first: a gRPC channel that meets a closed port backs off for a second.
@@ -235,18 +248,56 @@ class Server:
                 break
             except OSError:
                 time.sleep(0.02)
-        if self.proc.poll() is not None:  # exited at start: a config error, say
-            code = self.proc.wait()
-            self.log.close()
-            self.proc = None
-            raise RuntimeError("larder did not start (exit status %s):\n%s" % (code, self.read_log()))
-        self.channel = (grpc.secure_channel(self.addr, self.credentials) if self.credentials
-                        else grpc.insecure_channel(self.addr))
-        try:
-            grpc.channel_ready_future(self.channel).result(timeout=20)
-        except grpc.FutureTimeoutError:
-            self.proc.kill()
-            raise RuntimeError("larder did not start:\n" + self.read_log())
+        self.channel = None
+        if self.proc.poll() is None:
+            self.channel = (grpc.secure_channel(self.addr, self.credentials) if self.credentials
+                            else grpc.insecure_channel(self.addr))
+            ready = grpc.channel_ready_future(self.channel)
+            deadline = time.monotonic() + 20
+            while self.proc.poll() is None:  # the port may answer for another process
+                try:
+                    ready.result(timeout=0.1)
+                    return None
+                except grpc.FutureTimeoutError:
+                    if time.monotonic() > deadline:
+                        self.kill()
+                        raise RuntimeError("larder did not start:\n" + self.read_log())
+            self.channel.close()
+            self.channel = None
+        code = self.proc.wait()  # exited at start: a config error, say
+        self.log.close()
+        self.proc = None
+        log = self.read_log()
+        this_run = log[start:]
+        for port in (self.port, self.http_port):
+            if port is not None and "cannot listen on 127.0.0.1:%d:" % port in this_run:
+                return port
+        raise RuntimeError("larder did not start (exit status %s):\n%s" % (code, log))
+
+    def _move_port(self, old):
+        """Points the config's listener on port `old` at a new free port."""
+        new = free_port()
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace("127.0.0.1:%d" % old, "127.0.0.1:%d" % new))
+        if old == self.port:
+            self.port, self.addr = new, "127.0.0.1:%d" % new
+        else:
+            self.http_port, self.http_addr = new, "127.0.0.1:%d" % new
+        print("larder: port %d was taken; trying %d" % (old, new), file=sys.stderr)
+
+    def start(self):
+        # A port free when __init__ chose it can be taken before larder binds
+        # it (by a test running beside this one): larder then exits saying so,
+        # and starts again on another port, three tries in all.
+        for attempt in range(3):
+            taken = self._launch()
+            if taken is None:
+                break
+            if attempt == 2:
+                raise RuntimeError("larder did not start: port %d taken three times:\n%s" % (taken, self.read_log()))
+            self._move_port(taken)
         self.stub = rpc.OnlineStoreStub(self.channel)
         if self.http_port is not None:
             deadline = time.monotonic() + 20
