@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of bench/ and writes bench/RESULTS.md and bench/plots/.
 #
-#   bench/run.sh           the full run (about 13 minutes)
+#   bench/run.sh           the full run (about 20 minutes)
 #   bench/run.sh --smoke   each server and baseline for a second: proves the
 #                          script works (CI); its report is written to a scratch folder, checked, removed
 #                          (kept with SMOKE_KEEP=1)
@@ -316,6 +316,26 @@ for shape in $READ_SHAPES; do
         fi
       fi
     done
+    # The server CPU targets' cells: two more rounds of larder and the plain clients, alternating;
+    # report.py takes the median of each (one run of a busy two-core machine can be far off).
+    if [ "$SMOKE" = 0 ] && [ "$shape" != 1x50 ] && [ "$c" -ge 16 ]; then
+      for _ in 1 2; do
+        for db in postgres mysql; do
+          eval "p=\$LARDER_${db}_PORT pid=\$LARDER_${db}_PID"
+          dbpid=$([ "$db" = postgres ] && echo "$PG_PID" || echo "$MY_PID")
+          table=(--table "bench_f$feats" --keys "$keys" --features "$feats" --concurrency "$c")
+          only "$pid"
+          settle
+          bench "larder-$db" --target "127.0.0.1:$p" "${read_args[@]}" --concurrency "$c" \
+            --cpu-pid "larder=$pid" --cpu-pid "db=$dbpid"
+          only
+          settle
+          plain "$db-c" "$db" "${table[@]}"
+          settle
+          plain "$db-c-pipe" "$db" "${table[@]}" --connections "$DB_WORKERS"
+        done
+      done
+    fi
   done
 done
 
