@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of bench/ and writes bench/RESULTS.md and bench/plots/.
 #
-#   bench/run.sh           the full run (about 20 minutes)
+#   bench/run.sh           the full run (about 17 minutes)
 #   bench/run.sh --smoke   each server and baseline for a second: proves the
 #                          script works (CI); its report is written to a scratch folder, checked, removed
 #                          (kept with SMOKE_KEEP=1)
