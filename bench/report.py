@@ -74,6 +74,12 @@ def median_of(xs):
     return xs[len(xs) // 2] if xs else None
 
 
+def server_cpu(r):
+    """larder's CPU per read plus the database's under it, or None when a run lacks either."""
+    cpu = r.get("cpu_us_per_call") or {}
+    return cpu["larder"] + cpu["db"] if cpu.get("larder") is not None and cpu.get("db") is not None else None
+
+
 def cpu_table(table, runs, shapes, concs):
     """Per database, shape and concurrency: larder's and the database's CPU per read under larder,
     the database's under the naive and the pipelined plain client, and the ratio of the target.
@@ -84,10 +90,8 @@ def cpu_table(table, runs, shapes, concs):
         for shape in shapes:
             for c in concs:
                 lr = table.get(("larder-" + db, shape, c))
-                served = [r for r in runs.get(("larder-" + db, shape, c), [])
-                          if (r.get("cpu_us_per_call") or {}).get("larder") is not None
-                          and (r.get("cpu_us_per_call") or {}).get("db") is not None]
-                served.sort(key=lambda r: r["cpu_us_per_call"]["larder"] + r["cpu_us_per_call"]["db"])
+                served = sorted((r for r in runs.get(("larder-" + db, shape, c), []) if server_cpu(r) is not None),
+                                key=server_cpu)
                 cpu = served[len(served) // 2]["cpu_us_per_call"] if served else {}
                 naive = median_of(r.get("db_cpu_us_per_read") for r in runs.get((db + "-c", shape, c), []))
                 pipe_row = table.get((db + "-c-pipe", shape, c)) or {}
@@ -386,8 +390,7 @@ def main():
           "CPU per read, in us: " % max(r["runs"] for r in cpu_rep) + "; ".join(
               "%s %s c=%d: larder %s, pipelined %s" % (
                   "PostgreSQL" if r["db"] == "postgres" else "MariaDB", r["shape"], r["c"],
-                  cpu_runs("larder-" + r["db"], r["shape"], r["c"],
-                           lambda x: sum((x.get("cpu_us_per_call") or {}).values()) or None),
+                  cpu_runs("larder-" + r["db"], r["shape"], r["c"], server_cpu),
                   cpu_runs(r["db"] + "-c-pipe", r["shape"], r["c"], lambda x: x.get("db_cpu_us_per_read")))
               for r in cpu_rep) + ".")
     w("- The raw measurements, one JSON line per run, are in `plots/data/results.jsonl` (memory and h2load "
