@@ -19,6 +19,7 @@ void ldr_pg_drop_connection(struct pg_conn *c) {
   for (size_t i = 0; i < c->n_stale; i++) free(c->stale[i]);
   c->n_stale = 0;
   c->timeout_ms = -1;
+  c->generic = 0;
   c->sql.host = -1;
 }
 

@@ -36,6 +36,7 @@ struct pg_conn {
   size_t n_stale;
   unsigned long long seq;
   long timeout_ms;  /* the session's statement_timeout; -1: not known */
+  int generic;      /* the session plans prepared statements once (plan_cache_mode) */
   int conflict;     /* the last statement lost a deadlock or a serialization race */
   int unreplicated; /* a commit's wait for a synchronous standby was cancelled */
 };

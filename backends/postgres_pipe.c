@@ -1,8 +1,9 @@
 /*
  * The PostgreSQL backend's requests as one libpq pipeline each: the statement
- * timeout when it changes, the deallocation of evicted statements, the
- * preparation of statements not cached yet, one statement per view and one
- * Sync; rows of reads taken one at a time as they arrive.
+ * timeout when it changes (and generic plans, once per session), the
+ * deallocation of evicted statements, the preparation of statements not
+ * cached yet, one statement per view and one Sync; rows of reads taken one at
+ * a time as they arrive.
  *
  * With larder.prepared_statements: false (pgbouncer in transaction pooling,
  * where consecutive transactions may run on different server connections) a
@@ -117,6 +118,7 @@ struct pipeline {
   struct cmd *cmds;
   size_t n, cap;
   long timeout; /* CMD_TIMEOUT's value */
+  int generic;  /* CMD_TIMEOUT sets plan_cache_mode too */
 };
 
 /* A statement to run: prepared under `name`, or (unnamed) its text. */
@@ -158,17 +160,31 @@ static void statement_sql(struct ldr_sb *sql, const char *schema, enum stmt_kind
       schema, t);
 }
 
-/* Queues the statement timeout: with named statements, the session's, when
- * the call's deadline calls for another value; without, this transaction's. */
+/*
+ * Queues the statement timeout: with named statements, the session's, when
+ * the call's deadline calls for another value; without, this transaction's.
+ *
+ * A new session with named statements also gets plan_cache_mode =
+ * force_generic_plan (PostgreSQL 12 and later). Left to choose, the server
+ * plans a read for its parameters on every execution, for ever: the generic
+ * plan's estimate for `entity_key = ANY($1)` assumes ten keys, so it never
+ * looks cheaper than a custom plan for one. The plan is the same index scan
+ * either way; planning it again costs a one-key read a third of the
+ * database's CPU (bench/analysis.md).
+ */
 static enum ldr_rc queue_timeout(struct ldr_backend *b, struct pg_conn *c, struct pipeline *p,
                                  struct ldr_err *err) {
   long want = ldr_sql_timeout_ms(b->deadline_ns);
   if (want < 0) return ldr_err_set(err, LDR_DEADLINE, "the call's deadline passed");
-  char value[64];
+  char value[200];
   int sent;
   if (impl(b)->named) {
-    if (want == c->timeout_ms) return LDR_OK;
-    snprintf(value, sizeof value, "SET statement_timeout = %ld", want);
+    p->generic = !c->generic && PQserverVersion(c->conn) >= 120000;
+    if (want == c->timeout_ms && !p->generic) return LDR_OK;
+    snprintf(value, sizeof value,
+             "SELECT pg_catalog.set_config('statement_timeout', '%ld', false)%s", want,
+             p->generic ? ", pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', false)"
+                        : "");
     sent = PQsendQueryParams(c->conn, value, 0, NULL, NULL, NULL, NULL, 0);
     p->timeout = want;
   } else {
@@ -177,6 +193,7 @@ static enum ldr_rc queue_timeout(struct ldr_backend *b, struct pg_conn *c, struc
     sent = PQsendQueryParams(c->conn, "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
                              1, NULL, params, NULL, NULL, 0);
     p->timeout = -1; /* gone with the transaction */
+    p->generic = 0;
   }
   if (!sent) return ldr_pg_result_error(b, c, NULL, "statement_timeout", NULL, err);
   p->cmds[p->n++] = (struct cmd){.kind = CMD_TIMEOUT};
@@ -322,6 +339,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
       if (old != NULL) s->stale[s->n_stale++] = old; /* deallocated by the next pipeline */
     } else if (c->kind == CMD_TIMEOUT && ok) {
       s->timeout_ms = p->timeout;
+      if (p->generic) s->generic = 1;
     }
     if (failed) break;
   }
@@ -341,7 +359,10 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
   }
   PQclear(r);
   /* A SET in a transaction that failed was rolled back with it. */
-  if (in_transaction_error) s->timeout_ms = -1;
+  if (in_transaction_error) {
+    s->timeout_ms = -1;
+    s->generic = 0;
+  }
   if (!PQexitPipelineMode(s->conn)) {
     ldr_pg_drop_connection(s);
     if (rc == LDR_OK)
@@ -358,6 +379,7 @@ static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pg_conn *s, stru
                                   size_t views, struct ldr_arena *arena, const char *what,
                                   struct ldr_err *err) {
   p->n = 0;
+  p->generic = 0;
   p->cap = 1 + s->n_stale + 2 * views;
   p->cmds = ldr_arena_calloc(arena, p->cap, sizeof *p->cmds);
   if (p->cmds == NULL)

@@ -144,9 +144,12 @@ static uint8_t *put_be32(uint8_t *p, uint32_t v) {
 
 static PGconn *pg_connect(const struct opts *o) {
   const char *kw[] = {"host", "port", "dbname", "user", "password", "sslmode", "options", NULL};
+  /* Generic plans, as larder's sessions have them (backends/postgres_pipe.c):
+   * otherwise the server plans each read for its parameters again. */
+  static const char *session = "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan";
   const char *val[] = {
       env("TEST_PG_HOST"),     env("TEST_PG_PORT"), env("TEST_PG_DB"), env("TEST_PG_USER"),
-      env("TEST_PG_PASSWORD"), "disable",           "-c TimeZone=UTC", NULL};
+      env("TEST_PG_PASSWORD"), "disable",           session,           NULL};
   PGconn *c = PQconnectdbParams(kw, val, 0);
   char sql[512];
   if (o->per_entity)

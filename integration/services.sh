@@ -33,7 +33,9 @@
 # every commit — for the tests that kill the server and count acknowledged writes),
 # REPLICATION (0; 1: a server that standbys and replicas can follow: a
 # replication user, the binary log on MariaDB), PRIMARY_PORT (for standby
-# and replica).
+# and replica), PG_STAT_STATEMENTS (0; 1: pg_stat_statements counts every
+# statement's executions and plannings, in the test database, for the tests
+# that check how often the server plans larder's statements; off for bench/).
 set -euo pipefail
 
 SVC_DIR=${SVC_DIR:-${TMPDIR:-/tmp}/larder-services}
@@ -119,6 +121,11 @@ synchronous_commit = $([ "${DB_DURABLE:-0}" = 1 ] && echo on || echo off)
 full_page_writes = off
 max_connections = 200
 CONF
+  if [ "${PG_STAT_STATEMENTS:-0}" = 1 ]; then cat >> "$PG_DIR/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track_planning = on
+CONF
+  fi
   if [ "${REPLICATION:-0}" = 1 ]; then cat >> "$PG_DIR/data/postgresql.conf" <<CONF
 wal_level = replica
 max_wal_senders = 10
@@ -132,6 +139,11 @@ CREATE ROLE "$DB_USER" LOGIN CREATEDB PASSWORD '$DB_PASS';
 CREATE DATABASE "$DB_NAME" OWNER "$DB_USER" ENCODING 'UTF8' TEMPLATE template0;
 CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'replicator';
 SQL
+  if [ "${PG_STAT_STATEMENTS:-0}" = 1 ]; then
+    "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR/sock" -p "$PG_PORT" -U postgres -d "$DB_NAME" \
+      -c 'CREATE EXTENSION pg_stat_statements' >> "$PG_DIR/setup.log" 2>&1 \
+      || { cat "$PG_DIR/setup.log" >&2; die "postgres: pg_stat_statements failed"; }
+  fi
   PGPASSWORD=$DB_PASS "$bin/psql" -X -q -h "$HOST" -p "$PG_PORT" -U "$DB_USER" -d "$DB_NAME" -tAc 'SELECT 1' \
     >/dev/null || die "postgres: TCP login as $DB_USER failed"
 }

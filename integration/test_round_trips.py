@@ -17,6 +17,11 @@ counted, and must be exactly one round trip, with no statement prepared:
 - OnlineRead of 100 keys: one statement;
 - OnlineWriteBatch of 100 rows x 10 features: one statement.
 
+On PostgreSQL, also how often the server plans larder's read statement
+(pg_stat_statements, which integration/services.sh loads with
+PG_STAT_STATEMENTS=1, as scripts/test.sh starts it): once for the session,
+not on every execution (plan_cache_mode, backends/postgres_pipe.c).
+
 Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
 Runs against LARDER_TEST_BACKEND postgres or mysql only.
 """
@@ -210,6 +215,40 @@ class RoundTrips(unittest.TestCase):
         back = self.server.stub.OnlineRead(pb.OnlineReadRequest(feature_view="w", entity_keys=[key(driver_id=1042)]),
                                            timeout=30)
         self.assertEqual(back.results[0].features["f1"].int64_val, 10421)
+
+    def test_read_statement_planned_once(self):
+        if harness.BACKEND != "postgres":
+            self.skipTest("plan_cache_mode is PostgreSQL's")
+        import psycopg
+        e = os.environ
+        with psycopg.connect(host=e["TEST_PG_HOST"], port=e["TEST_PG_PORT"], dbname=e["TEST_PG_DB"],
+                             user=e["TEST_PG_USER"], password=e["TEST_PG_PASSWORD"], autocommit=True) as db:
+            if db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
+                if e.get("LARDER_REQUIRE_DB") == "1":
+                    self.fail("pg_stat_statements is not in the test database (services.sh PG_STAT_STATEMENTS=1)")
+                self.skipTest("pg_stat_statements is not in the test database (services.sh PG_STAT_STATEMENTS=1)")
+
+            table = '%%"%s_g5" WHERE entity_key = ANY($1)' % self.server.project
+
+            def figures():
+                rows = db.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0) FROM pg_stat_statements "
+                                  "WHERE query LIKE 'SELECT entity_key, feature_name, value, event_ts FROM %%' "
+                                  "AND query LIKE %s", [table]).fetchone()
+                return int(rows[0]), int(rows[1])
+
+            before = figures()
+            reads = 20  # one at a time: each its own execution of the statement
+            for i in range(reads):
+                resp = self.server.stub.OnlineRead(
+                    pb.OnlineReadRequest(feature_view="g5", entity_keys=[key(driver_id=KEYS[i])]), timeout=30)
+                self.assertTrue(resp.results[0].found)
+            after = figures()
+        calls, plans = after[0] - before[0], after[1] - before[1]
+        self.results.append("%d one-key OnlineReads: the read statement executed %d times, planned %d times"
+                            % (reads, calls, plans))
+        self.assertEqual(calls, reads, "pg_stat_statements did not count larder's reads of g5")
+        # Left to choose, PostgreSQL plans a one-key read for its parameters every time.
+        self.assertLessEqual(plans, 1, "the read statement was planned %d times in %d executions" % (plans, calls))
 
 
 if __name__ == "__main__":

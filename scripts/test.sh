@@ -23,7 +23,8 @@ svc_root=$(mktemp -d)
 chmod 755 "$svc_root" # the database users must reach their folders
 export SVC_DIR=$svc_root/services SERVICES="postgres mariadb"
 trap 'bash integration/services.sh stop || true; rm -rf "$svc_root"' EXIT
-bash integration/services.sh start >/dev/null
+# pg_stat_statements: integration.round_trips.postgres counts how often larder's reads are planned.
+PG_STAT_STATEMENTS=1 bash integration/services.sh start >/dev/null
 # shellcheck disable=SC1091
 source "$SVC_DIR/env"
 export LARDER_REQUIRE_DB=1 # a test that finds no database fails instead of skipping
