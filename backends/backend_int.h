@@ -77,6 +77,17 @@ enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void
 /* The order of a collector's distinct keys: their bytes, then their lengths. */
 int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
 
+/* The feature names a read requests, for keeping only their rows where the
+ * statement returned every feature of a key. */
+struct ldr_wanted {
+  const char *const *names;
+  size_t n;
+  size_t next; /* where the previous match was, plus one: rows tend to come in request order */
+};
+
+/* Whether `name` (len bytes, not NUL-terminated) is one of w's names. */
+int ldr_wanted_has(struct ldr_wanted *w, const char *name, size_t len);
+
 /* Fills out[0..nrefs) in request order: found, features, latest event_ts. */
 enum ldr_rc ldr_collect_end(struct ldr_collector *c, struct ldr_read_row *out, struct ldr_err *err);
 

@@ -442,6 +442,7 @@ static enum ldr_rc my_open(struct ldr_backend *b, struct ldr_err *err) {
 static void my_close(struct ldr_backend *b) {
   struct my_impl *s = impl(b);
   for (size_t i = 0; i < s->n_conns; i++) ldr_my_drop_connection(&s->conns[i]);
+  ldr_stmt_clear(&s->widths, NULL);
 }
 
 #define MY_STRING(k, member) LDR_STRING_KEY(struct ldr_mysql_options, k, member, 0)

@@ -59,7 +59,8 @@ struct my_impl {
   struct my_conn conns[LDR_CONNS_MAX];
   size_t n_conns;
   struct my_conn *rd, *wr;
-  size_t first_replica; /* the replica this instance's reads try first */
+  size_t first_replica;         /* the replica this instance's reads try first */
+  struct ldr_stmt_cache widths; /* per table, rows per key (ldr_width_names) */
 };
 
 static inline struct my_impl *impl(struct ldr_backend *b) { return b->impl; }

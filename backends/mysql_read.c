@@ -38,6 +38,8 @@ struct group {
   struct gkey *keys;
   size_t n_keys;
   struct owner *owners;
+  int named;              /* the SELECT names the features (ldr_width_names); else by key */
+  struct ldr_wanted want; /* by key for reads naming features: the rows to keep */
 };
 
 /* One SELECT of a read statement: the keys keys[off..off+n) of a group. */
@@ -45,6 +47,7 @@ struct part {
   const char *table;
   size_t group, off, n, bytes;
   unsigned kb, fb; /* key and feature placeholders */
+  size_t rows;     /* rows received */
 };
 
 /* Parts in one order whatever the order of the views, so that reads served
@@ -132,7 +135,7 @@ static int joins(const struct read_arg *a, const struct group *g, size_t r) {
 }
 
 /* Puts the reads of one table and the same features in one group. */
-static enum ldr_rc group_reads(struct read_arg *a, struct ldr_err *err) {
+static enum ldr_rc group_reads(struct ldr_backend *b, struct read_arg *a, struct ldr_err *err) {
   size_t *group_of = ldr_arena_calloc(a->arena, a->n, sizeof *group_of);
   a->groups = ldr_arena_calloc(a->arena, a->n, sizeof *a->groups);
   if (group_of == NULL || a->groups == NULL) return ldr_my_too_big(err, "read");
@@ -144,8 +147,13 @@ static enum ldr_rc group_reads(struct read_arg *a, struct ldr_err *err) {
     group_of[r] = g;
   }
   enum ldr_rc rc = LDR_OK;
-  for (size_t g = 0; rc == LDR_OK && g < a->n_groups; g++)
-    rc = group_keys(a, &a->groups[g], group_of, err);
+  for (size_t g = 0; rc == LDR_OK && g < a->n_groups; g++) {
+    struct group *gr = &a->groups[g];
+    const struct ldr_read *rd = &a->reads[gr->first];
+    gr->named = ldr_width_names(&impl(b)->widths, gr->table, rd->n_features);
+    if (!gr->named) gr->want = (struct ldr_wanted){rd->features, rd->n_features, 0};
+    rc = group_keys(a, gr, group_of, err);
+  }
   return rc;
 }
 
@@ -169,7 +177,7 @@ static enum ldr_rc plan_read(struct read_arg *a, struct ldr_err *err) {
     const struct group *gr = &a->groups[g];
     const struct ldr_read *rd = &a->reads[gr->first];
     size_t fsum = 0, off = 0;
-    for (size_t i = 0; i < rd->n_features; i++) fsum += strlen(rd->features[i]);
+    for (size_t i = 0; gr->named && i < rd->n_features; i++) fsum += strlen(rd->features[i]);
     do {
       struct part *p = &a->parts[a->n_parts++];
       size_t ksum = 0;
@@ -178,7 +186,7 @@ static enum ldr_rc plan_read(struct read_arg *a, struct ldr_err *err) {
       p->off = off;
       p->n = gr->n_keys - off < MAX_BUCKET ? gr->n_keys - off : MAX_BUCKET;
       p->kb = ldr_sql_bucket(p->n);
-      p->fb = rd->n_features ? ldr_sql_bucket(rd->n_features) : 0;
+      p->fb = gr->named ? ldr_sql_bucket(rd->n_features) : 0;
       for (size_t i = 0; i < p->n; i++) ksum += gr->keys[off + i].len;
       p->bytes = padded(ksum, p->n, p->n ? gr->keys[off + p->n - 1].len : 0, p->kb);
       if (p->fb)
@@ -251,12 +259,13 @@ static size_t find_key(struct read_arg *a, const struct part *p, const struct gr
 
 /* Hands the current row to the collectors of the reads that asked for its key. */
 static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct read_arg *a,
-                            MYSQL_STMT *st, const struct part *parts, size_t n_parts,
+                            MYSQL_STMT *st, struct part *parts, size_t n_parts,
                             struct ldr_err *err) {
   if (s->part < 0 || (unsigned long long)s->part >= n_parts)
     return ldr_err_set(err, LDR_INTERNAL, "read: a row of no view (v = %lld)", s->part);
-  const struct part *p = &parts[s->part];
-  const struct group *g = &a->groups[p->group];
+  struct part *p = &parts[s->part];
+  struct group *g = &a->groups[p->group];
+  p->rows++;
   /* A key longer than any requested one cannot be one of them. */
   if (s->key_null || s->key_len > KEY_HEX_MAX) return LDR_OK;
   size_t k = find_key(a, p, g, s->key, s->key_len);
@@ -264,13 +273,24 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct rea
   const struct gkey *gk = &g->keys[k];
   unsigned long name_len = s->name_null ? 0 : s->name_len;
   unsigned long value_len = s->value_null ? 0 : s->value_len;
+  char *name = NULL, *value = NULL;
+  enum ldr_rc rc = LDR_OK;
+  /* Read by key for reads naming features: only the named ones (a name wider
+   * than its buffer is fetched first). */
+  if (g->want.n) {
+    const char *have = s->name;
+    if (s->name_cut) {
+      rc = column(b, s, st, 2, s->name, s->name_cut, name_len, a->arena, &name, err);
+      if (rc != LDR_OK) return rc;
+      have = name;
+    }
+    if (!ldr_wanted_has(&g->want, have, name_len)) return LDR_OK;
+  }
   /* The budget (one for the call's reads) is checked before a column of any
    * width takes memory; the collector counts the row exactly afterwards. */
-  enum ldr_rc rc0 =
-      ldr_collect_reserve(&a->cs[g->owners[gk->owner].read], name_len, value_len, err);
-  if (rc0 != LDR_OK) return rc0;
-  char *name = NULL, *value = NULL;
-  enum ldr_rc rc = column(b, s, st, 2, s->name, s->name_cut, name_len, a->arena, &name, err);
+  rc = ldr_collect_reserve(&a->cs[g->owners[gk->owner].read], name_len, value_len, err);
+  if (rc == LDR_OK && name == NULL)
+    rc = column(b, s, st, 2, s->name, s->name_cut, name_len, a->arena, &name, err);
   if (rc == LDR_OK)
     rc = column(b, s, st, 3, s->value, s->value_cut, value_len, a->arena, &value, err);
   if (rc != LDR_OK) return rc;
@@ -325,7 +345,7 @@ static void bind_results(struct my_conn *s, MYSQL_BIND *res) {
 
 /* Runs parts[0..n) as one statement and collects its rows as they arrive. */
 static enum ldr_rc read_stmt(struct ldr_backend *b, struct my_conn *s, struct read_arg *a,
-                             const struct part *parts, size_t n, struct ldr_err *err) {
+                             struct part *parts, size_t n, struct ldr_err *err) {
   struct ldr_sb key = {0}, sql = {0};
   MYSQL_STMT *st = NULL;
   MYSQL_BIND res[5];
@@ -408,6 +428,9 @@ static enum ldr_rc read_stmt(struct ldr_backend *b, struct my_conn *s, struct re
       break;
     }
   }
+  for (size_t i = 0; rc == LDR_OK && i < n; i++)
+    if (!a->groups[parts[i].group].named)
+      ldr_width_learn(&impl(b)->widths, parts[i].table, parts[i].rows, parts[i].n);
 out:
   ldr_sb_free(&key);
   ldr_sb_free(&sql);
@@ -419,6 +442,7 @@ static enum ldr_rc op_read(struct ldr_backend *b, struct ldr_sql_conn *c, void *
   struct read_arg *a = varg;
   enum ldr_rc rc = LDR_OK;
   for (size_t r = 0; r < a->n; r++) ldr_collect_reset(&a->cs[r]);
+  for (size_t i = 0; i < a->n_parts; i++) a->parts[i].rows = 0;
   for (size_t i = 0, from = 0; rc == LDR_OK && i < a->n_stmts; from = a->stmt_end[i++])
     rc = read_stmt(b, myc(c), a, a->parts + from, a->stmt_end[i] - from, err);
   return rc;
@@ -463,7 +487,7 @@ enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
     if (rc == LDR_OK)
       rc = ldr_collect_begin(&a.cs[r], arena, hex[r], reads[r].n_keys, &budget, err);
   }
-  if (rc == LDR_OK) rc = group_reads(&a, err);
+  if (rc == LDR_OK) rc = group_reads(b, &a, err);
   if (rc == LDR_OK) rc = plan_read(&a, err);
   if (rc == LDR_OK) rc = ldr_my_run(b, impl(b)->rd, op_read, &a, err);
   for (size_t r = 0; rc == LDR_OK && r < n; r++) rc = ldr_collect_end(&a.cs[r], reads[r].out, err);

@@ -282,6 +282,7 @@ static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
 static void pg_close(struct ldr_backend *b) {
   struct pg_impl *s = impl(b);
   for (size_t i = 0; i < s->n_conns; i++) ldr_pg_drop_connection(&s->conns[i]);
+  ldr_stmt_clear(&s->widths, NULL);
 }
 
 #define PG_STRING(k, member, req) LDR_STRING_KEY(struct ldr_postgres_options, k, member, req)

@@ -55,6 +55,7 @@ struct pg_impl {
   char keepalives_idle[16];
   char schema[200]; /* db_schema (or the user's name), quoted for SQL */
   int named;        /* larder.prepared_statements: named statements and session settings */
+  struct ldr_stmt_cache widths; /* per table, rows per key (ldr_width_names) */
 };
 
 static inline struct pg_impl *impl(struct ldr_backend *b) { return b->impl; }

@@ -109,8 +109,11 @@ enum cmd_kind { CMD_TIMEOUT, CMD_DEALLOCATE, CMD_PREPARE, CMD_READ, CMD_WRITE };
 struct cmd {
   enum cmd_kind kind;
   const char *table;
-  size_t read; /* CMD_READ: which read */
-  char *name;  /* CMD_PREPARE: the statement's name (owned by the cache once prepared) */
+  size_t read;            /* CMD_READ: which read */
+  int by_key;             /* CMD_READ: every feature of the keys (the table's width is learned) */
+  struct ldr_wanted want; /* CMD_READ: by key for a read naming features: the rows to keep */
+  size_t rows;            /* CMD_READ: rows received */
+  char *name;             /* CMD_PREPARE: the statement's name (owned by the cache once prepared) */
   char key[LDR_TABLE_NAME_MAX + 8];
 };
 
@@ -274,16 +277,22 @@ struct read_sink {
 };
 
 /* Takes the rows of a result into their collector (copied): one row in
- * single-row mode, all of them when libpq had the result before the mode was set. */
-static enum ldr_rc take_rows(const PGresult *r, struct ldr_collector *c, struct ldr_err *err) {
+ * single-row mode, all of them when libpq had the result before the mode was
+ * set. Rows of features the read did not name are skipped. */
+static enum ldr_rc take_rows(const PGresult *r, struct cmd *cmd, struct ldr_collector *c,
+                             struct ldr_err *err) {
   enum ldr_rc rc = LDR_OK;
   for (int i = 0; rc == LDR_OK && i < PQntuples(r); i++) {
+    cmd->rows++;
+    const char *name = PQgetvalue(r, i, 1);
+    size_t name_len = (size_t)PQgetlength(r, i, 1);
+    if (cmd->want.n && !ldr_wanted_has(&cmd->want, name, name_len)) continue;
     struct ldr_ts ts;
     int has_ts = !PQgetisnull(r, i, 3) && PQgetlength(r, i, 3) == 8;
     if (has_ts) ts = from_pg_micros((int64_t)get_be64((const uint8_t *)PQgetvalue(r, i, 3)));
-    rc = ldr_collect_row(c, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), PQgetvalue(r, i, 1),
-                         (size_t)PQgetlength(r, i, 1), PQgetvalue(r, i, 2),
-                         (size_t)PQgetlength(r, i, 2), has_ts ? &ts : NULL, err);
+    rc = ldr_collect_row(c, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), name, name_len,
+                         PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2), has_ts ? &ts : NULL,
+                         err);
   }
   return rc;
 }
@@ -314,7 +323,7 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
       ExecStatusType st = PQresultStatus(r);
       if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && c->kind == CMD_READ &&
           rc == LDR_OK && PQntuples(r) > 0) {
-        rc = take_rows(r, &sink->cols[c->read], err);
+        rc = take_rows(r, c, &sink->cols[c->read], err);
         ok = st == PGRES_TUPLES_OK;
         if (rc != LDR_OK) {
           /* Past the cap, or no memory: the rest of the rows are not read;
@@ -337,6 +346,8 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
       if (!ok || s->conn == NULL || nomem) free(c->name);
       c->name = NULL;
       if (old != NULL) s->stale[s->n_stale++] = old; /* deallocated by the next pipeline */
+    } else if (c->kind == CMD_READ && ok && c->by_key && rc == LDR_OK) {
+      ldr_width_learn(&impl(b)->widths, c->table, c->rows, sink->cols[c->read].nuniq);
     } else if (c->kind == CMD_TIMEOUT && ok) {
       s->timeout_ms = p->timeout;
       if (p->generic) s->generic = 1;
@@ -413,32 +424,40 @@ struct read_arg {
   struct ldr_arena *arena;
 };
 
-/* Queues the execution of one read: its distinct keys (and features) as binary arrays. */
+/* Queues the execution of one read: its distinct keys (and, where its table
+ * is wide enough, features: ldr_width_names) as binary arrays. */
 static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct pipeline *p,
                               struct read_arg *a, size_t i, struct ldr_err *err) {
   struct ldr_read *r = &a->reads[i];
   struct ldr_collector *c = &a->cols[i];
+  struct cmd cmd = {.kind = CMD_READ, .table = r->table, .read = i, .by_key = 1};
+  size_t nf = 0;
+  if (ldr_width_names(&impl(b)->widths, r->table, r->n_features)) {
+    nf = r->n_features;
+    cmd.by_key = 0;
+  } else if (r->n_features) {
+    cmd.want = (struct ldr_wanted){r->features, r->n_features, 0};
+  }
   struct stmt_ref st;
   enum ldr_rc rc =
-      statement(b, pc, p, r->n_features ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
+      statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, fbytes = 0;
   for (size_t k = 0; k < c->nuniq; k++) kbytes += c->uniq[k].len;
-  for (size_t k = 0; k < r->n_features; k++) fbytes += strlen(r->features[k]);
+  for (size_t k = 0; k < nf; k++) fbytes += strlen(r->features[k]);
   struct pg_array keys, feats;
   if (array_begin(&keys, a->arena, OID_BYTEA, c->nuniq, kbytes) != 0 ||
-      array_begin(&feats, a->arena, OID_TEXT, r->n_features, fbytes) != 0)
+      array_begin(&feats, a->arena, OID_TEXT, nf, fbytes) != 0)
     return ldr_err_set(err, LDR_EXHAUSTED, "read: the request is larger than a call may hold");
   for (size_t k = 0; k < c->nuniq; k++) array_put(&keys, c->uniq[k].bytes, c->uniq[k].len);
-  for (size_t k = 0; k < r->n_features; k++)
-    array_put(&feats, r->features[k], strlen(r->features[k]));
+  for (size_t k = 0; k < nf; k++) array_put(&feats, r->features[k], strlen(r->features[k]));
   const char *values[2] = {(const char *)keys.buf, (const char *)feats.buf};
   int lengths[2] = {array_end(&keys), array_end(&feats)};
   if (!send_statement(pc, &st, values, lengths))
     return ldr_pg_result_error(b, pc, NULL, "read", r->table, err);
   /* The first command's mode is set now: libpq may read its result before collect() runs. */
   if (p->n == 0) PQsetSingleRowMode(pc->conn);
-  p->cmds[p->n++] = (struct cmd){.kind = CMD_READ, .table = r->table, .read = i};
+  p->cmds[p->n++] = cmd;
   return LDR_OK;
 }
 

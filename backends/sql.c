@@ -15,13 +15,18 @@
 #define BACKOFF_FIRST_NS (50 * 1000000LL)
 #define BACKOFF_MAX_NS (1000 * 1000000LL)
 
-void *ldr_stmt_find(struct ldr_stmt_cache *c, const char *key) {
+void **ldr_stmt_ref(struct ldr_stmt_cache *c, const char *key) {
   for (size_t i = 0; i < LDR_STMT_CACHE; i++)
     if (c->e[i].key != NULL && !strcmp(c->e[i].key, key)) {
       c->e[i].used = ++c->tick;
-      return c->e[i].stmt;
+      return &c->e[i].stmt;
     }
   return NULL;
+}
+
+void *ldr_stmt_find(struct ldr_stmt_cache *c, const char *key) {
+  void **at = ldr_stmt_ref(c, key);
+  return at ? *at : NULL;
 }
 
 void *ldr_stmt_put(struct ldr_stmt_cache *c, const char *key, void *stmt, int *nomem) {
@@ -54,6 +59,23 @@ void ldr_stmt_clear(struct ldr_stmt_cache *c, void (*release)(void *stmt)) {
     c->e[i].key = NULL;
     c->e[i].stmt = NULL;
   }
+}
+
+int ldr_width_names(struct ldr_stmt_cache *widths, const char *table, size_t n_features) {
+  uintptr_t width = (uintptr_t)ldr_stmt_find(widths, table);
+  return n_features > 0 && width > 2 * (uintptr_t)n_features;
+}
+
+void ldr_width_learn(struct ldr_stmt_cache *widths, const char *table, size_t rows, size_t keys) {
+  if (keys == 0 || rows == 0) return;
+  uintptr_t per_key = (rows + keys - 1) / keys;
+  void **known = ldr_stmt_ref(widths, table);
+  if (known != NULL) {
+    if (per_key > (uintptr_t)*known) *known = (void *)per_key;
+    return;
+  }
+  int nomem; /* without memory it is learned again by a later read */
+  ldr_stmt_put(widths, table, (void *)per_key, &nomem); /* what it evicts is a number */
 }
 
 long ldr_sql_timeout_ms(int64_t deadline_ns) {

@@ -29,12 +29,31 @@ struct ldr_stmt_cache {
 
 /* The statement cached under `key`, or NULL. */
 void *ldr_stmt_find(struct ldr_stmt_cache *c, const char *key);
+/* Where the entry under `key` keeps its statement (to replace it), or NULL. */
+void **ldr_stmt_ref(struct ldr_stmt_cache *c, const char *key);
 /* Caches `stmt` under `key`. Returns the statement it evicted (the caller
  * releases it), or NULL; *nomem set when the key could not be copied (then
  * `stmt` is not cached and the caller releases it too). */
 void *ldr_stmt_put(struct ldr_stmt_cache *c, const char *key, void *stmt, int *nomem);
 /* Empties the cache, calling release(stmt) for each entry (NULL: forget them). */
 void ldr_stmt_clear(struct ldr_stmt_cache *c, void (*release)(void *stmt));
+
+/* ---- how a read names its features ---- */
+
+/*
+ * A read that names features asks the database for them only where its table
+ * is known to hold more than twice as many per key; otherwise its statement
+ * selects by key only and the backend keeps the named rows (ldr_wanted).
+ * Both PostgreSQL and MariaDB answer `feature_name IN (...)` with a probe of
+ * the primary key per key and name: naming the 50 features of a 50-feature
+ * table cost them 3.5-5 times the database's CPU of reading the keys' rows
+ * (bench/analysis.md). `widths` keeps, per table, the most rows a key had in
+ * a read by key (in its stmt field, as a number): a cache of one backend
+ * instance, learned again after an eviction.
+ */
+int ldr_width_names(struct ldr_stmt_cache *widths, const char *table, size_t n_features);
+/* After a read by key of `keys` distinct keys of `table` that returned `rows` rows. */
+void ldr_width_learn(struct ldr_stmt_cache *widths, const char *table, size_t rows, size_t keys);
 
 /* ---- deadlines ---- */
 

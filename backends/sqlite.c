@@ -452,24 +452,6 @@ static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
   }
 }
 
-/* The requested feature names, for keeping only their rows. */
-struct wanted {
-  const char *const *names;
-  size_t n;
-  size_t next; /* where the previous match was, plus one: rows tend to come in request order */
-};
-
-static int is_wanted(struct wanted *w, const char *name, size_t len) {
-  for (size_t k = 0; k < w->n; k++) {
-    size_t i = w->next + k < w->n ? w->next + k : w->next + k - w->n;
-    if (!strncmp(w->names[i], name, len) && w->names[i][len] == '\0') {
-      w->next = i + 1 < w->n ? i + 1 : 0;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /*
  * Runs the read statement for keys uniq[0..n) (n = 0 only checks the table
  * exists). The statement selects by key only and the rows of other features
@@ -501,7 +483,7 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   for (unsigned i = 0; i < fb; i++)
     sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
                       SQLITE_STATIC);
-  struct wanted w = {features, n_features, 0};
+  struct ldr_wanted w = {features, n_features, 0};
   size_t fetched = 0;
   int r;
   for (;;) {
@@ -510,7 +492,8 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
     fetched++;
     const char *name = (const char *)sqlite3_column_text(st, 1);
     size_t name_len = (size_t)sqlite3_column_bytes(st, 1);
-    if (fb == 0 && n_features > 0 && (name == NULL || !is_wanted(&w, name, name_len))) continue;
+    if (fb == 0 && n_features > 0 && (name == NULL || !ldr_wanted_has(&w, name, name_len)))
+      continue;
     struct ldr_ts ts;
     int has_ts = column_ts(st, 3, &ts);
     const void *value = sqlite3_column_blob(st, 2);

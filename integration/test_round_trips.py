@@ -17,16 +17,19 @@ counted, and must be exactly one round trip, with no statement prepared:
 - OnlineRead of 100 keys: one statement;
 - OnlineWriteBatch of 100 rows x 10 features: one statement.
 
-On PostgreSQL, also how often the server plans larder's read statement
-(pg_stat_statements, which integration/services.sh loads with
-PG_STAT_STATEMENTS=1, as scripts/test.sh starts it): once for the session,
-not on every execution (plan_cache_mode, backends/postgres_pipe.c).
+On PostgreSQL, also (with pg_stat_statements, which integration/services.sh
+loads with PG_STAT_STATEMENTS=1, as scripts/test.sh starts it) how often the
+server plans larder's read statement: once for the session, not on every
+execution (plan_cache_mode); and which statement a read naming features runs:
+by key when it names most of its view's features, naming them when few of
+many (backends/postgres_pipe.c).
 
 Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
 Runs against LARDER_TEST_BACKEND postgres or mysql only.
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -109,7 +112,7 @@ class RoundTrips(unittest.TestCase):
         reg_path = os.path.join(tmp, "registry.db")
         # One worker: the warm-up and the counted request meet one database connection.
         cls.server = harness.Server(project="rt", store=store_section(harness.BACKEND, cls.proxy.port),
-                                    registry=reg_path, larder={"workers": 1}, http=True)
+                                    registry=reg_path, larder={"workers": 1, "log_level": "debug"}, http=True)
         driver = fr.Entity("driver", "driver_id", fr.INT64)
         types = [(f, fr.DOUBLE if i % 2 == 0 else fr.INT64) for i, f in enumerate(FEATURES)]
         fr.FileRegistry(reg_path).apply(cls.server.project, driver,
@@ -216,33 +219,40 @@ class RoundTrips(unittest.TestCase):
                                            timeout=30)
         self.assertEqual(back.results[0].features["f1"].int64_val, 10421)
 
-    def test_read_statement_planned_once(self):
+    def statements(self):
+        """A connection to the test database whose pg_stat_statements counts larder's statements."""
         if harness.BACKEND != "postgres":
-            self.skipTest("plan_cache_mode is PostgreSQL's")
+            self.skipTest("pg_stat_statements is PostgreSQL's")
         import psycopg
         e = os.environ
-        with psycopg.connect(host=e["TEST_PG_HOST"], port=e["TEST_PG_PORT"], dbname=e["TEST_PG_DB"],
-                             user=e["TEST_PG_USER"], password=e["TEST_PG_PASSWORD"], autocommit=True) as db:
-            if db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
-                if e.get("LARDER_REQUIRE_DB") == "1":
-                    self.fail("pg_stat_statements is not in the test database (services.sh PG_STAT_STATEMENTS=1)")
-                self.skipTest("pg_stat_statements is not in the test database (services.sh PG_STAT_STATEMENTS=1)")
+        db = psycopg.connect(host=e["TEST_PG_HOST"], port=e["TEST_PG_PORT"], dbname=e["TEST_PG_DB"],
+                             user=e["TEST_PG_USER"], password=e["TEST_PG_PASSWORD"], autocommit=True)
+        self.addCleanup(db.close)
+        if db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
+            why = "pg_stat_statements is not in the test database (services.sh PG_STAT_STATEMENTS=1)"
+            if e.get("LARDER_REQUIRE_DB") == "1":
+                self.fail(why)
+            self.skipTest(why)
+        return db
 
-            table = '%%"%s_g5" WHERE entity_key = ANY($1)' % self.server.project
+    def figures(self, db, view, named):
+        """(executions, plannings) of larder's read statement of `view`: by key, or naming features."""
+        tail = " AND feature_name = ANY($2)" if named else ""
+        pattern = '%%"%s_%s" WHERE entity_key = ANY($1)%s' % (self.server.project, view, tail)
+        got = db.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0) FROM pg_stat_statements "
+                         "WHERE query LIKE 'SELECT entity_key, feature_name, value, event_ts FROM %%' "
+                         "AND query LIKE %s", [pattern]).fetchone()
+        return int(got[0]), int(got[1])
 
-            def figures():
-                rows = db.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0) FROM pg_stat_statements "
-                                  "WHERE query LIKE 'SELECT entity_key, feature_name, value, event_ts FROM %%' "
-                                  "AND query LIKE %s", [table]).fetchone()
-                return int(rows[0]), int(rows[1])
-
-            before = figures()
-            reads = 20  # one at a time: each its own execution of the statement
-            for i in range(reads):
-                resp = self.server.stub.OnlineRead(
-                    pb.OnlineReadRequest(feature_view="g5", entity_keys=[key(driver_id=KEYS[i])]), timeout=30)
-                self.assertTrue(resp.results[0].found)
-            after = figures()
+    def test_read_statement_planned_once(self):
+        db = self.statements()
+        before = self.figures(db, "g5", False)
+        reads = 20  # one at a time: each its own execution of the statement
+        for i in range(reads):
+            resp = self.server.stub.OnlineRead(
+                pb.OnlineReadRequest(feature_view="g5", entity_keys=[key(driver_id=KEYS[i])]), timeout=30)
+            self.assertTrue(resp.results[0].found)
+        after = self.figures(db, "g5", False)
         calls, plans = after[0] - before[0], after[1] - before[1]
         self.results.append("%d one-key OnlineReads: the read statement executed %d times, planned %d times"
                             % (reads, calls, plans))
@@ -250,6 +260,43 @@ class RoundTrips(unittest.TestCase):
         # Left to choose, PostgreSQL plans a one-key read for its parameters every time.
         self.assertLessEqual(plans, 1, "the read statement was planned %d times in %d executions" % (plans, calls))
 
+    def test_reads_naming_features_by_key_or_by_name(self):
+        """A read naming most of a view's features reads its keys' rows and keeps the named ones;
+        one naming few of many (once larder has seen how many) asks the database for them.
+        PostgreSQL: the executions pg_stat_statements counts; MySQL: the statements larder
+        prepared (its debug log), each the SELECT of one view."""
+        db = self.statements() if harness.BACKEND == "postgres" else None
+        keys = [key(driver_id=k) for k in KEYS[:10]]
+
+        def reads(view, features, times):
+            before = db and (self.figures(db, view, False), self.figures(db, view, True))
+            for _ in range(times):
+                resp = self.server.stub.OnlineRead(
+                    pb.OnlineReadRequest(feature_view=view, entity_keys=keys, requested_features=features),
+                    timeout=30)
+                self.assertEqual([sorted(r.features) for r in resp.results], [sorted(features or FEATURES)] * len(keys))
+            if db:
+                after = self.figures(db, view, False), self.figures(db, view, True)
+                return after[0][0] - before[0][0], after[1][0] - before[1][0]
+
+        all_named = reads("g6", FEATURES, 3)
+        reads("g7", [], 1)  # larder sees that g7 holds 10 features per key
+        two_named = reads("g7", ["f1", "f2"], 3)
+        if db:
+            self.results.append("3 reads naming all 10 features: %d by key, %d naming them; 3 naming 2 of 10: "
+                                "%d by key, %d naming them" % (all_named + two_named))
+            self.assertEqual(all_named, (3, 0))
+            self.assertEqual(two_named, (0, 3))
+            return
+        prepared = re.findall(r"mysql: prepared (SELECT .*)$", self.server.read_log(), re.M)
+
+        def of(view):
+            return [q for q in prepared if "UNION" not in q and "%s_%s`" % (self.server.project, view) in q]
+
+        self.results.append("statements prepared for g6: %s; for g7: %s" % (of("g6"), of("g7")))
+        self.assertTrue(of("g6") and of("g7"), prepared)
+        self.assertFalse([q for q in of("g6") if "feature_name IN" in q], "g6 was read naming its features")
+        self.assertTrue([q for q in of("g7") if "feature_name IN" in q], "g7 was never read naming 2 features")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

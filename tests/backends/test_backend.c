@@ -552,6 +552,16 @@ static void names_and_values_around_row_buffers(void **state) {
     assert_int_equal(f->value_len, fs[i].len);
     assert_memory_equal(f->value, fs[i].bytes, fs[i].len);
   }
+  /* Naming 4 of the 7 features: read by key (ldr_width_names), the named kept
+   * by their whole names, also one wider than MySQL's name buffer. */
+  const char *some[] = {names[N], names[1], names[0], names[2]};
+  out = read_keys(fx->table, ids, 1, some, 4);
+  assert_int_equal(out->n_features, 4);
+  for (size_t i = 0; i < 4; i++) {
+    const struct ldr_read_feature *f = feature_in(out, some[i]);
+    if (f == NULL) fail_msg("feature %s... (%zu bytes of name) not read", some[i], strlen(some[i]));
+  }
+  assert_int_equal(int_value(feature_in(out, names[N])), 42);
 }
 
 /* The stored key is the serialization of the configured version (vectors.json). */

@@ -276,6 +276,22 @@ static struct ldr_write_feature wf(const char *name, const char *tag) {
   return f;
 }
 
+/* The named features, for reads by key that keep only those. */
+static void wanted(void **state) {
+  (void)state;
+  const char *names[] = {"f07", "a", "f31"};
+  struct ldr_wanted w = {names, 3, 0};
+  assert_true(ldr_wanted_has(&w, "f31", 3));
+  assert_true(ldr_wanted_has(&w, "f07", 3)); /* after a match the search goes on from there */
+  assert_true(ldr_wanted_has(&w, "a", 1));
+  assert_false(ldr_wanted_has(&w, "f0", 2));    /* a prefix of a name is not it */
+  assert_false(ldr_wanted_has(&w, "f071", 4));  /* nor is a name it prefixes */
+  assert_true(ldr_wanted_has(&w, "f07xyz", 3)); /* the name is its len bytes: "f07" */
+  assert_false(ldr_wanted_has(&w, "b", 1));
+  struct ldr_wanted none = {names, 0, 0};
+  assert_false(ldr_wanted_has(&none, "a", 1));
+}
+
 static void last_wins(void **state) {
   (void)state;
   struct ldr_write_feature r0[] = {wf("a", "r0a"), wf("b", "r0b"), wf("a", "r0a2")};
@@ -368,6 +384,7 @@ int main(void) {
       cmocka_unit_test_teardown(copies_and_references, reset),
       cmocka_unit_test_teardown(empty_cases, reset),
       cmocka_unit_test_teardown(full_arena, reset),
+      cmocka_unit_test_teardown(wanted, reset),
       cmocka_unit_test_teardown(last_wins, reset),
       cmocka_unit_test_teardown(last_wins_among_many, reset),
   };

@@ -110,6 +110,28 @@ static long step_at_most(long ms) {
   }
 }
 
+/* Reads naming features name them in SQL only for tables known to hold more
+ * than twice as many per key; the width only grows, from reads by key. */
+static void widths(void **state) {
+  (void)state;
+  struct ldr_stmt_cache w = {0};
+  assert_false(ldr_width_names(&w, "t", 1)); /* nothing known: by key */
+  ldr_width_learn(&w, "t", 0, 3);            /* no rows: nothing learned */
+  ldr_width_learn(&w, "t", 5, 0);            /* no keys: nothing learned */
+  assert_null(ldr_stmt_find(&w, "t"));
+  ldr_width_learn(&w, "t", 13, 3); /* 13 rows of 3 keys: 5 per key, rounded up */
+  assert_true(ldr_width_names(&w, "t", 2));
+  assert_false(ldr_width_names(&w, "t", 3));
+  assert_false(ldr_width_names(&w, "t", 0)); /* no features named: by key */
+  assert_false(ldr_width_names(&w, "u", 1)); /* another table */
+  ldr_width_learn(&w, "t", 4, 2);            /* fewer per key (keys missing): kept at 5 */
+  assert_true(ldr_width_names(&w, "t", 2));
+  ldr_width_learn(&w, "t", 70, 10); /* 7 per key */
+  assert_true(ldr_width_names(&w, "t", 3));
+  assert_false(ldr_width_names(&w, "t", 4));
+  ldr_stmt_clear(&w, NULL);
+}
+
 static void timeout_steps(void **state) {
   (void)state;
   assert_int_equal(ldr_sql_timeout_ms(0), 0);
@@ -613,6 +635,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cache_finds_what_it_holds),
       cmocka_unit_test(cache_evicts_the_least_recently_used),
+      cmocka_unit_test(widths),
       cmocka_unit_test(timeout_steps),
       cmocka_unit_test(buckets),
       cmocka_unit_test(messages),
