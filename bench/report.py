@@ -363,7 +363,8 @@ def main():
       "answering with larder's own reply bytes for the shape, doing nothing else.")
     w("- `Python peer`: `bench/py_peer.py`, Python grpcio (asyncio) over sqlite3 with Feast's SQLite read code, on the same database file.")
     w("- `plain C client`: `build/db-ceiling`, the identical SELECT larder prepares with the same binary "
-      "parameters, no gRPC. *Naive*: one thread and connection per concurrent read, each waiting for its "
+      "parameters and, on PostgreSQL, the same session setting (`plan_cache_mode = force_generic_plan`: "
+      "a prepared read planned once), no gRPC. *Naive*: one thread and connection per concurrent read, each waiting for its "
       "statement's answer. *Pipelined*: as many connections as larder has workers (%s), each keeping its share "
       "of the concurrent reads in flight — PostgreSQL in libpq's pipeline mode (a statement and a Sync per read, "
       "sent without waiting); MariaDB as far as Connector/C allows, a multi-statement query of the connection's "
