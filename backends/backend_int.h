@@ -85,8 +85,10 @@ struct ldr_wanted {
   size_t next; /* where the previous match was, plus one: rows tend to come in request order */
 };
 
-/* Whether `name` (len bytes, not NUL-terminated) is one of w's names. */
+/* Whether `name` (len bytes, not NUL-terminated) is one of w's names, byte for byte. */
 int ldr_wanted_has(struct ldr_wanted *w, const char *name, size_t len);
+/* Whether one of w's names has `len` bytes (a name of another length is not one of them). */
+int ldr_wanted_len(const struct ldr_wanted *w, size_t len);
 
 /* Fills out[0..nrefs) in request order: found, features, latest event_ts. */
 enum ldr_rc ldr_collect_end(struct ldr_collector *c, struct ldr_read_row *out, struct ldr_err *err);

@@ -239,10 +239,17 @@ enum ldr_rc ldr_flatten_last_wins(const struct ldr_write_row *rows, size_t n, st
 int ldr_wanted_has(struct ldr_wanted *w, const char *name, size_t len) {
   for (size_t k = 0; k < w->n; k++) {
     size_t i = w->next + k < w->n ? w->next + k : w->next + k - w->n;
-    if (!strncmp(w->names[i], name, len) && w->names[i][len] == '\0') {
+    /* By length first: a stored name may hold a NUL byte. */
+    if (strlen(w->names[i]) == len && !memcmp(w->names[i], name, len)) {
       w->next = i + 1 < w->n ? i + 1 : 0;
       return 1;
     }
   }
+  return 0;
+}
+
+int ldr_wanted_len(const struct ldr_wanted *w, size_t len) {
+  for (size_t i = 0; i < w->n; i++)
+    if (strlen(w->names[i]) == len) return 1;
   return 0;
 }

@@ -39,7 +39,7 @@ struct group {
   size_t n_keys;
   struct owner *owners;
   int named;              /* the SELECT names the features (ldr_width_names); else by key */
-  struct ldr_wanted want; /* by key for reads naming features: the rows to keep */
+  struct ldr_wanted want; /* reads naming features: the rows to keep */
 };
 
 /* One SELECT of a read statement: the keys keys[off..off+n) of a group. */
@@ -151,7 +151,9 @@ static enum ldr_rc group_reads(struct ldr_backend *b, struct read_arg *a, struct
     struct group *gr = &a->groups[g];
     const struct ldr_read *rd = &a->reads[gr->first];
     gr->named = ldr_width_names(&impl(b)->widths, gr->table, rd->n_features);
-    if (!gr->named) gr->want = (struct ldr_wanted){rd->features, rd->n_features, 0};
+    /* Kept in C also after `IN`: MariaDB compares names by the column's collation
+     * (case and trailing spaces ignored), Feast and the other stores byte by byte. */
+    gr->want = (struct ldr_wanted){rd->features, rd->n_features, 0};
     rc = group_keys(a, gr, group_of, err);
   }
   return rc;
@@ -275,11 +277,12 @@ static enum ldr_rc take_row(struct ldr_backend *b, struct my_conn *s, struct rea
   unsigned long value_len = s->value_null ? 0 : s->value_len;
   char *name = NULL, *value = NULL;
   enum ldr_rc rc = LDR_OK;
-  /* Read by key for reads naming features: only the named ones (a name wider
-   * than its buffer is fetched first). */
+  /* Reads naming features: only the named ones. A name wider than its buffer
+   * is fetched first, if a named feature has its length. */
   if (g->want.n) {
     const char *have = s->name;
     if (s->name_cut) {
+      if (!ldr_wanted_len(&g->want, name_len)) return LDR_OK;
       rc = column(b, s, st, 2, s->name, s->name_cut, name_len, a->arena, &name, err);
       if (rc != LDR_OK) return rc;
       have = name;
@@ -428,7 +431,8 @@ static enum ldr_rc read_stmt(struct ldr_backend *b, struct my_conn *s, struct re
       break;
     }
   }
-  for (size_t i = 0; rc == LDR_OK && i < n; i++)
+  /* Also after a failure part-way: the rows taken are fewer than the table holds, never more. */
+  for (size_t i = 0; i < n; i++)
     if (!a->groups[parts[i].group].named)
       ldr_width_learn(&impl(b)->widths, parts[i].table, parts[i].rows, parts[i].n);
 out:

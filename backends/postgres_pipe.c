@@ -111,7 +111,7 @@ struct cmd {
   const char *table;
   size_t read;            /* CMD_READ: which read */
   int by_key;             /* CMD_READ: every feature of the keys (the table's width is learned) */
-  struct ldr_wanted want; /* CMD_READ: by key for a read naming features: the rows to keep */
+  struct ldr_wanted want; /* CMD_READ: for a read naming features, the rows to keep */
   size_t rows;            /* CMD_READ: rows received */
   char *name;             /* CMD_PREPARE: the statement's name (owned by the cache once prepared) */
   char key[LDR_TABLE_NAME_MAX + 8];
@@ -346,7 +346,9 @@ static enum ldr_rc collect(struct ldr_backend *b, struct pg_conn *s, struct pipe
       if (!ok || s->conn == NULL || nomem) free(c->name);
       c->name = NULL;
       if (old != NULL) s->stale[s->n_stale++] = old; /* deallocated by the next pipeline */
-    } else if (c->kind == CMD_READ && ok && c->by_key && rc == LDR_OK) {
+    } else if (c->kind == CMD_READ && c->by_key) {
+      /* Also from a read that failed part-way (past its deadline or the reply's cap):
+       * the rows it took are fewer than the table holds, never more. */
       ldr_width_learn(&impl(b)->widths, c->table, c->rows, sink->cols[c->read].nuniq);
     } else if (c->kind == CMD_TIMEOUT && ok) {
       s->timeout_ms = p->timeout;
@@ -435,9 +437,9 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct 
   if (ldr_width_names(&impl(b)->widths, r->table, r->n_features)) {
     nf = r->n_features;
     cmd.by_key = 0;
-  } else if (r->n_features) {
-    cmd.want = (struct ldr_wanted){r->features, r->n_features, 0};
   }
+  /* Kept in C also after ANY($2): names match byte for byte whatever the column's collation. */
+  cmd.want = (struct ldr_wanted){r->features, r->n_features, 0};
   struct stmt_ref st;
   enum ldr_rc rc =
       statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);

@@ -52,7 +52,8 @@ void ldr_stmt_clear(struct ldr_stmt_cache *c, void (*release)(void *stmt));
  * instance, learned again after an eviction.
  */
 int ldr_width_names(struct ldr_stmt_cache *widths, const char *table, size_t n_features);
-/* After a read by key of `keys` distinct keys of `table` that returned `rows` rows. */
+/* After a read by key of `keys` distinct keys of `table` that returned `rows`
+ * rows (or took them before it failed: fewer than the table holds, never more). */
 void ldr_width_learn(struct ldr_stmt_cache *widths, const char *table, size_t rows, size_t keys);
 
 /* ---- deadlines ---- */

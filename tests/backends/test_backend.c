@@ -258,7 +258,10 @@ static void requested_features_filter(void **state) {
   assert_null(feature_in(r, "nope"));
   const char *none[] = {"nope"};
   r = read_keys(fx->table, &id, 1, none, 1);
-  assert_false(r->found); /* found means a row among the requested features */
+  assert_false(r->found);            /* found means a row among the requested features */
+  const char *upper[] = {"A", "c "}; /* names match byte for byte (MySQL's collation would not) */
+  r = read_keys(fx->table, &id, 1, upper, 2);
+  assert_false(r->found);
   r = read_keys(fx->table, &id, 1, NULL, 0);
   assert_int_equal(r->n_features, 3);
 }
@@ -288,6 +291,11 @@ static void few_features_of_a_wide_table(void **state) {
     r = read_keys(fx->table, &ids[1], 1, &want[2], 1);
     assert_int_equal(r->n_features, 1);
     assert_int_equal(r->event_ts.s, 1007);
+    /* Once the width is known the statement names the features: still byte for byte. */
+    const char *cased[] = {"F31", "f07 ", "f31"};
+    r = read_keys(fx->table, ids, 2, cased, 3);
+    assert_int_equal(r[0].n_features, 1);
+    assert_non_null(feature_in(&r[0], "f31"));
   }
   /* Then every feature, in the reverse of the order they were written, with a
    * name asked twice and one not stored; the latest event_ts is the row's. */

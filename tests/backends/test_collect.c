@@ -288,8 +288,14 @@ static void wanted(void **state) {
   assert_false(ldr_wanted_has(&w, "f071", 4));  /* nor is a name it prefixes */
   assert_true(ldr_wanted_has(&w, "f07xyz", 3)); /* the name is its len bytes: "f07" */
   assert_false(ldr_wanted_has(&w, "b", 1));
+  assert_false(ldr_wanted_has(&w, "a\0x", 3)); /* a stored name may hold a NUL */
+  assert_false(ldr_wanted_has(&w, "A", 1));    /* byte for byte */
+  assert_true(ldr_wanted_len(&w, 3));
+  assert_true(ldr_wanted_len(&w, 1));
+  assert_false(ldr_wanted_len(&w, 2));
   struct ldr_wanted none = {names, 0, 0};
   assert_false(ldr_wanted_has(&none, "a", 1));
+  assert_false(ldr_wanted_len(&none, 1));
 }
 
 static void last_wins(void **state) {
