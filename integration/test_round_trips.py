@@ -22,7 +22,8 @@ loads with PG_STAT_STATEMENTS=1, as scripts/test.sh starts it) how often the
 server plans larder's read statement: once for the session, not on every
 execution (plan_cache_mode); and which statement a read naming features runs:
 by key when it names most of its view's features, naming them when few of
-many (backends/postgres_pipe.c).
+many, also after a read by key failed part-way (backends/sql.c). On MySQL,
+which statements run is read from larder's debug log.
 
 Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
 Runs against LARDER_TEST_BACKEND postgres or mysql only.
@@ -52,6 +53,10 @@ PROXY = os.environ.get("LARDER_DELAY_PROXY", os.path.join(harness.ROOT, "build",
 VIEWS = ["g%d" % i for i in range(8)]
 FEATURES = ["f%d" % i for i in range(10)]
 KEYS = list(range(1000, 1100))  # 100 entities, in every view
+# A wide view: 135 small features, then 65 of 65,000 bytes (MySQL's BLOB holds 65,535) whose
+# values together pass the reply's 4 MiB.
+WIDE_SMALL = ["a%03d" % i for i in range(135)]
+WIDE_BIG = ["z%02d" % i for i in range(65)]
 
 
 class Proxy:
@@ -116,9 +121,10 @@ class RoundTrips(unittest.TestCase):
         driver = fr.Entity("driver", "driver_id", fr.INT64)
         types = [(f, fr.DOUBLE if i % 2 == 0 else fr.INT64) for i, f in enumerate(FEATURES)]
         fr.FileRegistry(reg_path).apply(cls.server.project, driver,
-                                        *[fr.FeatureView(v, [driver], types) for v in VIEWS + ["w"]])
+                                        *[fr.FeatureView(v, [driver], types) for v in VIEWS + ["w"]],
+                                        fr.FeatureView("wide", [driver], [(f, fr.BYTES) for f in WIDE_SMALL + WIDE_BIG]))
         cls.server.start()
-        cls.server.stub.Update(pb.UpdateRequest(tables_to_keep=VIEWS + ["w"]), timeout=60)
+        cls.server.stub.Update(pb.UpdateRequest(tables_to_keep=VIEWS + ["w", "wide"]), timeout=60)
         for v in VIEWS:
             rows = [row(key(driver_id=k), {f: value(i, k) for i, f in enumerate(FEATURES)}) for k in KEYS]
             cls.server.stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view=v, rows=rows), timeout=60)
@@ -130,7 +136,7 @@ class RoundTrips(unittest.TestCase):
     def tearDownClass(cls):
         cls.http.close()
         try:  # the tables of this run's project, from the shared database
-            cls.server.stub.Teardown(pb.TeardownRequest(tables=VIEWS + ["w"]), timeout=60)
+            cls.server.stub.Teardown(pb.TeardownRequest(tables=VIEWS + ["w", "wide"]), timeout=60)
         finally:
             cls.server.stop()
             cls.proxy.stop()
@@ -297,6 +303,39 @@ class RoundTrips(unittest.TestCase):
         self.assertTrue(of("g6") and of("g7"), prepared)
         self.assertFalse([q for q in of("g6") if "feature_name IN" in q], "g6 was read naming its features")
         self.assertTrue([q for q in of("g7") if "feature_name IN" in q], "g7 was never read naming 2 features")
+    def test_width_learned_from_a_read_that_failed(self):
+        """A read by key that fails part-way (here past the reply's cap) still teaches larder how
+        many features its table holds per key: the next read names its features."""
+        db = self.statements() if harness.BACKEND == "postgres" else None
+        k = key(driver_id=7)
+        stub = self.server.stub
+        stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view="wide", rows=[
+            row(k, {f: V.Value(bytes_val=b"s") for f in WIDE_SMALL})]), timeout=60)
+        for i in range(0, len(WIDE_BIG), 20):  # each request under 4 MiB
+            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view="wide", rows=[
+                row(k, {f: V.Value(bytes_val=bytes([65 + i % 26]) * 65000) for f in WIDE_BIG[i:i + 20]})]),
+                timeout=60)
+        before = db and (self.figures(db, "wide", False), self.figures(db, "wide", True))
+        for attempt in range(2):
+            with self.assertRaises(grpc.RpcError) as cm:
+                stub.OnlineRead(pb.OnlineReadRequest(feature_view="wide", entity_keys=[k],
+                                                     requested_features=WIDE_BIG), timeout=30)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, cm.exception.details())
+        # 65 named of 200: by key while the width is unknown, then named once the failed read
+        # has shown more than 130 rows for the key.
+        if db:
+            after = self.figures(db, "wide", False), self.figures(db, "wide", True)
+            by_key, named = after[0][0] - before[0][0], after[1][0] - before[1][0]
+            self.results.append("two reads past the cap: %d by key, %d naming the features" % (by_key, named))
+            self.assertEqual((by_key, named), (1, 1))
+            return
+        prepared = [q for q in re.findall(r"mysql: prepared (SELECT .*)$", self.server.read_log(), re.M)
+                    if "%s_wide`" % self.server.project in q]
+        self.results.append("statements prepared for the wide view: %d, naming features: %d"
+                            % (len(prepared), sum("feature_name IN" in q for q in prepared)))
+        self.assertEqual(len(prepared), 2, prepared)
+        self.assertEqual(sum("feature_name IN" in q for q in prepared), 1, prepared)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
