@@ -4,7 +4,6 @@
  * readers never wait for a writer; statements are prepared once and cached.
  */
 #include <errno.h>
-#include <limits.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "backends/backend_int.h"
+#include "backends/sql.h"
 #include "backends/sqlite.h"
 #include "common/log.h"
 
@@ -28,7 +28,6 @@ struct cached_stmt {
   sqlite3_stmt *st;
   enum stmt_kind kind;
   unsigned kb, fb; /* key and feature placeholders of a read */
-  unsigned width;  /* most rows per key a read by key only has returned */
   uint64_t used;
   char table[LDR_TABLE_NAME_MAX + 1];
 };
@@ -38,6 +37,7 @@ struct sqlite_impl {
   sqlite3_stmt *begin, *commit, *rollback;
   struct cached_stmt cache[STMT_CACHE];
   uint64_t tick;
+  struct ldr_stmt_cache widths; /* per table, rows per key (ldr_width_names) */
   int64_t busy_since;
   int deadline_hit;
 };
@@ -121,6 +121,7 @@ static enum ldr_rc exec(struct ldr_backend *b, const char *sql, const char *what
 
 static enum ldr_rc prepare(struct ldr_backend *b, const char *sql, sqlite3_stmt **st,
                            const char *what, const char *table, struct ldr_err *err) {
+  if (ldr_log_enabled(LDR_LOG_DEBUG)) ldr_log(LDR_LOG_DEBUG, "sqlite: prepared %.300s", sql);
   int rc = sqlite3_prepare_v3(impl(b)->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
   return rc == SQLITE_OK ? LDR_OK : db_error(b, rc, what, table, err);
 }
@@ -242,6 +243,7 @@ static void forget_statements(struct sqlite_impl *s) {
     sqlite3_finalize(s->cache[i].st);
     s->cache[i].st = NULL;
   }
+  ldr_stmt_clear(&s->widths, NULL); /* tables may have been made again */
 }
 
 static void sqlite_close(struct ldr_backend *b) {
@@ -332,7 +334,6 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
   victim->kind = kind;
   victim->kb = kb;
   victim->fb = fb;
-  victim->width = 0;
   victim->used = ++s->tick;
   snprintf(victim->table, sizeof victim->table, "%s", table);
   *out = victim;
@@ -465,14 +466,9 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
                               size_t n_features, struct ldr_err *err) {
   struct cached_stmt *ce = NULL;
   unsigned kb = bucket(n), fb = 0;
-  enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, 0, &ce, err);
+  if (ldr_width_names(&impl(b)->widths, table, n_features)) fb = bucket(n_features);
+  enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, fb, &ce, err);
   if (rc != LDR_OK) return rc;
-  struct cached_stmt *by_key = ce;
-  if (n_features > 0 && ce->width > 2 * n_features) {
-    fb = bucket(n_features);
-    rc = get_stmt(b, ST_READ, table, kb, fb, &ce, err);
-    if (rc != LDR_OK) return rc;
-  }
   sqlite3_stmt *st = ce->st;
   /* Unused placeholders repeat the last key or feature. */
   for (unsigned i = 0; i < kb; i++) {
@@ -510,10 +506,8 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   if (rc == LDR_OK && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_error(b, r, "read", table, err);
   /* Every placeholder is bound again by the next call: no need to clear them. */
   sqlite3_reset(st);
-  if (rc == LDR_OK && fb == 0 && n > 0) {
-    size_t per_key = (fetched + n - 1) / n;
-    if (per_key > by_key->width) by_key->width = per_key > UINT_MAX ? UINT_MAX : (unsigned)per_key;
-  }
+  /* Rows taken before a failure count too: fewer than the table holds, never more. */
+  if (fb == 0) ldr_width_learn(&impl(b)->widths, table, fetched, n);
   return rc;
 }
 

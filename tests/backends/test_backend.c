@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "backends/backend.h"
+#include "common/log.h"
 #include "tests/backends/native.h"
 #include "tests/support/support.h"
 
@@ -322,6 +323,87 @@ static void few_features_of_a_wide_table(void **state) {
   enum ldr_rc rc = backend->ops->read(backend, &rd, 1, &arena, &err);
   backend->result_cap = 0;
   assert_int_equal(rc, LDR_EXHAUSTED);
+}
+
+/* The statements the backend prepared while `reads` ran, from its debug log
+ * (stderr): SQLite's lines "sqlite: prepared <SQL>". */
+static void prepared_while(void (*reads)(struct fixture *), struct fixture *fx, char *out,
+                           size_t cap) {
+  FILE *log = tmpfile();
+  assert_non_null(log);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0 && dup2(fileno(log), 2) == 2);
+  ldr_log_set_level(LDR_LOG_DEBUG);
+  reads(fx);
+  ldr_log_set_level(LDR_LOG_INFO);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  rewind(log);
+  size_t n = fread(out, 1, cap - 1, log);
+  out[n] = 0;
+  fclose(log);
+}
+
+/* Counts the lines of `log` preparing a SELECT of `table`, and of them those naming features. */
+static void count_selects(const char *log, const char *table, int *by_key, int *named) {
+  *by_key = *named = 0;
+  for (const char *l = strstr(log, "sqlite: prepared SELECT"); l != NULL;
+       l = strstr(l + 1, "sqlite: prepared SELECT")) {
+    const char *end = strchr(l, '\n');
+    size_t len = end ? (size_t)(end - l) : strlen(l);
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)len, l);
+    if (strstr(line, table) == NULL) continue;
+    if (strstr(line, "feature_name IN") != NULL)
+      ++*named;
+    else
+      ++*by_key;
+  }
+}
+
+static const char *const ten[] = {"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"};
+
+/* Reads of 9, then 9 again, then 2 of the table's 10 features per key. */
+static void nine_nine_two(struct fixture *fx) {
+  int64_t id = 1;
+  assert_int_equal(read_keys(fx->table, &id, 1, ten, 9)->n_features, 9);
+  assert_int_equal(read_keys(fx->table, &id, 1, ten, 9)->n_features, 9);
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, &ten[3], 2);
+  assert_int_equal(r->n_features, 2);
+  assert_int_equal(int_value(feature_in(r, "f4")), 4);
+}
+
+/* Two reads of 2 of the 10 features. */
+static void two_two(struct fixture *fx) {
+  int64_t id = 1;
+  for (int i = 0; i < 2; i++) {
+    struct ldr_read_row *r = read_keys(fx->table, &id, 1, &ten[3], 2);
+    assert_int_equal(r->n_features, 2);
+    assert_int_equal(int_value(feature_in(r, "f3")), 3);
+  }
+}
+
+/* SQLite, like the network stores (ldr_width_names), reads by key until it
+ * knows a table holds more than twice the features a read names, then names
+ * them; a table made again by Update is learned again. */
+static void sqlite_names_features_once_the_table_is_wide(void **state) {
+  struct fixture *fx = *state;
+  if (strcmp(native->name, "sqlite") != 0) skip();
+  for (int i = 0; i < 10; i++) must_write(fx->table, 1, ten[i], i, 1000);
+  static char log[65536];
+  int by_key, named;
+  prepared_while(nine_nine_two, fx, log, sizeof log);
+  count_selects(log, fx->table, &by_key, &named);
+  if (by_key != 1 || named != 1) fail_msg("want 1 SELECT by key, then 1 naming features:\n%s", log);
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  const char *keep[] = {fx->table};
+  assert_int_equal(backend->ops->update(backend, keep, 1, NULL, 0, &err), LDR_OK);
+  prepared_while(two_two, fx, log, sizeof log);
+  count_selects(log, fx->table, &by_key, &named);
+  if (by_key != 1 || named != 1) fail_msg("after Update, want the width learned again:\n%s", log);
 }
 
 static void event_ts_is_the_latest(void **state) {
@@ -847,6 +929,7 @@ int main(int argc, char **argv) {
       CASE(results_in_request_order_with_duplicates),
       CASE(requested_features_filter),
       CASE(few_features_of_a_wide_table),
+      CASE(sqlite_names_features_once_the_table_is_wide),
       CASE(event_ts_is_the_latest),
       CASE(empty_requests_and_missing_tables),
       CASE(failing_batch_leaves_nothing),
