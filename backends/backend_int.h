@@ -78,13 +78,26 @@ enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void
 int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
 
 /* The feature names a read requests, for keeping only their rows where the
- * statement returned every feature of a key. */
+ * statement returned every feature of a key. They are sorted once per read, so
+ * that a row costs one comparison when rows come in request order and a binary
+ * search otherwise, whatever the number and order of the names. */
+struct ldr_wanted_name {
+  const char *name;
+  size_t len;
+  size_t at; /* its place in the request */
+};
 struct ldr_wanted {
   const char *const *names;
-  size_t n;
-  size_t next; /* where the previous match was, plus one: rows tend to come in request order */
+  size_t n;                       /* 0: no names (ldr_wanted_has is false for every name) */
+  size_t next;                    /* the place after the previous match */
+  size_t *lens;                   /* the names' lengths, in request order */
+  struct ldr_wanted_name *sorted; /* by length, then bytes */
 };
 
+/* Makes w the names[0..n) (NUL-terminated), taking its memory from `a`:
+ * RESOURCE_EXHAUSTED if the arena is full. */
+enum ldr_rc ldr_wanted_init(struct ldr_wanted *w, const char *const *names, size_t n,
+                            struct ldr_arena *a, struct ldr_err *err);
 /* Whether `name` (len bytes, not NUL-terminated) is one of w's names, byte for byte. */
 int ldr_wanted_has(struct ldr_wanted *w, const char *name, size_t len);
 /* Whether one of w's names has `len` bytes (a name of another length is not one of them). */

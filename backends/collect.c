@@ -236,20 +236,66 @@ enum ldr_rc ldr_flatten_last_wins(const struct ldr_write_row *rows, size_t n, st
   return LDR_OK;
 }
 
+/* The order of w.sorted: by length, then bytes (a name may hold no NUL, but a row's may). */
+static int wanted_cmp(const char *a, size_t la, const char *b, size_t lb) {
+  if (la != lb) return la < lb ? -1 : 1;
+  return memcmp(a, b, la);
+}
+
+static int wanted_sort(const void *x, const void *y) {
+  const struct ldr_wanted_name *a = x, *b = y;
+  return wanted_cmp(a->name, a->len, b->name, b->len);
+}
+
+enum ldr_rc ldr_wanted_init(struct ldr_wanted *w, const char *const *names, size_t n,
+                            struct ldr_arena *a, struct ldr_err *err) {
+  memset(w, 0, sizeof *w);
+  if (n == 0) return LDR_OK;
+  w->lens = ldr_arena_alloc(a, n * sizeof *w->lens);
+  w->sorted = ldr_arena_alloc(a, n * sizeof *w->sorted);
+  if (w->lens == NULL || w->sorted == NULL) return full(err);
+  for (size_t i = 0; i < n; i++) {
+    w->lens[i] = strlen(names[i]);
+    w->sorted[i] = (struct ldr_wanted_name){names[i], w->lens[i], i};
+  }
+  qsort(w->sorted, n, sizeof *w->sorted, wanted_sort);
+  w->names = names;
+  w->n = n;
+  return LDR_OK;
+}
+
 int ldr_wanted_has(struct ldr_wanted *w, const char *name, size_t len) {
-  for (size_t k = 0; k < w->n; k++) {
-    size_t i = w->next + k < w->n ? w->next + k : w->next + k - w->n;
-    /* By length first: a stored name may hold a NUL byte. */
-    if (strlen(w->names[i]) == len && !memcmp(w->names[i], name, len)) {
-      w->next = i + 1 < w->n ? i + 1 : 0;
-      return 1;
+  if (w->n == 0) return 0;
+  /* Rows tend to come in request order: the name after the previous match first. */
+  size_t at = w->next;
+  if (w->lens[at] != len || memcmp(w->names[at], name, len) != 0) {
+    size_t lo = 0, hi = w->n;
+    for (;;) {
+      if (lo >= hi) return 0;
+      size_t mid = lo + (hi - lo) / 2;
+      int c = wanted_cmp(name, len, w->sorted[mid].name, w->sorted[mid].len);
+      if (c == 0) {
+        at = w->sorted[mid].at;
+        break;
+      }
+      if (c < 0)
+        hi = mid;
+      else
+        lo = mid + 1;
     }
   }
-  return 0;
+  w->next = at + 1 < w->n ? at + 1 : 0;
+  return 1;
 }
 
 int ldr_wanted_len(const struct ldr_wanted *w, size_t len) {
-  for (size_t i = 0; i < w->n; i++)
-    if (strlen(w->names[i]) == len) return 1;
-  return 0;
+  size_t lo = 0, hi = w->n; /* the first name of `len` bytes or more */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (w->sorted[mid].len < len)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < w->n && w->sorted[lo].len == len;
 }

@@ -153,8 +153,8 @@ static enum ldr_rc group_reads(struct ldr_backend *b, struct read_arg *a, struct
     gr->named = ldr_width_names(&impl(b)->widths, gr->table, rd->n_features);
     /* Kept in C also after `IN`: MariaDB compares names by the column's collation
      * (case and trailing spaces ignored), Feast and the other stores byte by byte. */
-    gr->want = (struct ldr_wanted){rd->features, rd->n_features, 0};
-    rc = group_keys(a, gr, group_of, err);
+    rc = ldr_wanted_init(&gr->want, rd->features, rd->n_features, a->arena, err);
+    if (rc == LDR_OK) rc = group_keys(a, gr, group_of, err);
   }
   return rc;
 }

@@ -439,10 +439,10 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct 
     cmd.by_key = 0;
   }
   /* Kept in C also after ANY($2): names match byte for byte whatever the column's collation. */
-  cmd.want = (struct ldr_wanted){r->features, r->n_features, 0};
+  enum ldr_rc rc = ldr_wanted_init(&cmd.want, r->features, r->n_features, a->arena, err);
+  if (rc != LDR_OK) return rc;
   struct stmt_ref st;
-  enum ldr_rc rc =
-      statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
+  rc = statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, fbytes = 0;
   for (size_t k = 0; k < c->nuniq; k++) kbytes += c->uniq[k].len;

@@ -463,11 +463,14 @@ static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
  */
 static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct ldr_collector *c,
                               const struct ldr_key_ref *uniq, size_t n, const char *const *features,
-                              size_t n_features, struct ldr_err *err) {
+                              size_t n_features, struct ldr_wanted *w, struct ldr_err *err) {
   struct cached_stmt *ce = NULL;
   unsigned kb = bucket(n), fb = 0;
   if (ldr_width_names(&impl(b)->widths, table, n_features)) fb = bucket(n_features);
   enum ldr_rc rc = get_stmt(b, ST_READ, table, kb, fb, &ce, err);
+  /* The names are sorted for the first chunk read by key (ldr_wanted). */
+  if (rc == LDR_OK && fb == 0 && n_features > 0 && w->n == 0)
+    rc = ldr_wanted_init(w, features, n_features, c->arena, err);
   if (rc != LDR_OK) return rc;
   sqlite3_stmt *st = ce->st;
   /* Unused placeholders repeat the last key or feature. */
@@ -479,7 +482,6 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
   for (unsigned i = 0; i < fb; i++)
     sqlite3_bind_text(st, (int)(kb + i + 1), features[i < n_features ? i : n_features - 1], -1,
                       SQLITE_STATIC);
-  struct ldr_wanted w = {features, n_features, 0};
   size_t fetched = 0;
   int r;
   for (;;) {
@@ -488,8 +490,7 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
     fetched++;
     const char *name = (const char *)sqlite3_column_text(st, 1);
     size_t name_len = (size_t)sqlite3_column_bytes(st, 1);
-    if (fb == 0 && n_features > 0 && (name == NULL || !ldr_wanted_has(&w, name, name_len)))
-      continue;
+    if (fb == 0 && n_features > 0 && (name == NULL || !ldr_wanted_has(w, name, name_len))) continue;
     struct ldr_ts ts;
     int has_ts = column_ts(st, 3, &ts);
     const void *value = sqlite3_column_blob(st, 2);
@@ -516,6 +517,7 @@ static enum ldr_rc read_chunk(struct ldr_backend *b, const char *table, struct l
 static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ldr_arena *a,
                             size_t *budget, struct ldr_err *err) {
   struct ldr_collector c;
+  struct ldr_wanted w = {0};
   if (r->n_features > MAX_KEY_BUCKET)
     return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
                        MAX_KEY_BUCKET);
@@ -523,7 +525,7 @@ static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ld
   size_t off = 0;
   while (rc == LDR_OK) {
     size_t chunk = c.nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : c.nuniq - off;
-    rc = read_chunk(b, r->table, &c, c.uniq + off, chunk, r->features, r->n_features, err);
+    rc = read_chunk(b, r->table, &c, c.uniq + off, chunk, r->features, r->n_features, &w, err);
     off += chunk;
     if (off >= c.nuniq) break;
   }

@@ -18,6 +18,8 @@ server on LARDER_TEST_BACKEND:
 - MySQL columns wider than Feast's come back whole (or a clear error);
 - far-future timestamps and huge deadlines are served correctly (no overflow);
 - a view whose name is another view's index name is refused, never INTERNAL.
+- a read naming thousands of features in the reverse of their stored order
+  answers within a second.
 
 Time bounds triple when LARDER_SANITIZED=1."""
 import concurrent.futures
@@ -394,6 +396,37 @@ class Limits(unittest.TestCase):
             self.assertEqual(code, Code.RESOURCE_EXHAUSTED, details)
             self.assertLess(hwm1 - hwm0, 100 * 1024, "peak memory grew by %.0f MiB" % ((hwm1 - hwm0) / 1024))
             stub.Teardown(pb.TeardownRequest(tables=["big"]), timeout=60)
+
+    def test_many_named_features_in_reverse_order(self):
+        """A view of 16,000 features per key, read for 8,192 of them named in the
+        reverse of their stored order (so the read goes by key and larder keeps the
+        named rows itself): every named feature comes back, within 1 s for 4 keys.
+        Matching each row against the names one by one made it 30 million
+        comparisons per key, about 0.75 s of a worker's CPU."""
+        stored, named = 16000, 8192
+        with harness.Server() as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["wide"]), timeout=60)
+            names = ["feature_%05d" % j for j in range(stored)]
+            for k in range(4):
+                stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(feature_view="wide", rows=[row(
+                    key(driver_id=k), {n: V(int64_val=k * 100000 + j) for j, n in enumerate(names)})]),
+                    timeout=120)
+            wanted = names[named - 1::-1]
+            req = pb.OnlineReadRequest(feature_view="wide", entity_keys=[key(driver_id=k) for k in range(4)],
+                                       requested_features=wanted)
+            took = []
+            for _ in range(2):  # the first also teaches larder the view's width
+                t0 = time.monotonic()
+                reply = stub.OnlineRead(req, timeout=60)
+                took.append(time.monotonic() - t0)
+                for k, r in enumerate(reply.results):
+                    self.assertEqual(len(r.features), named)
+                    self.assertEqual(r.features["feature_00007"].int64_val, k * 100000 + 7)
+                    self.assertNotIn("feature_%05d" % named, r.features)
+            print("4 keys x %d stored, %d named in reverse: %s s" % (stored, named, ["%.2f" % t for t in took]))
+            self.assertLess(max(took), 1.0 * SLOW)
+            stub.Teardown(pb.TeardownRequest(tables=["wide"]), timeout=60)
 
     def test_call_memory_returned_after_a_burst(self):
         """64 concurrent OnlineWriteBatch calls of 3 MB each, then idle: larder's

@@ -279,23 +279,95 @@ static struct ldr_write_feature wf(const char *name, const char *tag) {
 /* The named features, for reads by key that keep only those. */
 static void wanted(void **state) {
   (void)state;
-  const char *names[] = {"f07", "a", "f31"};
-  struct ldr_wanted w = {names, 3, 0};
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  const char *names[] = {"f07", "a", "f31", ""};
+  struct ldr_wanted w;
+  assert_int_equal(ldr_wanted_init(&w, names, 4, &arena, &err), LDR_OK);
   assert_true(ldr_wanted_has(&w, "f31", 3));
-  assert_true(ldr_wanted_has(&w, "f07", 3)); /* after a match the search goes on from there */
+  assert_int_equal(w.next, 3); /* the next row is looked for after a match first */
+  assert_true(ldr_wanted_has(&w, "f07", 3));
+  assert_int_equal(w.next, 1);
   assert_true(ldr_wanted_has(&w, "a", 1));
+  assert_true(ldr_wanted_has(&w, "", 0));
+  assert_int_equal(w.next, 0);                  /* after the last name, the first */
   assert_false(ldr_wanted_has(&w, "f0", 2));    /* a prefix of a name is not it */
   assert_false(ldr_wanted_has(&w, "f071", 4));  /* nor is a name it prefixes */
   assert_true(ldr_wanted_has(&w, "f07xyz", 3)); /* the name is its len bytes: "f07" */
   assert_false(ldr_wanted_has(&w, "b", 1));
+  assert_false(ldr_wanted_has(&w, "f08", 3));  /* a name of the same length */
   assert_false(ldr_wanted_has(&w, "a\0x", 3)); /* a stored name may hold a NUL */
   assert_false(ldr_wanted_has(&w, "A", 1));    /* byte for byte */
   assert_true(ldr_wanted_len(&w, 3));
   assert_true(ldr_wanted_len(&w, 1));
+  assert_true(ldr_wanted_len(&w, 0));
   assert_false(ldr_wanted_len(&w, 2));
-  struct ldr_wanted none = {names, 0, 0};
+  assert_false(ldr_wanted_len(&w, 4));
+  struct ldr_wanted none;
+  assert_int_equal(ldr_wanted_init(&none, names, 0, &arena, &err), LDR_OK);
   assert_false(ldr_wanted_has(&none, "a", 1));
   assert_false(ldr_wanted_len(&none, 1));
+  /* Its memory comes from the arena: a full one is RESOURCE_EXHAUSTED. */
+  struct ldr_arena small;
+  ldr_arena_init(&small, 64, 64);
+  assert_int_equal(ldr_wanted_init(&w, names, 4, &small, &err), LDR_EXHAUSTED);
+  ldr_arena_destroy(&small);
+}
+
+/* Many names in any order, some asked twice, against a plain scan: rows
+ * coming in request order, in reverse and in no order are all kept, and
+ * nothing else. */
+static void wanted_many(void **state) {
+  (void)state;
+  enum { N = 1500 };
+  static char buf[N][16];
+  const char *names[N];
+  unsigned seed = 12345;
+  for (size_t i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    /* Lengths from 1 to 6 bytes, bytes above 0x7f too; a tenth repeat an earlier name. */
+    if (i > 10 && seed % 10 == 0) {
+      names[i] = names[seed % i];
+      continue;
+    }
+    size_t len = 1 + (seed >> 8) % 6;
+    for (size_t k = 0; k < len; k++) {
+      seed = seed * 1103515245u + 12345u;
+      buf[i][k] = (char)(1 + (seed >> 16) % 250);
+    }
+    buf[i][len] = 0;
+    names[i] = buf[i];
+  }
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  struct ldr_wanted w;
+  assert_int_equal(ldr_wanted_init(&w, names, N, &arena, &err), LDR_OK);
+  for (size_t i = 0; i < N; i++) assert_true(ldr_wanted_has(&w, names[i], strlen(names[i])));
+  for (size_t i = N; i-- > 0;) assert_true(ldr_wanted_has(&w, names[i], strlen(names[i])));
+  for (size_t t = 0; t < 20000; t++) {
+    char probe[8];
+    seed = seed * 1103515245u + 12345u;
+    size_t len = (seed >> 8) % 7;
+    if (t % 2) { /* one of the names, or one changed in its last byte */
+      const char *base = names[(seed >> 4) % N];
+      len = strlen(base);
+      memcpy(probe, base, len);
+      if (t % 4 == 1) probe[len - 1] = (char)(probe[len - 1] + 1);
+    } else {
+      for (size_t k = 0; k < len; k++) {
+        seed = seed * 1103515245u + 12345u;
+        probe[k] = (char)(1 + (seed >> 16) % 250);
+      }
+    }
+    int is = 0, has_len = 0;
+    for (size_t i = 0; i < N; i++) {
+      has_len |= strlen(names[i]) == len;
+      is |= strlen(names[i]) == len && !memcmp(names[i], probe, len);
+    }
+    if (ldr_wanted_has(&w, probe, len) != is)
+      fail_msg("probe %zu of %zu bytes: want %d", t, len, is);
+    assert_int_equal(ldr_wanted_len(&w, len), has_len);
+  }
 }
 
 static void last_wins(void **state) {
@@ -391,6 +463,7 @@ int main(void) {
       cmocka_unit_test_teardown(empty_cases, reset),
       cmocka_unit_test_teardown(full_arena, reset),
       cmocka_unit_test_teardown(wanted, reset),
+      cmocka_unit_test_teardown(wanted_many, reset),
       cmocka_unit_test_teardown(last_wins, reset),
       cmocka_unit_test_teardown(last_wins_among_many, reset),
   };
