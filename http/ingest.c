@@ -17,6 +17,11 @@ static const struct ldr_json *cell(const struct ldr_frame *f, size_t col, size_t
   return c->type == LDR_JSON_ARRAY ? &c->items[row] : c;
 }
 
+static int json_broadcast(const struct ldr_frame *f, size_t col) {
+  const struct ldr_json *df = f->data;
+  return df->items[col].type != LDR_JSON_ARRAY;
+}
+
 static enum ldr_rc json_cell(const struct ldr_frame *f, size_t col, size_t row, int type, int key,
                              struct ldr_arena *a, Feast__Types__Value **out, struct ldr_err *err) {
   const struct ldr_json *j = cell(f, col, row);
@@ -160,7 +165,8 @@ static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *body,
                           .data = df,
                           .field = "df",
                           .value = json_cell,
-                          .timestamp = json_time};
+                          .timestamp = json_time,
+                          .broadcast = json_broadcast};
   return 0;
 }
 

@@ -1150,6 +1150,29 @@ class Limits(unittest.TestCase):
         status, _, _ = raw2.response()
         self.assertTrue(400 <= status < 500, status)
 
+    def test_scalar_column_converted_once(self):
+        """pandas broadcasts a scalar column to every row: larder converts it once, not once
+        per row. A /push of 1,000 rows whose `trips` (INT64) is one number of 3.9 MB of
+        digits, 1.000...0, answers within a second and writes 1 to every row; converting
+        it per row took 10 s of a worker."""
+        ids = list(range(9800, 10800))
+        df = dict(push_body()["df"], driver_id=ids, event_timestamp="2024-05-01T00:00:00")
+        for col in ("conv_rate", "rating", "active", "tag", "speed"):
+            df[col] = df[col][0]
+        text = json.dumps(dict(push_body(), df=dict(df, trips=1)))
+        body = text.replace('"trips": 1', '"trips": 1.' + "0" * (3900000), 1)
+        self.assertEqual(len(body), len(text) + 3900001)
+        with start(larder={"max_message_bytes": 4194304, "max_batch_rows": 1000}, rows=False) as server:
+            t0 = time.monotonic()
+            reply = server.http("POST", "/push", body=body, headers={"Content-Type": "application/json"})
+            took = time.monotonic() - t0
+            self.assertEqual(reply.status, 200, reply)
+            print("/push of 1,000 rows, one scalar of %d bytes: %.2f s" % (len(body), took))
+            got = server.stub.OnlineRead(pb.OnlineReadRequest(
+                feature_view="driver_stats", entity_keys=[ek(ids[0]), ek(ids[-1])]), timeout=10).results
+            self.assertEqual([r.features["trips"].int64_val for r in got], [1, 1])
+            self.assertLess(took, 1.0 * SLOW)
+
     def test_expect_100_continue(self):
         body = json.dumps(gof_body()).encode()
         raw = Raw(SERVER.http_port)

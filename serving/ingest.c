@@ -65,12 +65,24 @@ static enum ldr_rc cell_error(struct ingest *g, size_t col, size_t row) {
   return g->err->rc;
 }
 
+/* Whether column `col` is one cell for every row: its cell is converted once,
+ * so that a long value in it costs its length once, not once per row. */
+static int broadcast(const struct ldr_frame *f, long col) {
+  return col >= 0 && f->broadcast != NULL && f->broadcast(f, (size_t)col);
+}
+
 /* Every row's timestamp from column `col` (required: no null). */
 static enum ldr_rc timestamps(struct ingest *g, long col, int required, struct ldr_ts *out,
                               int *has) {
+  int once = broadcast(g->f, col);
   for (size_t r = 0; r < g->f->n_rows; r++) {
     has[r] = 0;
     if (col < 0) continue;
+    if (once && r > 0) {
+      has[r] = has[0];
+      out[r] = out[0];
+      continue;
+    }
     enum ldr_rc rc = g->f->timestamp(g->f, (size_t)col, r, &has[r], &out[r], g->err);
     if (rc == LDR_OK && has[r] && (out[r].s < LDR_TS_MIN_SECONDS || out[r].s > LDR_TS_MAX_SECONDS))
       rc = ldr_err_set(g->err, LDR_INVALID, "outside the years 0001 to 9999");
@@ -113,6 +125,7 @@ static enum ldr_rc keys(struct ingest *g, const struct ldr_view *v, struct ldr_w
   ek.entity_values = vals;
   for (size_t r = 0; r < f->n_rows; r++) {
     for (size_t k = 0; k < nk && !v->entityless; k++) {
+      if (r > 0 && broadcast(f, cols[k])) continue; /* vals[k] is still the first row's */
       enum ldr_rc rc =
           f->value(f, (size_t)cols[k], r, v->join_keys[k].type, 1, a, &vals[k], g->err);
       if (rc == LDR_OK && vals[k] == NULL)
@@ -193,6 +206,10 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
   for (size_t r = 0; r < n; r++) {
     struct ldr_write_feature *row = &cells[r * nf];
     for (size_t j = 0; j < nf; j++) {
+      if (r > 0 && broadcast(f, fcols[j])) {
+        row[j] = cells[j]; /* the first row's, shared */
+        continue;
+      }
       Feast__Types__Value *val = NULL;
       if (fcols[j] >= 0) {
         rc = f->value(f, (size_t)fcols[j], r, v->features[j].type, 0, a, &val, g->err);

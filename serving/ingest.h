@@ -34,6 +34,9 @@ struct ldr_frame {
   /* Cell (col, row) as a timestamp; *has 0 for a null cell. */
   enum ldr_rc (*timestamp)(const struct ldr_frame *f, size_t col, size_t row, int *has,
                            struct ldr_ts *out, struct ldr_err *err);
+  /* Nonzero when column `col` is one cell for every row (pandas broadcasts a
+   * scalar): it is converted once, not once per row. NULL: no column is. */
+  int (*broadcast)(const struct ldr_frame *f, size_t col);
 };
 
 /* Why an ingest was refused, beyond its status, for HTTP's error classes. */

@@ -172,9 +172,23 @@ struct json_frame {
   const struct ldr_json *df;
 };
 
+/* How many cells of each column were converted since the last frame(). */
+static size_t converted[16];
+
+/* Cell (col, row): an array's item, or a scalar that stands for every row (as pandas). */
+static const struct ldr_json *cell_of(const struct ldr_frame *f, size_t col, size_t row) {
+  const struct ldr_json *c = &((const struct json_frame *)f)->df->items[col];
+  if (col < sizeof converted / sizeof converted[0]) converted[col]++;
+  return c->type == LDR_JSON_ARRAY ? &c->items[row] : c;
+}
+
+static int json_broadcast(const struct ldr_frame *f, size_t col) {
+  return ((const struct json_frame *)f)->df->items[col].type != LDR_JSON_ARRAY;
+}
+
 static enum ldr_rc json_cell(const struct ldr_frame *f, size_t col, size_t row, int type, int key,
                              struct ldr_arena *a, Feast__Types__Value **out, struct ldr_err *err) {
-  const struct ldr_json *j = &((const struct json_frame *)f)->df->items[col].items[row];
+  const struct ldr_json *j = cell_of(f, col, row);
   *out = NULL;
   if (j->type == LDR_JSON_NULL && !key) return LDR_OK;
   return ldr_json_to_value(j, type, key, a, out, err);
@@ -182,7 +196,7 @@ static enum ldr_rc json_cell(const struct ldr_frame *f, size_t col, size_t row, 
 
 static enum ldr_rc json_time(const struct ldr_frame *f, size_t col, size_t row, int *has,
                              struct ldr_ts *out, struct ldr_err *err) {
-  const struct ldr_json *j = &((const struct json_frame *)f)->df->items[col].items[row];
+  const struct ldr_json *j = cell_of(f, col, row);
   int64_t ns;
   *has = 0;
   if (j->type == LDR_JSON_NULL) return LDR_OK;
@@ -210,19 +224,23 @@ static const struct ldr_frame *frame(const char *json) {
   assert_int_equal(df->type, LDR_JSON_OBJECT);
   struct json_frame *jf = ldr_arena_calloc(&arena, 1, sizeof *jf);
   const char **names = ldr_arena_calloc(&arena, df->n + 1, sizeof *names);
+  size_t rows = 0;
   for (size_t i = 0; i < df->n; i++) {
     names[i] = df->keys[i].s;
-    assert_int_equal(df->items[i].type, LDR_JSON_ARRAY);
-    assert_int_equal(df->items[i].n, df->items[0].n);
+    if (df->items[i].type == LDR_JSON_ARRAY) rows = df->items[i].n;
   }
+  for (size_t i = 0; i < df->n; i++)
+    if (df->items[i].type == LDR_JSON_ARRAY) assert_int_equal(df->items[i].n, rows);
+  memset(converted, 0, sizeof converted);
   jf->df = df;
-  jf->f = (struct ldr_frame){.n_rows = df->n ? df->items[0].n : 0,
+  jf->f = (struct ldr_frame){.n_rows = rows,
                              .n_cols = df->n,
                              .names = names,
                              .data = df,
                              .field = "df",
                              .value = json_cell,
-                             .timestamp = json_time};
+                             .timestamp = json_time,
+                             .broadcast = json_broadcast};
   return &jf->f;
 }
 
@@ -437,6 +455,49 @@ static void push_writes_every_view(void **state) {
                               "driver_id=1001|trips|INT64:7|1704153600|NULL\n"
                               "driver_id=1002|conv_rate|empty|1700000001|1700000001\n"
                               "driver_id=1002|trips|INT64:4|1700000001|1700000001\n");
+}
+
+/* A scalar column stands for every row, and is converted once per view that
+ * reads it, not once per row: a long value in it (a number of 3.9 MB of
+ * digits) would otherwise cost its length times the rows. */
+static void push_broadcasts_scalars_once(void **state) {
+  (void)state;
+  struct ldr_ingest_result res;
+  struct ldr_err err;
+  /* Columns 0-5: driver_id, conv_rate, trips, speed, label_ok, event_timestamp. */
+  assert_int_equal(push("driver_push",
+                        "{\"driver_id\":[1001,1002,1003],\"conv_rate\":0.5,\"trips\":[1,2,3],"
+                        "\"speed\":2,\"label_ok\":1,\"event_timestamp\":\"2024-01-01\"}",
+                        &res, &err),
+                   LDR_OK);
+  assert_int_equal(res.rows_written, 9);
+  EXPECT_ROWS("driver_stats", "driver_id=1001|conv_rate|DOUBLE:0.5|1704067200|NULL\n"
+                              "driver_id=1001|trips|INT64:1|1704067200|NULL\n"
+                              "driver_id=1002|conv_rate|DOUBLE:0.5|1704067200|NULL\n"
+                              "driver_id=1002|trips|INT64:2|1704067200|NULL\n"
+                              "driver_id=1003|conv_rate|DOUBLE:0.5|1704067200|NULL\n"
+                              "driver_id=1003|trips|INT64:3|1704067200|NULL\n");
+  EXPECT_ROWS("driver_live", "driver_id=1001|speed|DOUBLE:2|1704067200|NULL\n"
+                             "driver_id=1002|speed|DOUBLE:2|1704067200|NULL\n"
+                             "driver_id=1003|speed|DOUBLE:2|1704067200|NULL\n");
+  /* Three views read the key and time columns; one reads each feature. */
+  assert_int_equal(converted[0], 9);
+  assert_int_equal(converted[1], 1);
+  assert_int_equal(converted[2], 3);
+  assert_int_equal(converted[3], 1);
+  assert_int_equal(converted[4], 1);
+  assert_int_equal(converted[5], 3);
+  /* A scalar join key: every row is the same key, written once (last wins). */
+  assert_int_equal(push("driver_push",
+                        "{\"driver_id\":1004,\"conv_rate\":[1,2],\"trips\":[5,6],"
+                        "\"speed\":[1,2],\"label_ok\":[1,0],\"event_timestamp\":\"2024-01-01\"}",
+                        &res, &err),
+                   LDR_OK);
+  assert_int_equal(converted[0], 3);
+  EXPECT_ROWS("driver_labels", "driver_id=1001|label_ok|BOOL:true|1704067200|NULL\n"
+                               "driver_id=1002|label_ok|BOOL:true|1704067200|NULL\n"
+                               "driver_id=1003|label_ok|BOOL:true|1704067200|NULL\n"
+                               "driver_id=1004|label_ok|BOOL:false|1704067200|NULL\n");
 }
 
 /* One transaction: a view whose write fails leaves nothing in the others. */
@@ -864,6 +925,7 @@ int main(void) {
       cmocka_unit_test(iso8601_accepted),
       cmocka_unit_test(iso8601_refused),
       cmocka_unit_test_setup(push_writes_every_view, clear),
+      cmocka_unit_test_setup(push_broadcasts_scalars_once, clear),
       cmocka_unit_test_setup(push_is_one_transaction, clear),
       cmocka_unit_test_setup(push_renames_and_timestamps, clear),
       cmocka_unit_test_setup(push_time_checks, clear),
