@@ -335,6 +335,7 @@ static int on_request(struct conn *c) {
   memmove(c->in, c->in + consumed, c->in_len - consumed);
   c->in_len -= consumed;
   c->head_len = 0;
+  c->head_scanned = 0;
   free(c->body);
   c->body = NULL;
   c->body_len = c->body_cap = 0;
@@ -356,7 +357,7 @@ static int conn_process(struct conn *c) {
   while (!c->closing && c->out_len == 0) {
     if (c->head_len == 0) {
       if (c->in_len == 0) return 0;
-      long r = ldr_http_parse_head(c->in, c->in_len, &c->head);
+      long r = ldr_http_parse_head(c->in, c->in_len, &c->head_scanned, &c->head);
       if (r == 0) return 0;
       if (r < 0) return refuse(c, (int)-r);
       c->head_len = (size_t)r;

@@ -21,12 +21,14 @@ static int is(const char *s, size_t n, const char *word) {
   return strlen(word) == n && !strncasecmp(s, word, n);
 }
 
-/* The end of the head (the index after "\r\n\r\n"), or 0. */
-static size_t head_end(const char *buf, size_t len) {
+/* The end of the head (the index after "\r\n\r\n"), or 0; the search starts
+ * at buf[*from] and leaves *from where the next one, on more bytes, starts. */
+static size_t head_end(const char *buf, size_t len, size_t *from) {
   size_t lim = len < LDR_HTTP_HEAD_MAX ? len : LDR_HTTP_HEAD_MAX;
-  for (size_t i = 3; i < lim; i++)
+  for (size_t i = *from > 3 ? *from : 3; i < lim; i++)
     if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
       return i + 1;
+  if (lim > *from) *from = lim;
   return 0;
 }
 
@@ -65,8 +67,10 @@ static int header(struct ldr_http_head *h, const char *name, size_t nlen, const 
   return 0;
 }
 
-long ldr_http_parse_head(const char *buf, size_t len, struct ldr_http_head *h) {
-  size_t end = head_end(buf, len);
+long ldr_http_parse_head(const char *buf, size_t len, size_t *scanned, struct ldr_http_head *h) {
+  size_t from = scanned ? *scanned : 0;
+  size_t end = head_end(buf, len, &from);
+  if (scanned) *scanned = end ? 0 : from;
   if (end == 0) return len >= LDR_HTTP_HEAD_MAX ? -431 : 0;
   memset(h, 0, sizeof *h);
   h->content_length = -1;

@@ -34,8 +34,12 @@ struct ldr_http_head {
  * Content-Length and Transfer-Encoding, or a Content-Length that is not one
  * number), -431 (the head passes LDR_HTTP_HEAD_MAX), -501 (a transfer coding
  * other than chunked), -505 (not HTTP/1.x).
+ *
+ * `scanned` (NULL: none) keeps, between calls on a growing buffer, how far
+ * the search for the blank line got, so that a head arriving a byte at a time
+ * is searched once, not once per byte; 0 for a new head.
  */
-long ldr_http_parse_head(const char *buf, size_t len, struct ldr_http_head *h);
+long ldr_http_parse_head(const char *buf, size_t len, size_t *scanned, struct ldr_http_head *h);
 
 /* A chunked body being decoded (RFC 9112 §7.1): zero-initialized to start. */
 struct ldr_http_chunks {

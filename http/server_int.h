@@ -42,7 +42,8 @@ struct conn {
   unsigned long long dead_at; /* h->epoch when it was closed */
   char *in;                   /* bytes received and not yet consumed */
   size_t in_len, in_cap;
-  size_t head_len; /* 0: the head is not complete */
+  size_t head_len;     /* 0: the head is not complete */
+  size_t head_scanned; /* bytes of an incomplete head searched for its end (ldr_http_parse_head) */
   struct ldr_http_head head;
   const struct ldr_http_route *route;
   int early; /* the answer was decided from the head; the body is read and dropped */

@@ -88,7 +88,7 @@ static void heads_that_parse(void **state) {
     snprintf(buf, sizeof buf, "%sBODY", c->text);
     struct ldr_http_head h;
     memset(&h, 0x55, sizeof h);
-    long r = ldr_http_parse_head(buf, len + 4, &h);
+    long r = ldr_http_parse_head(buf, len + 4, NULL, &h);
     if (r != (long)len) fail_msg("%s: %ld, want %zu", c->name, r, len);
     if (h.method != c->method) fail_msg("%s: method %d, want %d", c->name, h.method, c->method);
     if (h.path_len != strlen(c->path) || memcmp(h.path, c->path, h.path_len))
@@ -122,11 +122,49 @@ static void incomplete_heads(void **state) {
       /* A copy of exactly n bytes: ASan sees any read past them. */
       char *p = malloc(n + 1);
       memcpy(p, text, n);
-      long r = ldr_http_parse_head(p, n, &h);
+      long r = ldr_http_parse_head(p, n, NULL, &h);
       free(p);
       if (r != 0) fail_msg("%s: %ld for its first %zu bytes, want 0", valid_heads[i].name, r, n);
     }
   }
+}
+
+/* A head arriving a byte at a time, as a connection reads it: `scanned` keeps
+ * how far the search for its end got, so each byte is searched once (a slow
+ * client sending 16 KiB so cost 130 million comparisons), and the answer is
+ * the same as for the whole head. */
+static void heads_a_byte_at_a_time(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N_OF(valid_heads); i++) {
+    const char *text = valid_heads[i].text;
+    size_t len = strlen(text);
+    struct ldr_http_head whole, h;
+    long want = ldr_http_parse_head(text, len, NULL, &whole);
+    size_t scanned = 0;
+    long r = 0;
+    size_t n;
+    for (n = 1; n <= len && r == 0; n++) {
+      char *p = malloc(n);
+      memcpy(p, text, n);
+      r = ldr_http_parse_head(p, n, &scanned, &h);
+      free(p);
+      if (r == 0 && scanned != n)
+        fail_msg("%s: searched to %zu of %zu bytes, want all", valid_heads[i].name, scanned, n);
+    }
+    if (r != want || n - 1 != len)
+      fail_msg("%s: %ld after %zu bytes, want %ld after %zu", valid_heads[i].name, r, n - 1, want,
+               len);
+    assert_int_equal(scanned, 0); /* ready for the next head */
+    assert_int_equal(h.method, whole.method);
+    assert_int_equal(h.content_length, whole.content_length);
+  }
+  /* The end is found where it straddles what came before and what came now. */
+  const char *two = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  size_t len = strlen(two), scanned = 0;
+  struct ldr_http_head h;
+  assert_int_equal(ldr_http_parse_head(two, len - 2, &scanned, &h), 0);
+  assert_int_equal(scanned, len - 2);
+  assert_int_equal(ldr_http_parse_head(two, len, &scanned, &h), (long)len);
 }
 
 /* ---- heads refused ---- */
@@ -194,7 +232,7 @@ static void heads_refused(void **state) {
   };
   for (size_t i = 0; i < N_OF(cases); i++) {
     struct ldr_http_head h;
-    long r = ldr_http_parse_head(cases[i].text, strlen(cases[i].text), &h);
+    long r = ldr_http_parse_head(cases[i].text, strlen(cases[i].text), NULL, &h);
     if (r != cases[i].want) fail_msg("%s: %ld, want %ld", cases[i].name, r, cases[i].want);
   }
 }
@@ -226,17 +264,17 @@ static void head_limit(void **state) {
   struct ldr_http_head h;
   char *at_max = head_of(LDR_HTTP_HEAD_MAX);
   assert_int_equal(strlen(at_max), LDR_HTTP_HEAD_MAX);
-  assert_int_equal(ldr_http_parse_head(at_max, LDR_HTTP_HEAD_MAX, &h), LDR_HTTP_HEAD_MAX);
+  assert_int_equal(ldr_http_parse_head(at_max, LDR_HTTP_HEAD_MAX, NULL, &h), LDR_HTTP_HEAD_MAX);
   assert_int_equal(h.method, LDR_HTTP_GET);
   /* Without its last byte it is incomplete, and still within the limit. */
-  assert_int_equal(ldr_http_parse_head(at_max, LDR_HTTP_HEAD_MAX - 1, &h), 0);
+  assert_int_equal(ldr_http_parse_head(at_max, LDR_HTTP_HEAD_MAX - 1, NULL, &h), 0);
   free(at_max);
 
   char *past = head_of(LDR_HTTP_HEAD_MAX + 1);
-  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX + 1, &h), -431);
+  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX + 1, NULL, &h), -431);
   /* The first LDR_HTTP_HEAD_MAX bytes hold no end: refused once that many are in. */
-  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX, &h), -431);
-  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX - 1, &h), 0);
+  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX, NULL, &h), -431);
+  assert_int_equal(ldr_http_parse_head(past, LDR_HTTP_HEAD_MAX - 1, NULL, &h), 0);
   free(past);
 
   /* A head that never ends, however many bytes come. */
@@ -244,7 +282,7 @@ static void head_limit(void **state) {
   char *endless = malloc(big);
   memset(endless, 'a', big);
   memcpy(endless, "GET / HTTP/1.1\r\nX: ", 19);
-  assert_int_equal(ldr_http_parse_head(endless, big, &h), -431);
+  assert_int_equal(ldr_http_parse_head(endless, big, NULL, &h), -431);
   free(endless);
 }
 
@@ -377,9 +415,13 @@ static void chunked_refused(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(heads_that_parse), cmocka_unit_test(incomplete_heads),
-      cmocka_unit_test(heads_refused),    cmocka_unit_test(head_limit),
-      cmocka_unit_test(chunked_bodies),   cmocka_unit_test(chunked_refused),
+      cmocka_unit_test(heads_that_parse),
+      cmocka_unit_test(incomplete_heads),
+      cmocka_unit_test(heads_a_byte_at_a_time),
+      cmocka_unit_test(heads_refused),
+      cmocka_unit_test(head_limit),
+      cmocka_unit_test(chunked_bodies),
+      cmocka_unit_test(chunked_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
