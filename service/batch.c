@@ -52,7 +52,8 @@ static size_t group_order(struct worker *w, struct call **out) {
 #define CHUNK_KEYS (2 * LDR_BATCH_KEYS)
 
 /* A shared read that fails is done again call by call, so one bad call (a key
- * a store cannot hold, say) never fails the others. */
+ * a store cannot hold, say), or calls whose rows together pass the arena's
+ * cap, never fail the others. */
 static void serve(struct worker *w, struct call **calls, size_t n) {
   struct ldr_err err;
   ldr_err_clear(&err);
@@ -64,6 +65,9 @@ static void serve(struct worker *w, struct call **calls, size_t n) {
     struct call *c = calls[k];
     enum ldr_rc crc = rc;
     if (rc != LDR_OK && n > 1) {
+      /* Nothing of the shared read, or of the call before (its reply is
+       * encoded), is needed. */
+      ldr_arena_reset(&w->batch_arena); /* each call alone has the whole arena */
       ldr_err_clear(&err);
       crc = read_calls(w, &c, 1, &err);
     }
