@@ -77,6 +77,10 @@ enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void
 /* The order of a collector's distinct keys: their bytes, then their lengths. */
 int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
 
+/* The most features one read of a view may name, on every store: SQLite's
+ * limit on a statement's placeholders (RESOURCE_EXHAUSTED past it). */
+#define LDR_READ_FEATURES_MAX 8192
+
 /* The feature names a read requests, for keeping only their rows where the
  * statement returned every feature of a key. They are sorted once per read, so
  * that a row costs one comparison when rows come in request order and a binary

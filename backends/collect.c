@@ -253,7 +253,8 @@ enum ldr_rc ldr_wanted_init(struct ldr_wanted *w, const char *const *names, size
   if (n == 0) return LDR_OK;
   w->lens = ldr_arena_alloc(a, n * sizeof *w->lens);
   w->sorted = ldr_arena_alloc(a, n * sizeof *w->sorted);
-  if (w->lens == NULL || w->sorted == NULL) return full(err);
+  if (w->lens == NULL || w->sorted == NULL)
+    return ldr_err_set(err, LDR_EXHAUSTED, "read: the request is larger than a call may hold");
   for (size_t i = 0; i < n; i++) {
     w->lens[i] = strlen(names[i]);
     w->sorted[i] = (struct ldr_wanted_name){names[i], w->lens[i], i};

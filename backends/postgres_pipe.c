@@ -423,6 +423,7 @@ struct read_arg {
   struct ldr_read *reads;
   size_t n;
   struct ldr_collector *cols;
+  struct ldr_wanted *wants; /* per read: its named features (ldr_wanted), set once */
   struct ldr_arena *arena;
 };
 
@@ -439,10 +440,10 @@ static enum ldr_rc queue_read(struct ldr_backend *b, struct pg_conn *pc, struct 
     cmd.by_key = 0;
   }
   /* Kept in C also after ANY($2): names match byte for byte whatever the column's collation. */
-  enum ldr_rc rc = ldr_wanted_init(&cmd.want, r->features, r->n_features, a->arena, err);
-  if (rc != LDR_OK) return rc;
+  cmd.want = a->wants[i];
   struct stmt_ref st;
-  rc = statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
+  enum ldr_rc rc =
+      statement(b, pc, p, nf ? ST_READ_SOME : ST_READ_ALL, r->table, a->arena, &st, err);
   if (rc != LDR_OK) return rc;
   size_t kbytes = 0, fbytes = 0;
   for (size_t k = 0; k < c->nuniq; k++) kbytes += c->uniq[k].len;
@@ -573,13 +574,21 @@ static enum ldr_rc op_write(struct ldr_backend *b, struct ldr_sql_conn *sc, void
 enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
                         struct ldr_arena *arena, struct ldr_err *err) {
   struct ldr_collector *cols = ldr_arena_calloc(arena, n + 1, sizeof *cols);
-  if (cols == NULL)
+  struct ldr_wanted *wants = ldr_arena_calloc(arena, n + 1, sizeof *wants);
+  if (cols == NULL || wants == NULL)
     return ldr_err_set(err, LDR_EXHAUSTED, "read: the request is larger than a call may hold");
   size_t budget = ldr_read_budget(b);
   enum ldr_rc rc = LDR_OK;
-  for (size_t i = 0; rc == LDR_OK && i < n; i++)
-    rc = ldr_collect_begin(&cols[i], arena, reads[i].keys, reads[i].n_keys, &budget, err);
-  struct read_arg a = {reads, n, cols, arena};
+  for (size_t i = 0; rc == LDR_OK && i < n; i++) {
+    if (reads[i].n_features > LDR_READ_FEATURES_MAX)
+      rc = ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
+                       LDR_READ_FEATURES_MAX);
+    if (rc == LDR_OK)
+      rc = ldr_wanted_init(&wants[i], reads[i].features, reads[i].n_features, arena, err);
+    if (rc == LDR_OK)
+      rc = ldr_collect_begin(&cols[i], arena, reads[i].keys, reads[i].n_keys, &budget, err);
+  }
+  struct read_arg a = {reads, n, cols, wants, arena};
   if (rc == LDR_OK) rc = ldr_sql_run(b, &ldr_pg_driver, &impl(b)->rd->sql, op_read, &a, err);
   for (size_t i = 0; rc == LDR_OK && i < n; i++) rc = ldr_collect_end(&cols[i], reads[i].out, err);
   return rc;

@@ -121,7 +121,6 @@ static enum ldr_rc exec(struct ldr_backend *b, const char *sql, const char *what
 
 static enum ldr_rc prepare(struct ldr_backend *b, const char *sql, sqlite3_stmt **st,
                            const char *what, const char *table, struct ldr_err *err) {
-  if (ldr_log_enabled(LDR_LOG_DEBUG)) ldr_log(LDR_LOG_DEBUG, "sqlite: prepared %.300s", sql);
   int rc = sqlite3_prepare_v3(impl(b)->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
   return rc == SQLITE_OK ? LDR_OK : db_error(b, rc, what, table, err);
 }
@@ -329,6 +328,9 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
   enum ldr_rc rc = prepare(b, sql, &st, kind == ST_WRITE ? "write" : "read", table, err);
   free(sql);
   if (rc != LDR_OK) return rc;
+  if (kind == ST_READ && ldr_log_enabled(LDR_LOG_DEBUG))
+    ldr_log(LDR_LOG_DEBUG, "sqlite: prepared a read of %s for %u keys, %s %u features", table, kb,
+            fb ? "naming" : "by key, then keeping", fb);
   sqlite3_finalize(victim->st);
   victim->st = st;
   victim->kind = kind;
@@ -518,9 +520,9 @@ static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ld
                             size_t *budget, struct ldr_err *err) {
   struct ldr_collector c;
   struct ldr_wanted w = {0};
-  if (r->n_features > MAX_KEY_BUCKET)
+  if (r->n_features > LDR_READ_FEATURES_MAX)
     return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
-                       MAX_KEY_BUCKET);
+                       LDR_READ_FEATURES_MAX);
   enum ldr_rc rc = ldr_collect_begin(&c, a, r->keys, r->n_keys, budget, err);
   size_t off = 0;
   while (rc == LDR_OK) {

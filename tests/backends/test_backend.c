@@ -59,11 +59,25 @@ static int fresh_table(void **state) {
   return 0;
 }
 
+/* stderr while prepared_while() reads the backend's debug log: put back by
+ * the test's teardown too, should an assertion end the test before it is. */
+static int saved_stderr = -1;
+
+static void restore_stderr(void) {
+  if (saved_stderr < 0) return;
+  ldr_log_set_level(LDR_LOG_INFO); /* the suite's level */
+  fflush(stderr);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  saved_stderr = -1;
+}
+
 static int drop_table(void **state) {
   struct fixture *f = *state;
   struct ldr_err err;
   ldr_err_clear(&err);
   const char *t[] = {f->table};
+  restore_stderr();
   backend->ops->teardown(backend, t, 1, &err);
   free(f);
   ldr_arena_reset(&arena);
@@ -326,41 +340,31 @@ static void few_features_of_a_wide_table(void **state) {
 }
 
 /* The statements the backend prepared while `reads` ran, from its debug log
- * (stderr): SQLite's lines "sqlite: prepared <SQL>". */
+ * (stderr): SQLite's lines "sqlite: prepared a read of <table> ...". */
 static void prepared_while(void (*reads)(struct fixture *), struct fixture *fx, char *out,
                            size_t cap) {
   FILE *log = tmpfile();
   assert_non_null(log);
   fflush(stderr);
-  int saved = dup(2);
-  assert_true(saved >= 0 && dup2(fileno(log), 2) == 2);
+  saved_stderr = dup(2);
+  assert_true(saved_stderr >= 0 && dup2(fileno(log), 2) == 2);
   ldr_log_set_level(LDR_LOG_DEBUG);
   reads(fx);
-  ldr_log_set_level(LDR_LOG_INFO);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
+  restore_stderr();
   rewind(log);
   size_t n = fread(out, 1, cap - 1, log);
   out[n] = 0;
   fclose(log);
 }
 
-/* Counts the lines of `log` preparing a SELECT of `table`, and of them those naming features. */
+/* Counts the lines of `log` preparing a read of `table`, by key and naming features. */
 static void count_selects(const char *log, const char *table, int *by_key, int *named) {
+  char by[128], naming[128];
+  snprintf(by, sizeof by, "sqlite: prepared a read of %s for 1 keys, by key", table);
+  snprintf(naming, sizeof naming, "sqlite: prepared a read of %s for 1 keys, naming", table);
   *by_key = *named = 0;
-  for (const char *l = strstr(log, "sqlite: prepared SELECT"); l != NULL;
-       l = strstr(l + 1, "sqlite: prepared SELECT")) {
-    const char *end = strchr(l, '\n');
-    size_t len = end ? (size_t)(end - l) : strlen(l);
-    char line[1024];
-    snprintf(line, sizeof line, "%.*s", (int)len, l);
-    if (strstr(line, table) == NULL) continue;
-    if (strstr(line, "feature_name IN") != NULL)
-      ++*named;
-    else
-      ++*by_key;
-  }
+  for (const char *l = strstr(log, by); l != NULL; l = strstr(l + 1, by)) ++*by_key;
+  for (const char *l = strstr(log, naming); l != NULL; l = strstr(l + 1, naming)) ++*named;
 }
 
 static const char *const ten[] = {"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"};
@@ -404,6 +408,30 @@ static void sqlite_names_features_once_the_table_is_wide(void **state) {
   prepared_while(two_two, fx, log, sizeof log);
   count_selects(log, fx->table, &by_key, &named);
   if (by_key != 1 || named != 1) fail_msg("after Update, want the width learned again:\n%s", log);
+}
+
+/* A read names at most 8,192 features of a view, on every store: one more is
+ * RESOURCE_EXHAUSTED naming requested_features, and nothing is read. */
+static void feature_count_limit(void **state) {
+  struct fixture *fx = *state;
+  must_write(fx->table, 1, "f1", 1, 1000);
+  static char buf[8193][8];
+  static const char *names[8193];
+  for (int i = 0; i < 8193; i++) {
+    snprintf(buf[i], sizeof buf[i], "n%d", i);
+    names[i] = buf[i];
+  }
+  names[8191] = "f1";
+  int64_t id = 1;
+  struct ldr_read_row *r = read_keys(fx->table, &id, 1, names, 8192);
+  assert_int_equal(r->n_features, 1);
+  assert_int_equal(int_value(feature_in(r, "f1")), 1);
+  struct ldr_key k = key_of(1);
+  struct ldr_read_row out;
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(read1(fx->table, &k, 1, names, 8193, &out, &err), LDR_EXHAUSTED);
+  if (strstr(err.msg, "requested_features") == NULL) fail_msg("message: %s", err.msg);
 }
 
 static void event_ts_is_the_latest(void **state) {
@@ -930,6 +958,7 @@ int main(int argc, char **argv) {
       CASE(requested_features_filter),
       CASE(few_features_of_a_wide_table),
       CASE(sqlite_names_features_once_the_table_is_wide),
+      CASE(feature_count_limit),
       CASE(event_ts_is_the_latest),
       CASE(empty_requests_and_missing_tables),
       CASE(failing_batch_leaves_nothing),
