@@ -33,7 +33,24 @@ struct ingest {
   struct named *cols; /* sorted */
   struct ldr_write *writes;
   size_t n_writes;
+  size_t stored; /* the bytes the writes store, over every row and view (stored_bytes) */
 };
+
+/* What a call may store at most: the memory a call may use (16 times
+ * larder.max_message_bytes). Rows sharing a broadcast value take no memory
+ * for it, but each stores it again. */
+static enum ldr_rc count_stored(struct ingest *g, const struct ldr_write_feature *w) {
+  const Feast__Types__Value *v = w->value;
+  size_t text =
+      v && v->val_case == FEAST__TYPES__VALUE__VAL_STRING_VAL ? strlen(v->string_val) : 32;
+  size_t limit = (size_t)g->env->cfg->max_message_bytes * 16;
+  g->stored += w->len + text;
+  if (g->stored <= limit) return LDR_OK;
+  return ldr_err_set(g->err, LDR_EXHAUSTED,
+                     "%s: the values to store pass 16 x larder.max_message_bytes (%zu bytes); a "
+                     "value given once for every row counts once per row",
+                     g->f->field, limit);
+}
 
 static enum ldr_rc no_memory(struct ldr_err *err) {
   return ldr_err_set(err, LDR_EXHAUSTED, "request: needs more memory than a request may use");
@@ -207,7 +224,9 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
     struct ldr_write_feature *row = &cells[r * nf];
     for (size_t j = 0; j < nf; j++) {
       if (r > 0 && broadcast(f, fcols[j])) {
-        row[j] = cells[j]; /* the first row's, shared */
+        row[j] = cells[j];             /* the first row's, shared */
+        rc = count_stored(g, &row[j]); /* but stored by each row */
+        if (rc != LDR_OK) return rc;
         continue;
       }
       Feast__Types__Value *val = NULL;
@@ -227,6 +246,8 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
       if (bytes == NULL) return no_memory(g->err);
       feast__types__value__pack(val, bytes);
       row[j] = (struct ldr_write_feature){v->features[j].name, val, bytes, len};
+      rc = count_stored(g, &row[j]);
+      if (rc != LDR_OK) return rc;
     }
     rows[r].features = row;
     rows[r].n_features = nf;

@@ -500,6 +500,30 @@ static void push_broadcasts_scalars_once(void **state) {
                                "driver_id=1004|label_ok|BOOL:false|1704067200|NULL\n");
 }
 
+/* What one call stores is bounded by 16 x max_message_bytes, shared broadcast
+ * values counted once per row: a 3.9 MB string given once for 10,000 rows
+ * would otherwise be 78 GB for the database to write. Nothing is written. */
+static void broadcast_bounded_by_what_a_call_stores(void **state) {
+  (void)state;
+  struct ldr_ingest_result res;
+  struct ldr_err err;
+  struct ldr_config small = st.cfg;
+  small.max_message_bytes = 64; /* 1,024 bytes; an INT64 row stores 2 + 32 (its text) */
+  char text[1024];
+  size_t n = (size_t)snprintf(text, sizeof text, "{\"driver_id\":[1");
+  for (int i = 2; i <= 40; i++) n += (size_t)snprintf(text + n, sizeof text - n, ",%d", i);
+  snprintf(text + n, sizeof text - n, "],\"x\":7,\"event_timestamp\":0}");
+  EXPECT_REFUSED(write_cfg(&small, "plain", 1, text, &res, &err), &err, LDR_EXHAUSTED,
+                 "df: the values to store pass 16 x larder.max_message_bytes (1024 bytes)");
+  assert_false(res.wrote);
+  EXPECT_ROWS("plain", "");
+  assert_int_equal(write_cfg(&small, "plain", 1,
+                             "{\"driver_id\":[1,2,3,4,5,6,7,8,9,10],\"x\":7,\"event_timestamp\":0}",
+                             &res, &err),
+                   LDR_OK);
+  assert_int_equal(res.rows_written, 10);
+}
+
 /* One transaction: a view whose write fails leaves nothing in the others. */
 static void push_is_one_transaction(void **state) {
   (void)state;
@@ -926,6 +950,7 @@ int main(void) {
       cmocka_unit_test(iso8601_refused),
       cmocka_unit_test_setup(push_writes_every_view, clear),
       cmocka_unit_test_setup(push_broadcasts_scalars_once, clear),
+      cmocka_unit_test_setup(broadcast_bounded_by_what_a_call_stores, clear),
       cmocka_unit_test_setup(push_is_one_transaction, clear),
       cmocka_unit_test_setup(push_renames_and_timestamps, clear),
       cmocka_unit_test_setup(push_time_checks, clear),
