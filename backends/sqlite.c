@@ -328,9 +328,13 @@ static enum ldr_rc get_stmt(struct ldr_backend *b, enum stmt_kind kind, const ch
   enum ldr_rc rc = prepare(b, sql, &st, kind == ST_WRITE ? "write" : "read", table, err);
   free(sql);
   if (rc != LDR_OK) return rc;
-  if (kind == ST_READ && ldr_log_enabled(LDR_LOG_DEBUG))
-    ldr_log(LDR_LOG_DEBUG, "sqlite: prepared a read of %s for %u keys, %s %u features", table, kb,
-            fb ? "naming" : "by key, then keeping", fb);
+  if (kind == ST_READ && ldr_log_enabled(LDR_LOG_DEBUG)) {
+    if (fb)
+      ldr_log(LDR_LOG_DEBUG, "sqlite: prepared a read of %s for %u keys, naming %u features", table,
+              kb, fb);
+    else
+      ldr_log(LDR_LOG_DEBUG, "sqlite: prepared a read of %s for %u keys, by key", table, kb);
+  }
   sqlite3_finalize(victim->st);
   victim->st = st;
   victim->kind = kind;
