@@ -35,6 +35,7 @@ class RawH2:
         self.settings = None
         self.headers, self.ended, self.reset, self.opened = {}, {}, {}, {}
         self.terminated = None
+        self.ack = True  # False: like a client that stopped reading, no WINDOW_UPDATE is sent
         self.wait(lambda: self.settings is not None, timeout)
         if self.settings is None:
             raise AssertionError("no SETTINGS from the server within %s s" % timeout)
@@ -78,7 +79,8 @@ class RawH2:
             elif isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
                 self.headers.setdefault(sid, {}).update(dict(ev.headers))
             elif isinstance(ev, h2.events.DataReceived):
-                self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                if self.ack:
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
             elif isinstance(ev, h2.events.StreamEnded):
                 self.ended[sid] = time.monotonic()
             elif isinstance(ev, h2.events.StreamReset):

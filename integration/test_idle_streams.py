@@ -4,9 +4,10 @@ client (python3-h2) opens gRPC calls and never sends their message. The token
 is checked as soon as a call is matched, a message that never comes ends the
 call after larder.receive_timeout_s, each connection is limited to
 larder.max_concurrent_streams (advertised in SETTINGS), a health Watch ends
-after larder.watch_max_s, and hundreds of idle streams leave every other
-client, probes included, answered within a second. Runs on SQLite: this is
-the transport's behaviour, the same for every store."""
+after larder.watch_max_s without holding its request's memory, and hundreds
+of idle streams leave every other client, probes included, answered within a
+second. Runs on SQLite: this is the transport's behaviour, the same for every
+store."""
 import os
 import sys
 import tempfile
@@ -17,12 +18,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SLOW, Value_pb2, grpc, key, pb, row  # noqa: E402
 from harness import health_pb2 as H  # noqa: E402
+from harness import reflection_pb2 as R  # noqa: E402
 from rawnet import RawH2  # noqa: E402
 
 Code = grpc.StatusCode
 READ = "/larder.v1.OnlineStore/OnlineRead"
 CHECK = "/grpc.health.v1.Health/Check"
 WATCH = "/grpc.health.v1.Health/Watch"
+REFLECT = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 SERVING = H.HealthCheckResponse.SERVING
 
 
@@ -109,6 +112,58 @@ class IdleStreams(unittest.TestCase):
             raw = RawH2(server.port)
             self.addCleanup(raw.close)
             self.assertEqual(raw.max_concurrent_streams(), 7, "SETTINGS %s" % raw.settings)
+
+    def test_watch_keeps_no_request_memory(self):
+        """A health Watch needs no token and lasts up to larder.watch_max_s (an hour):
+        it keeps the service's name, not the memory its request took. 20 Watches for
+        services named by 3 MB each (answered SERVICE_UNKNOWN, and left open) grow
+        larder's VmRSS by less than 48 MiB; keeping each request's decoded copy, they
+        grew it by 120 MiB. A Watch of the server ("") still answers SERVING."""
+        if SLOW > 1:
+            self.skipTest("memory is measured on the normal build")
+        with harness.Server() as server:
+            channel = grpc.insecure_channel(server.addr)
+            self.addCleanup(channel.close)
+            watch = watch_stub(channel)
+            rss0 = server.status("VmRSS")
+            streams = []
+            for i in range(20):
+                stream = watch(H.HealthCheckRequest(service="s%d" % i + "x" * 3000000), timeout=120)
+                self.assertEqual(next(stream).status, H.HealthCheckResponse.SERVICE_UNKNOWN)
+                streams.append(stream)
+            time.sleep(0.5)
+            rss1 = server.status("VmRSS")
+            print("20 Watches of 3 MB names: VmRSS %d -> %d KiB (+%.1f MiB)" % (rss0, rss1, (rss1 - rss0) / 1024))
+            self.assertLess(rss1 - rss0, 48 * 1024)
+            self.assertEqual(next(watch(H.HealthCheckRequest(service=""), timeout=10)).status, SERVING)
+            for stream in streams:
+                stream.cancel()
+
+    def test_reply_not_taken_ends_the_stream(self):
+        """A reflection stream whose client stops reading (it sends no WINDOW_UPDATE):
+        the reply, 200 KB with the host it echoes, passes HTTP/2's 64 KiB window and
+        its send waits. larder.receive_timeout_s (1 s here) ends the stream, as it ends a
+        unary call whose reply is not taken; no other timer did, so the stream held its
+        call and memory for as long as the client kept the connection."""
+        with harness.Server(larder={"receive_timeout_s": 1}) as server:
+            raw = RawH2(server.port)
+            self.addCleanup(raw.close)
+            raw.ack = False
+            req = R.ServerReflectionRequest(host="h" * 100000, list_services="")
+            sid = raw.open(REFLECT, message=req.SerializeToString())
+            raw.wait(lambda: sid in raw.ended, 1 + 3.0 * SLOW)
+            took = raw.ended.get(sid, time.monotonic()) - raw.opened[sid]
+            print("a reply not taken: the stream ended after %.2f s (%s, reset %s)"
+                  % (took, raw.headers.get(sid, {}).get("grpc-status"), raw.reset.get(sid)))
+            self.assertIn(sid, raw.ended, "the stream did not end within %.0f s" % (1 + 3.0 * SLOW))
+            self.assertGreaterEqual(took, 0.9)
+        with harness.Server() as server:  # a client that reads gets the whole reply
+            channel = grpc.insecure_channel(server.addr)
+            self.addCleanup(channel.close)
+            info = channel.stream_stream(REFLECT, request_serializer=R.ServerReflectionRequest.SerializeToString,
+                                         response_deserializer=R.ServerReflectionResponse.FromString)
+            got = list(info(iter([req]), timeout=10))
+            self.assertEqual(len(got[0].valid_host), 100000)
 
     def test_watch_ends_after_watch_max_s(self):
         """larder.watch_max_s: a health Watch ends with status OK after that long."""

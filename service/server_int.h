@@ -75,7 +75,11 @@ struct call {
   int md_sent, status_sent;
   int hold;                  /* a Watch waiting for its status to change */
   int watch_status;          /* the status a Watch sent last */
-  const char *watch_service; /* in the arena */
+  const char *watch_service; /* watch_name once the Watch's request came, else NULL */
+  /* The Watch's service, copied so that its request's memory goes at once (a
+   * Watch lasts up to larder.watch_max_s); a longer name is no service's. */
+  char watch_name[64];
+  int watch_unknown; /* the name did not fit: SERVICE_UNKNOWN */
 };
 
 /* Calls in flight of one kind, oldest match first. */

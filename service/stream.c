@@ -61,11 +61,30 @@ static void stream_send(struct call *c, int with_message, int finish, enum ldr_r
     c->status_sent = 1;
     ldr_call_account(c, rc);
   }
+  ldr_call_wait(c); /* for the client to take it (ldr_stream_tick) */
   stream_batch(c, ops, n, TAG_SEND, &c->send_pending);
 }
 
 static void stream_fail(struct call *c, enum ldr_rc rc) {
   stream_send(c, 0, 1, rc, c->ctx.err.msg);
+}
+
+/* The status of the service a Watch watches. */
+static int watch_status(struct call *c) {
+  enum { UNKNOWN = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN };
+  return c->watch_unknown ? UNKNOWN : ldr_health_status(&c->ctx, c->watch_service);
+}
+
+/* Keeps the service a Watch asked for in the call, and gives back the memory
+ * its request took: up to max_message_bytes, for as long as the Watch lasts. */
+static void watch_keep(struct call *c, const char *service) {
+  size_t n = strlen(service);
+  c->watch_unknown = n >= sizeof c->watch_name;
+  if (c->watch_unknown) n = 0;
+  memcpy(c->watch_name, service, n);
+  c->watch_name[n] = '\0';
+  c->watch_service = c->watch_name;
+  ldr_arena_reset(&c->arena); /* the request's memory goes now */
 }
 
 /* A request message of the stream arrived (or, c->payload NULL, the client closed its side). */
@@ -83,9 +102,11 @@ static void stream_message(struct call *c) {
   if (rc == LDR_OK && m->stream == LDR_STREAM_BIDI) {
     rc = m->fn(ctx);
   } else if (rc == LDR_OK && c->watch_service == NULL) {
-    rc = ldr_health_request(ctx, &c->watch_service);
+    const char *service = NULL;
+    rc = ldr_health_request(ctx, &service);
     if (rc == LDR_OK) {
-      c->watch_status = ldr_health_status(ctx, c->watch_service);
+      watch_keep(c, service);
+      c->watch_status = watch_status(c);
       rc = ldr_health_reply(ctx, c->watch_status);
     }
   } else if (rc == LDR_OK) {
@@ -105,6 +126,7 @@ static void stream_start(struct call *c) {
   c->md_sent = c->status_sent = c->hold = 0;
   c->watch_status = -1;
   c->watch_service = NULL;
+  c->watch_unknown = 0;
   c->cancelled = 0;
   grpc_op op;
   memset(&op, 0, sizeof op);
@@ -172,7 +194,20 @@ void ldr_stream_tick(struct worker *w, int64_t now) {
   int64_t watch_max = (int64_t)cfg->watch_max_s * 1000000000;
   int64_t receive_max = (int64_t)cfg->receive_timeout_s * 1000000000;
   for (struct call *c = w->pools[KIND_STREAM].inflight.head; c != NULL; c = c->next) {
-    if (c->state != CALL_STREAM || c->status_sent || c->send_pending) continue;
+    if (c->state != CALL_STREAM) continue;
+    /* A message or status the client does not take in time (it stopped
+     * reading: HTTP/2 flow control holds the send) ends the stream, which
+     * would otherwise hold the call and its memory for as long as it likes. */
+    if (c->send_pending) {
+      if (!c->evicted && ldr_call_waited(c, now) >= receive_max) {
+        c->evicted = GRPC_STATUS_DEADLINE_EXCEEDED;
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                     "the reply was not taken within larder.receive_timeout_s",
+                                     NULL);
+      }
+      continue;
+    }
+    if (c->status_sent) continue;
     int watch = c->method->stream == LDR_STREAM_WATCH;
     /* A stream whose client has not sent its next message in time ends. */
     if (c->recv_pending && (!watch || c->watch_service == NULL) &&
@@ -192,7 +227,7 @@ void ldr_stream_tick(struct worker *w, int64_t now) {
       stream_send(c, 0, 1, LDR_OK, NULL);
       continue;
     }
-    int status = ldr_health_status(&c->ctx, c->watch_service);
+    int status = watch_status(c);
     if (status == c->watch_status) continue;
     c->watch_status = status;
     c->hold = 0;
