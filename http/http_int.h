@@ -109,8 +109,9 @@ void ldr_http_put_value(struct ldr_sb *sb, const uint8_t *v, size_t len, struct 
  * or 9 fraction digits when there are nanoseconds. */
 void ldr_http_put_timestamp(struct ldr_sb *sb, int has_ts, struct ldr_ts ts);
 
-/* Appends the answer of GetOnlineFeatures (HTTP.md §4.3). */
-void ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r,
-                         struct ldr_arena *a);
+/* Appends the answer of GetOnlineFeatures (HTTP.md §4.3); -1, having stopped,
+ * as soon as it passes `max` bytes (a cell's worth past it at most). */
+int ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r, size_t max,
+                        struct ldr_arena *a);
 
 #endif

@@ -356,8 +356,8 @@ void ldr_http_put_value(struct ldr_sb *sb, const uint8_t *v, size_t len, struct 
   }
 }
 
-void ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r,
-                         struct ldr_arena *a) {
+int ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r, size_t max,
+                        struct ldr_arena *a) {
   static const char *const status_names[] = {"INVALID", "PRESENT", "NULL_VALUE", "NOT_FOUND",
                                              "OUTSIDE_MAX_AGE"};
   ldr_sb_puts(sb, "{\"metadata\":{\"feature_names\":[");
@@ -370,6 +370,7 @@ void ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r,
     const struct ldr_cell *cells = r->cols[c].cells;
     ldr_sb_puts(sb, c ? ",{\"values\":[" : "{\"values\":[");
     for (size_t i = 0; i < r->n_rows; i++) {
+      if (sb->len > max) return -1; /* checked per cell: each decodes a Value */
       if (i) ldr_sb_puts(sb, ",");
       ldr_http_put_value(sb, cells[i].value, cells[i].len, a);
     }
@@ -390,4 +391,5 @@ void ldr_http_put_result(struct ldr_sb *sb, const struct ldr_serving_result *r,
     ldr_sb_puts(sb, "}");
   }
   ldr_sb_puts(sb, "]}");
+  return sb->len > max ? -1 : 0;
 }

@@ -491,7 +491,7 @@ static void timestamps(void **state) {
 
 static const char *result_text(const struct ldr_serving_result *r) {
   struct ldr_sb sb = {0};
-  ldr_http_put_result(&sb, r, &arena);
+  assert_int_equal(ldr_http_put_result(&sb, r, 1 << 20, &arena), 0);
   assert_false(sb.failed);
   const char *out = ldr_arena_memdup(&arena, ldr_sb_str(&sb), sb.len);
   ldr_sb_free(&sb);
@@ -533,6 +533,35 @@ static void answers(void **state) {
                       "{\"values\":[],\"statuses\":[]}]}");
   r.n_cols = 0;
   assert_string_equal(result_text(&r), "{\"metadata\":{\"feature_names\":[]},\"results\":[]}");
+}
+
+/* A reply past its limit stops being written at once, not after every cell:
+ * 100,000 rows of a column are 1.3 MB of JSON; with a limit of 1,000 bytes
+ * the text stops within a cell of it. At the exact length, it is whole. */
+static void answer_stops_at_its_limit(void **state) {
+  (void)state;
+  enum { ROWS = 100000 };
+  static const uint8_t v7[] = {0x20, 0x07};
+  struct ldr_cell *cells = ldr_arena_calloc(&arena, ROWS, sizeof *cells);
+  for (size_t i = 0; i < ROWS; i++)
+    cells[i] = (struct ldr_cell){v7, 2, LDR_FIELD_PRESENT, 0, {0, 0}};
+  struct ldr_column col = {"f", cells};
+  struct ldr_serving_result r = {.n_rows = ROWS, .n_cols = 1, .cols = &col};
+  struct ldr_sb sb = {0};
+  assert_int_equal(ldr_http_put_result(&sb, &r, 1000, &arena), -1);
+  assert_true(sb.len > 1000 && sb.len < 1100);
+  ldr_sb_free(&sb);
+  struct ldr_sb whole = {0};
+  r.n_rows = 3;
+  assert_int_equal(ldr_http_put_result(&whole, &r, 1 << 20, &arena), 0);
+  size_t len = whole.len;
+  ldr_sb_free(&whole);
+  struct ldr_sb exact = {0};
+  assert_int_equal(ldr_http_put_result(&exact, &r, len, &arena), 0);
+  ldr_sb_free(&exact);
+  struct ldr_sb one_less = {0};
+  assert_int_equal(ldr_http_put_result(&one_less, &r, len - 1, &arena), -1);
+  ldr_sb_free(&one_less);
 }
 
 /* ---- the vectors: Feast's JSON for every Value kind ---- */
@@ -652,6 +681,7 @@ int main(void) {
       cmocka_unit_test_teardown(zoned_timestamps, reset),
       cmocka_unit_test_teardown(timestamps, reset),
       cmocka_unit_test_teardown(answers, reset),
+      cmocka_unit_test_teardown(answer_stops_at_its_limit, reset),
       cmocka_unit_test_teardown(vectors_every_value_kind, reset),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
