@@ -696,5 +696,13 @@ enum ldr_rc ldr_serving_get(const struct ldr_serving_env *env, const struct ldr_
   }
   out->views = pl.views;
   out->n_views = pl.n_views;
+  /* Each cell of the reply takes 3 bytes at the least (an empty Value and a
+   * status): a reply that cannot fit is refused before a read of rows x views. */
+  size_t most = (size_t)env->cfg->max_message_bytes / 3;
+  if (out->n_cols > 0 && out->n_rows > most / out->n_cols)
+    return ldr_err_set(err, LDR_EXHAUSTED,
+                       "entities: %zu rows x %zu columns make a reply past "
+                       "larder.max_message_bytes (%ld), 3 bytes a cell at the least",
+                       out->n_rows, out->n_cols, env->cfg->max_message_bytes);
   return pl.n_groups > 0 ? read_groups(&pl) : LDR_OK;
 }

@@ -332,6 +332,24 @@ static void disabled_views(void **state) {
   EXPECT_TABLE(&st.cfg, &stored, "driver_id: 1 P 0; ratio: 0.5 P +0; note: - N +0");
 }
 
+/* A reply that cannot fit max_message_bytes (3 bytes a cell at the least) is
+ * refused before anything is read: rows x columns, not after a read of every
+ * row of every view. Exactly at the bound it is read. */
+static void reply_too_large_refused_before_reading(void **state) {
+  (void)state;
+  put("driver_stats", 7, "conv_rate", dbl(0.5), now_s - 60);
+  struct ldr_config small = st.cfg;
+  small.max_message_bytes = 59; /* 10 rows x 2 columns need 60 */
+  struct request r = {.entities = "{\"driver_id\":[7,7,7,7,7,7,7,7,7,7]}",
+                      .features = "driver_stats:conv_rate"};
+  EXPECT_REFUSED(&small, &r, LDR_EXHAUSTED, "entities: 10 rows x 2 columns make a reply past");
+  small.max_message_bytes = 60;
+  struct ldr_serving_result out;
+  struct ldr_err err;
+  assert_int_equal(get_cfg(&small, &r, &out, &err), LDR_OK);
+  assert_true(out.read);
+}
+
 /* §7.2, §7.6: only join-key columns are echoed, in request order; entity names are
  * their join keys; other columns and request_context count for lengths only. */
 static void echoed_columns(void **state) {
@@ -462,6 +480,7 @@ int main(void) {
   ldr_arena_init(&arena, 65536, 0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(found_entity_timestamp, clear),
+      cmocka_unit_test_setup(reply_too_large_refused_before_reading, clear),
       cmocka_unit_test_setup(expired_values_kept, clear),
       cmocka_unit_test_setup(versions, clear),
       cmocka_unit_test_setup(disabled_views, clear),
