@@ -123,6 +123,8 @@ struct worker {
   unsigned long long served;
   int64_t last_failure_log_ns; /* server-side failures are logged at most once a second */
   unsigned long long failures_not_logged;
+  int64_t last_evict_log_ns; /* calls ended to make room are logged at most once a second */
+  unsigned long long evictions_not_logged;
   struct ldr_worker_state ws;
   int64_t last_tick_ns;
   int64_t busy_ns;                   /* time spent handling events, which clients do not wait for */

@@ -122,9 +122,20 @@ static void evict_oldest(struct worker *w, int kind) {
   for (struct call *c = w->pools[kind].inflight.head; c != NULL; c = c->next) {
     if (c->evicted || c->state == CALL_BATCHED) continue;
     c->evicted = GRPC_STATUS_RESOURCE_EXHAUSTED;
-    ldr_log(LDR_LOG_WARN,
-            "worker %d: %zu calls in flight: ending the oldest (%s) to make room for new ones",
-            w->idx, w->pools[kind].inflight.n, c->method ? c->method->name : "unknown method");
+    /* A line a second at most: a client, without a token for health calls,
+     * makes evictions as fast as it opens calls. */
+    int64_t now = ldr_now_ns();
+    if (w->last_evict_log_ns != 0 && now - w->last_evict_log_ns < 1000000000) {
+      w->evictions_not_logged++;
+    } else {
+      ldr_log(LDR_LOG_WARN,
+              "worker %d: %zu calls in flight: ending the oldest (%s) to make room for new ones "
+              "(%llu more since the last line)",
+              w->idx, w->pools[kind].inflight.n, c->method ? c->method->name : "unknown method",
+              w->evictions_not_logged);
+      w->last_evict_log_ns = now;
+      w->evictions_not_logged = 0;
+    }
     grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                                  "larder is holding too many calls; this one waited longest", NULL);
     return;
