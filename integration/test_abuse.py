@@ -10,6 +10,7 @@ only (a sanitizer's quarantine changes what is resident), and printed always."""
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -124,6 +125,64 @@ class Abuse(unittest.TestCase):
             print("VmRSS before the load %d KiB, after %d KiB (%+.1f MiB)" % (rss0, rss1, (rss1 - rss0) / 1024))
             if SLOW == 1:
                 self.assertLess(rss1 - rss0, 50 * 1024, "the load's memory stayed with larder")
+            self.assertIsNone(server.proc.poll())
+
+
+    def test_a_read_waits_behind_the_calls_ahead_not_behind_a_busy_queue(self):
+        """Before it serves the reads in its queue together, a worker takes what
+        else the queue holds. Three callers on one connection keep keys of
+        100,000 join keys coming (each refused after it is decoded), and the
+        other worker reads the network for this one, so this queue never runs
+        dry. A small read on that connection must wait only for the calls ahead
+        of it, a few refusals, not for the 64 events a worker takes at most
+        (about 20 refusals: 0.35 s on a 2-core machine, against 0.06 s)."""
+        with harness.Server(larder={"workers": 2}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=30)
+            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                feature_view="v", rows=[row(key(driver_id=1), {"f": V(int64_val=7)})]), timeout=30)
+            huge_key = pb.OnlineReadRequest(feature_view="v", entity_keys=[many_join_keys(100000)]).SerializeToString()
+            small = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
+            outcomes = []
+
+            def refused():
+                t0 = time.monotonic()
+                code, details, _ = raw_call(server.channel, "OnlineRead", huge_key, timeout=30)
+                if code != Code.INVALID_ARGUMENT or "max_join_keys" not in details:
+                    outcomes.append((code, details))
+                return time.monotonic() - t0
+            one = sorted(refused() for _ in range(7))[3]  # what one refusal takes, alone
+            stop = threading.Event()
+
+            def keep_coming():
+                while not stop.is_set():
+                    refused()
+                    outcomes.append("refused")
+            callers = [threading.Thread(target=keep_coming) for _ in range(3)]
+            for t in callers:
+                t.start()
+            waits = []
+            try:
+                time.sleep(1)
+                for _ in range(12):
+                    t0 = time.monotonic()
+                    reply = stub.OnlineRead(small, timeout=30)
+                    waits.append(time.monotonic() - t0)
+                    self.assertEqual(reply.results[0].features["f"].int64_val, 7)
+                    time.sleep(0.02)
+            finally:
+                stop.set()
+                for t in callers:
+                    t.join(60)
+            waits.sort()
+            print("one refusal alone %.3f s; %d refusals meanwhile; small reads behind them: median %.3f s, "
+                  "slowest %.3f s" % (one, outcomes.count("refused"), waits[len(waits) // 2], waits[-1]))
+            self.assertEqual([o for o in outcomes if o != "refused"], [])
+            self.assertGreater(outcomes.count("refused"), 24, "the callers did not keep the worker busy")
+            # Ahead of the read: the three refusals in flight, and what the
+            # worker takes before it serves its batch (2 ms, or one event).
+            self.assertLess(waits[len(waits) // 2], 6 * one + 0.05 * SLOW,
+                            "a small read waited for its worker's queue to run dry")
             self.assertIsNone(server.proc.poll())
 
 

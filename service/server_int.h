@@ -99,7 +99,8 @@ struct pool {
   struct call_list inflight;
 };
 
-#define DRAIN_MAX 64 /* events taken without waiting before a batch is served */
+#define DRAIN_MAX 64     /* events taken without waiting before a batch is served */
+#define DRAIN_NS 2000000 /* nor for longer than this */
 /* A call this large leaves freed memory that malloc keeps for reuse; the
  * worker hands it back to the system once it is idle (malloc_trim). */
 #define LDR_LARGE_CALL_BYTES (1u << 20)

@@ -356,8 +356,12 @@ void *ldr_worker_main(void *arg) {
     atomic_store_explicit(&w->out_since_ns, t0, memory_order_relaxed);
     if (ev.type == GRPC_OP_COMPLETE) dispatch(w, ev);
     /* Take what else the queue already holds, without waiting, so that the
-     * reads among it are served together; an idle server adds no delay. */
-    for (int k = 0; w->nbatch > 0 && k < DRAIN_MAX; k++) {
+     * reads among it are served together; an idle server adds no delay. The
+     * queue of a busy worker never runs dry, and the other events in it may be
+     * costly (a refused key of 100,000 join keys is decoded first): the reads
+     * waiting wait at most DRAIN_NS, and one event, for the batch to fill. */
+    int64_t drain_end = ldr_now_ns() + DRAIN_NS;
+    for (int k = 0; w->nbatch > 0 && k < DRAIN_MAX && ldr_now_ns() < drain_end; k++) {
       ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
       if (ev.type == GRPC_QUEUE_TIMEOUT) break;
       if (ev.type == GRPC_QUEUE_SHUTDOWN) {
