@@ -81,6 +81,10 @@ int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
  * limit on a statement's placeholders (RESOURCE_EXHAUSTED past it). */
 #define LDR_READ_FEATURES_MAX 8192
 
+/* LDR_OK, or RESOURCE_EXHAUSTED naming requested_features when a read names
+ * more than LDR_READ_FEATURES_MAX features. */
+enum ldr_rc ldr_read_features_check(const struct ldr_read *r, struct ldr_err *err);
+
 /* The feature names a read requests, for keeping only their rows where the
  * statement returned every feature of a key. They are sorted once per read, so
  * that a row costs one comparison when rows come in request order and a binary

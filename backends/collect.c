@@ -247,6 +247,12 @@ static int wanted_sort(const void *x, const void *y) {
   return wanted_cmp(a->name, a->len, b->name, b->len);
 }
 
+enum ldr_rc ldr_read_features_check(const struct ldr_read *r, struct ldr_err *err) {
+  if (r->n_features <= LDR_READ_FEATURES_MAX) return LDR_OK;
+  return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
+                     LDR_READ_FEATURES_MAX);
+}
+
 enum ldr_rc ldr_wanted_init(struct ldr_wanted *w, const char *const *names, size_t n,
                             struct ldr_arena *a, struct ldr_err *err) {
   memset(w, 0, sizeof *w);

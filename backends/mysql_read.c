@@ -481,9 +481,7 @@ enum ldr_rc ldr_my_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
   enum ldr_rc rc = LDR_OK;
   for (size_t r = 0; rc == LDR_OK && r < n; r++) {
     rc = ldr_my_check_table(reads[r].table, err);
-    if (rc == LDR_OK && reads[r].n_features > LDR_READ_FEATURES_MAX)
-      rc = ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
-                       LDR_READ_FEATURES_MAX);
+    if (rc == LDR_OK) rc = ldr_read_features_check(&reads[r], err);
     /* Views of one entity usually share their keys: hex them once. */
     for (size_t q = 0; rc == LDR_OK && q < r && hex[r] == NULL; q++)
       if (reads[q].keys == reads[r].keys && reads[q].n_keys == reads[r].n_keys) hex[r] = hex[q];

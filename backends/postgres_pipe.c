@@ -580,9 +580,7 @@ enum ldr_rc ldr_pg_read(struct ldr_backend *b, struct ldr_read *reads, size_t n,
   size_t budget = ldr_read_budget(b);
   enum ldr_rc rc = LDR_OK;
   for (size_t i = 0; rc == LDR_OK && i < n; i++) {
-    if (reads[i].n_features > LDR_READ_FEATURES_MAX)
-      rc = ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
-                       LDR_READ_FEATURES_MAX);
+    rc = ldr_read_features_check(&reads[i], err);
     if (rc == LDR_OK)
       rc = ldr_wanted_init(&wants[i], reads[i].features, reads[i].n_features, arena, err);
     if (rc == LDR_OK)

@@ -524,10 +524,9 @@ static enum ldr_rc read_one(struct ldr_backend *b, struct ldr_read *r, struct ld
                             size_t *budget, struct ldr_err *err) {
   struct ldr_collector c;
   struct ldr_wanted w = {0};
-  if (r->n_features > LDR_READ_FEATURES_MAX)
-    return ldr_err_set(err, LDR_EXHAUSTED, "requested_features: more than %d features",
-                       LDR_READ_FEATURES_MAX);
-  enum ldr_rc rc = ldr_collect_begin(&c, a, r->keys, r->n_keys, budget, err);
+  enum ldr_rc rc = ldr_read_features_check(r, err);
+  if (rc != LDR_OK) return rc;
+  rc = ldr_collect_begin(&c, a, r->keys, r->n_keys, budget, err);
   size_t off = 0;
   while (rc == LDR_OK) {
     size_t chunk = c.nuniq - off > MAX_KEY_BUCKET ? MAX_KEY_BUCKET : c.nuniq - off;
