@@ -142,6 +142,13 @@ struct ldr_config_error {
  * online_store.type is a config error. Returns 0 on success, -1 with `err`
  * filled otherwise.
  */
+/* The memory one request may take: 16 x max_message_bytes. It caps each call's
+ * arena (at least 16 MiB), an HTTP thread's (at least 64 MiB) and what one
+ * write may store (docs/security.md). */
+static inline size_t ldr_config_call_bytes(const struct ldr_config *cfg) {
+  return (size_t)cfg->max_message_bytes * 16;
+}
+
 int ldr_config_load(const char *path, const struct ldr_store_schema *const *stores,
                     struct ldr_config *cfg, struct ldr_config_error *err);
 

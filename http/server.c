@@ -376,7 +376,7 @@ static int worker_init(struct ldr_http *h, int i, struct ldr_err *err) {
   w->idx = i;
   w->t.env = h->env;
   w->t.reader = h->env->first_reader + (size_t)i;
-  size_t cap = (size_t)cfg->max_message_bytes * 16;
+  size_t cap = ldr_config_call_bytes(cfg);
   ldr_arena_init(&w->t.arena, 16384, cap < (64u << 20) ? 64u << 20 : cap);
   if (ldr_backend_new(&cfg->store, &w->t.backend, err) != LDR_OK) return -1;
   return 0;
@@ -392,7 +392,7 @@ enum ldr_rc ldr_http_start(const struct ldr_http_env *env, struct ldr_http **out
   h->lfd = h->ep = h->wake = -1;
   pthread_mutex_init(&h->tls_lock, NULL);
   pthread_mutex_init(&h->lock, NULL);
-  size_t budget = (size_t)cfg->max_message_bytes * 16;
+  size_t budget = ldr_config_call_bytes(cfg);
   h->body_budget = budget < (256u << 20) ? 256u << 20 : budget;
   if (cfg->tls_cert != NULL && (h->ctx = tls_context(cfg, err)) == NULL) {
     free_http(h);

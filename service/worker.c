@@ -78,12 +78,17 @@ static void list_append(struct call_list *l, struct call *c) {
   l->n++;
 }
 
+/* What one call's arena may hold. */
+static size_t call_cap(const struct worker *w) {
+  size_t cap = ldr_config_call_bytes(w->srv->cfg);
+  return cap < (16u << 20) ? 16u << 20 : cap;
+}
+
 /* A new context of `kind`, not yet requested. NULL when memory is short. */
 static struct call *new_context(struct worker *w, int kind) {
   struct call *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
-  size_t cap = (size_t)w->srv->cfg->max_message_bytes * 16;
-  if (cap < (16u << 20)) cap = 16u << 20;
+  size_t cap = call_cap(w);
   c->w = w;
   c->status_msg = grpc_empty_slice();
   grpc_metadata_array_init(&c->md);
@@ -396,7 +401,7 @@ int ldr_worker_init(struct server *srv, int i) {
   struct worker *w = &srv->workers[i];
   struct ldr_err err;
   ldr_err_clear(&err);
-  size_t cap = (size_t)srv->cfg->max_message_bytes * 16;
+  size_t cap = ldr_config_call_bytes(srv->cfg);
   ldr_arena_init(&w->batch_arena, UNARY_ARENA_BLOCK, cap < (64u << 20) ? 64u << 20 : cap);
   /* Reads served together take about the same memory batch after batch: a
    * block kept from the last one spares an mmap, page faults and munmap each. */
@@ -454,7 +459,7 @@ int ldr_worker_add_extra(struct worker *w, size_t n) {
       c->status_msg = grpc_empty_slice();
       grpc_metadata_array_init(&c->md);
       grpc_call_details_init(&c->details);
-      ldr_arena_init(&c->arena, UNARY_ARENA_BLOCK, (size_t)w->srv->cfg->max_message_bytes * 16);
+      ldr_arena_init(&c->arena, UNARY_ARENA_BLOCK, call_cap(w));
     }
   w->nextra = count;
   for (size_t j = 0; j < count; j++) ldr_call_request(&w->extra[j]);

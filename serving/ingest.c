@@ -36,14 +36,14 @@ struct ingest {
   size_t stored; /* the bytes the writes store, over every row and view (stored_bytes) */
 };
 
-/* What a call may store at most: the memory a call may use (16 times
- * larder.max_message_bytes). Rows sharing a broadcast value take no memory
- * for it, but each stores it again. */
+/* What a call may store at most: the memory a request may take
+ * (ldr_config_call_bytes). Rows sharing a broadcast value take no memory for
+ * it, but each stores it again. */
 static enum ldr_rc count_stored(struct ingest *g, const struct ldr_write_feature *w) {
   const Feast__Types__Value *v = w->value;
   size_t text =
       v && v->val_case == FEAST__TYPES__VALUE__VAL_STRING_VAL ? strlen(v->string_val) : 32;
-  size_t limit = (size_t)g->env->cfg->max_message_bytes * 16;
+  size_t limit = ldr_config_call_bytes(g->env->cfg);
   g->stored += w->len + text;
   if (g->stored <= limit) return LDR_OK;
   return ldr_err_set(g->err, LDR_EXHAUSTED,
