@@ -134,8 +134,10 @@ class Abuse(unittest.TestCase):
         100,000 join keys coming (each refused after it is decoded), and the
         other worker reads the network for this one, so this queue never runs
         dry. A small read on that connection must wait only for the calls ahead
-        of it, a few refusals, not for the 64 events a worker takes at most
-        (about 20 refusals: 0.35 s on a 2-core machine, against 0.06 s)."""
+        of it, not for the 64 events a worker takes at most. Counted in
+        refusals that end while the read waits, so that the machine's speed
+        does not matter: 24 when the worker waited for its queue to run dry or
+        give 64 events (0.35 s on a 2-core machine), 3 or 4 since (0.06 s)."""
         with harness.Server(larder={"workers": 2}) as server:
             stub = server.stub
             stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=30)
@@ -143,46 +145,42 @@ class Abuse(unittest.TestCase):
                 feature_view="v", rows=[row(key(driver_id=1), {"f": V(int64_val=7)})]), timeout=30)
             huge_key = pb.OnlineReadRequest(feature_view="v", entity_keys=[many_join_keys(100000)]).SerializeToString()
             small = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
-            outcomes = []
-
-            def refused():
-                t0 = time.monotonic()
-                code, details, _ = raw_call(server.channel, "OnlineRead", huge_key, timeout=30)
-                if code != Code.INVALID_ARGUMENT or "max_join_keys" not in details:
-                    outcomes.append((code, details))
-                return time.monotonic() - t0
-            one = sorted(refused() for _ in range(7))[3]  # what one refusal takes, alone
+            ended, wrong = [], []  # when each refusal ended; what else came back
             stop = threading.Event()
 
             def keep_coming():
                 while not stop.is_set():
-                    refused()
-                    outcomes.append("refused")
+                    code, details, _ = raw_call(server.channel, "OnlineRead", huge_key, timeout=30)
+                    if code == Code.INVALID_ARGUMENT and "max_join_keys" in details:
+                        ended.append(time.monotonic())
+                    else:
+                        wrong.append((code, details))
             callers = [threading.Thread(target=keep_coming) for _ in range(3)]
             for t in callers:
                 t.start()
-            waits = []
+            reads = []
             try:
                 time.sleep(1)
                 for _ in range(12):
                     t0 = time.monotonic()
                     reply = stub.OnlineRead(small, timeout=30)
-                    waits.append(time.monotonic() - t0)
+                    reads.append((t0, time.monotonic()))
                     self.assertEqual(reply.results[0].features["f"].int64_val, 7)
                     time.sleep(0.02)
             finally:
                 stop.set()
                 for t in callers:
                     t.join(60)
-            waits.sort()
-            print("one refusal alone %.3f s; %d refusals meanwhile; small reads behind them: median %.3f s, "
-                  "slowest %.3f s" % (one, outcomes.count("refused"), waits[len(waits) // 2], waits[-1]))
-            self.assertEqual([o for o in outcomes if o != "refused"], [])
-            self.assertGreater(outcomes.count("refused"), 24, "the callers did not keep the worker busy")
-            # Ahead of the read: the three refusals in flight, and what the
-            # worker takes before it serves its batch (2 ms, or one event).
-            self.assertLess(waits[len(waits) // 2], 6 * one + 0.05 * SLOW,
-                            "a small read waited for its worker's queue to run dry")
+            behind = sorted(sum(t0 < e < t1 for e in ended) for t0, t1 in reads)
+            waits = sorted(t1 - t0 for t0, t1 in reads)
+            print("%d refusals; small reads waited a median %.3f s, slowest %.3f s, while refusals ended: %s"
+                  % (len(ended), waits[len(waits) // 2], waits[-1], behind))
+            self.assertEqual(wrong, [])
+            self.assertGreater(len(ended), 24, "the callers did not keep the worker busy")
+            # Ahead of the read: the refusals in flight when it is matched, those
+            # sent before its message comes, and what the worker takes before it
+            # serves its batch (what starts within 2 ms).
+            self.assertLessEqual(behind[len(behind) // 2], 10, "a small read waited for its worker's queue")
             self.assertIsNone(server.proc.poll())
 
 

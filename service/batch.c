@@ -1,7 +1,8 @@
 /*
- * Reads served together. A worker takes every completion its queue already
- * holds before it serves any read, so under load several OnlineReads wait in
- * its batch at once; reads of the same view asking for the same features
+ * Reads served together. A worker that has a read in hand takes what else its
+ * queue already holds (at most DRAIN_MAX events, and none started after
+ * DRAIN_NS) before it serves any read, so under load several OnlineReads wait
+ * in its batch at once; reads of the same view asking for the same features
  * share one backend read (one statement, one round trip to a database
  * server): many small reads cost about what one larger one does.
  */
