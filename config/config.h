@@ -135,6 +135,21 @@ struct ldr_config_error {
   char msg[512];
 };
 
+/* The memory one request may take: 16 x max_message_bytes. It bounds what one
+ * write may store, and with a floor of its own each memory that serves
+ * requests: a call's arena (ldr_config_call_arena_cap), a worker's batch of
+ * reads and an HTTP thread's arena (at least 64 MiB), the HTTP bodies being
+ * read at once (at least 256 MiB). docs/security.md has the figures. */
+static inline size_t ldr_config_call_bytes(const struct ldr_config *cfg) {
+  return (size_t)cfg->max_message_bytes * 16;
+}
+
+/* What one gRPC call's arena may hold: ldr_config_call_bytes, at least 16 MiB. */
+static inline size_t ldr_config_call_arena_cap(const struct ldr_config *cfg) {
+  size_t cap = ldr_config_call_bytes(cfg);
+  return cap < (16u << 20) ? 16u << 20 : cap;
+}
+
 /*
  * Loads `path` into `cfg`, which the caller owns and releases with
  * ldr_config_destroy, also after a failure. `stores` lists the stores this
@@ -142,13 +157,6 @@ struct ldr_config_error {
  * online_store.type is a config error. Returns 0 on success, -1 with `err`
  * filled otherwise.
  */
-/* The memory one request may take: 16 x max_message_bytes. It caps each call's
- * arena (at least 16 MiB), an HTTP thread's (at least 64 MiB) and what one
- * write may store (docs/security.md). */
-static inline size_t ldr_config_call_bytes(const struct ldr_config *cfg) {
-  return (size_t)cfg->max_message_bytes * 16;
-}
-
 int ldr_config_load(const char *path, const struct ldr_store_schema *const *stores,
                     struct ldr_config *cfg, struct ldr_config_error *err);
 

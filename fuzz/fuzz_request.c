@@ -76,7 +76,7 @@ static void setup(void) {
   if (ldr_registry_source_new(&loc, 0, cfg.project, 1, &registry, &err) != LDR_OK)
     die("registry", err.msg);
   if (ldr_reflection_init(&err) != LDR_OK) die("reflection", err.msg);
-  ldr_arena_init(&arena, 65536, (size_t)cfg.max_message_bytes * 8);
+  ldr_arena_init(&arena, 65536, ldr_config_call_arena_cap(&cfg));
   for (size_t i = 0; i < ldr_n_methods; i++)
     if (!strcmp(ldr_methods[i].path, FUZZ_METHOD)) method = &ldr_methods[i];
   if (method == NULL) die(FUZZ_METHOD, "no such method");

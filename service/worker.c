@@ -78,17 +78,11 @@ static void list_append(struct call_list *l, struct call *c) {
   l->n++;
 }
 
-/* What one call's arena may hold. */
-static size_t call_cap(const struct worker *w) {
-  size_t cap = ldr_config_call_bytes(w->srv->cfg);
-  return cap < (16u << 20) ? 16u << 20 : cap;
-}
-
 /* A new context of `kind`, not yet requested. NULL when memory is short. */
 static struct call *new_context(struct worker *w, int kind) {
   struct call *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
-  size_t cap = call_cap(w);
+  size_t cap = ldr_config_call_arena_cap(w->srv->cfg);
   c->w = w;
   c->status_msg = grpc_empty_slice();
   grpc_metadata_array_init(&c->md);
@@ -459,7 +453,7 @@ int ldr_worker_add_extra(struct worker *w, size_t n) {
       c->status_msg = grpc_empty_slice();
       grpc_metadata_array_init(&c->md);
       grpc_call_details_init(&c->details);
-      ldr_arena_init(&c->arena, UNARY_ARENA_BLOCK, call_cap(w));
+      ldr_arena_init(&c->arena, UNARY_ARENA_BLOCK, ldr_config_call_arena_cap(w->srv->cfg));
     }
   w->nextra = count;
   for (size_t j = 0; j < count; j++) ldr_call_request(&w->extra[j]);
