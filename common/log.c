@@ -33,6 +33,17 @@ static size_t json_escape(char *out, size_t cap, const char *msg) {
   return n;
 }
 
+int ldr_log_allow(struct ldr_log_limit *l, long long now_ns, unsigned long long *held_back) {
+  if (l->last_ns != 0 && now_ns - l->last_ns < 1000000000) {
+    l->held++;
+    return 0;
+  }
+  *held_back = l->held;
+  l->last_ns = now_ns;
+  l->held = 0;
+  return 1;
+}
+
 void ldr_log(enum ldr_log_level level, const char *fmt, ...) {
   if (level < min_level) return;
   char msg[1024], line[2048], when[64];

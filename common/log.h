@@ -17,4 +17,17 @@ int ldr_log_enabled(enum ldr_log_level level);
 /* Writes one line with a single write(2), so lines from threads never interleave. */
 void ldr_log(enum ldr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A line at most once a second from one source that clients can trigger at
+ * will (calls ended to make room, the metrics listener's complaints), so that
+ * a client cannot fill the log. Zeroed to start; one thread's. */
+struct ldr_log_limit {
+  long long last_ns;       /* when the last line was let through; 0: never */
+  unsigned long long held; /* lines held back since */
+};
+
+/* Returns 1 when a line may be written at `now_ns` (CLOCK_MONOTONIC), with
+ * *held_back set to how many were held back since the last one; else 0, and
+ * the line is counted. */
+int ldr_log_allow(struct ldr_log_limit *l, long long now_ns, unsigned long long *held_back);
+
 #endif

@@ -319,6 +319,32 @@ class Metrics(unittest.TestCase):
                 scrape(port, "/other")
             self.assertEqual(cm.exception.code, 404)
 
+    def test_bad_requests_do_not_fill_the_log(self):
+        """libmicrohttpd logs each request it cannot parse: a client sending
+        them as fast as it connects must not fill larder's log. A line a
+        second at most, saying how many more there were."""
+        import socket
+        port = harness.free_port()
+
+        def bad_requests(n):
+            for _ in range(n):
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+                    while s.recv(4096):
+                        pass
+        with harness.Server(larder={"metrics_listen": "127.0.0.1:%d" % port}) as server:
+            t0 = time.monotonic()
+            bad_requests(200)
+            first_burst = time.monotonic() - t0
+            time.sleep(1.1)
+            bad_requests(1)
+            lines = [line for line in server.read_log().splitlines() if " metrics: " in line]
+            print("200 bad requests in %.2f s, then one more: %d lines: %s" % (first_burst, len(lines), lines[-1:]))
+            self.assertIn("Content-Length", lines[0])
+            self.assertLessEqual(len(lines), 2 + int(first_burst) + 1)
+            self.assertRegex(lines[-1], r"and \d+ more messages since the last line")
+            self.assertEqual(scrape(port)[0].split(";")[0], "text/plain")  # still serving
+
     def test_port_in_use(self):
         import socket
         with socket.socket() as taken:

@@ -6,6 +6,7 @@
  */
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,11 @@ struct ldr_metrics {
   _Atomic(struct ldr_http *) http;      /* NULL: no HTTP listener */
   char hosts[LDR_METRIC_HOSTS][160];    /* escaped for a label value */
   size_t n_hosts;
+  /* libmicrohttpd complains once per bad request or connection past the
+   * limit: a line a second at most. Its thread's, and the starting thread's
+   * before it: the lock is for the overlap. */
+  pthread_mutex_t log_lock;
+  struct ldr_log_limit log_limit;
 };
 
 static void bump(atomic_ullong *x, unsigned long long by) {
@@ -111,6 +117,7 @@ struct ldr_metrics *ldr_metrics_new(const struct ldr_config *cfg, int nworkers) 
   }
   m->n = nworkers;
   m->cfg = cfg;
+  pthread_mutex_init(&m->log_lock, NULL);
   m->store = cfg->store.type_name;
   char label[160];
   while (m->n_hosts < LDR_METRIC_HOSTS &&
@@ -366,14 +373,23 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
   return ret;
 }
 
-/* libmicrohttpd's own messages, as lines of larder's log. */
+/* libmicrohttpd's own messages, as lines of larder's log: a client can make
+ * them as fast as it connects, so at most one a second. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
+  struct ldr_metrics *m = cls;
+  unsigned long long held = 0;
+  pthread_mutex_lock(&m->log_lock);
+  int allow = ldr_log_allow(&m->log_limit, ldr_now_ns(), &held);
+  pthread_mutex_unlock(&m->log_lock);
+  if (!allow) return;
   char msg[512];
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
-  ldr_log(LDR_LOG_WARN, "metrics: %s", msg);
+  if (held)
+    ldr_log(LDR_LOG_WARN, "metrics: %s (and %llu more messages since the last line)", msg, held);
+  else
+    ldr_log(LDR_LOG_WARN, "metrics: %s", msg);
 }
 
 int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
@@ -398,7 +414,7 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* The logger first: libmicrohttpd warns about any option that comes before it. */
   m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                              NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                              m, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                               64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (m->httpd == NULL) {
@@ -419,6 +435,7 @@ void ldr_metrics_stop(struct ldr_metrics *m) {
 void ldr_metrics_free(struct ldr_metrics *m) {
   if (m == NULL) return;
   ldr_metrics_stop(m);
+  pthread_mutex_destroy(&m->log_lock);
   free(m->workers);
   free(m);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "common/log.h"
 #include "http/http.h"
 #include "service/service_int.h"
 #include "service/tls.h"
@@ -124,8 +125,7 @@ struct worker {
   unsigned long long served;
   int64_t last_failure_log_ns; /* server-side failures are logged at most once a second */
   unsigned long long failures_not_logged;
-  int64_t last_evict_log_ns; /* calls ended to make room are logged at most once a second */
-  unsigned long long evictions_not_logged;
+  struct ldr_log_limit evict_log; /* calls ended to make room: a line a second at most */
   struct ldr_worker_state ws;
   int64_t last_tick_ns;
   int64_t busy_ns;                   /* time spent handling events, which clients do not wait for */

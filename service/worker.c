@@ -123,18 +123,13 @@ static void evict_oldest(struct worker *w, int kind) {
     c->evicted = GRPC_STATUS_RESOURCE_EXHAUSTED;
     /* A line a second at most: a client, without a token for health calls,
      * makes evictions as fast as it opens calls. */
-    int64_t now = ldr_now_ns();
-    if (w->last_evict_log_ns != 0 && now - w->last_evict_log_ns < 1000000000) {
-      w->evictions_not_logged++;
-    } else {
+    unsigned long long held;
+    if (ldr_log_allow(&w->evict_log, ldr_now_ns(), &held))
       ldr_log(LDR_LOG_WARN,
               "worker %d: %zu calls in flight: ending the oldest (%s) to make room for new ones "
               "(%llu more since the last line)",
               w->idx, w->pools[kind].inflight.n, c->method ? c->method->name : "unknown method",
-              w->evictions_not_logged);
-      w->last_evict_log_ns = now;
-      w->evictions_not_logged = 0;
-    }
+              held);
     grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                                  "larder is holding too many calls; this one waited longest", NULL);
     return;

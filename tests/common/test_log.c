@@ -162,12 +162,28 @@ static void enabled_follows_the_level(void **state) {
   ldr_log_set_level(LDR_LOG_INFO);
 }
 
+/* A line a second at most, with how many were held back since the last. */
+static void limited_to_a_line_a_second(void **state) {
+  (void)state;
+  struct ldr_log_limit l = {0};
+  unsigned long long held = 99;
+  const long long s = 1000000000;
+  assert_int_equal(ldr_log_allow(&l, 5 * s, &held), 1); /* the first line passes */
+  assert_int_equal(held, 0);
+  for (int i = 0; i < 7; i++) assert_int_equal(ldr_log_allow(&l, 5 * s + i * (s / 8), &held), 0);
+  assert_int_equal(ldr_log_allow(&l, 6 * s - 1, &held), 0);
+  assert_int_equal(ldr_log_allow(&l, 6 * s, &held), 1); /* a second after the last line */
+  assert_int_equal(held, 8);
+  assert_int_equal(ldr_log_allow(&l, 6 * s + 1, &held), 0);
+  assert_int_equal(ldr_log_allow(&l, 9 * s, &held), 1);
+  assert_int_equal(held, 1); /* the count starts again at each line */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(text_form_and_levels),
-      cmocka_unit_test(json_form_escapes),
-      cmocka_unit_test(long_messages_stay_one_line),
-      cmocka_unit_test(enabled_follows_the_level),
+      cmocka_unit_test(text_form_and_levels),        cmocka_unit_test(json_form_escapes),
+      cmocka_unit_test(long_messages_stay_one_line), cmocka_unit_test(enabled_follows_the_level),
+      cmocka_unit_test(limited_to_a_line_a_second),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
