@@ -62,14 +62,18 @@ as_user() {
   else die "cannot switch to user $u without root"; fi
 }
 
-# The pid is alive, not a zombie, and its command line names our folder (no pid reuse).
-pid_ours() {
-  local pid=$1 line st
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  line=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+# A process that exists and has not exited (a zombie has).
+pid_alive() {
+  local line st
+  [ -n "$1" ] && line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   st=${line##*) }; st=${st%% *}
-  [ "$st" != Z ] && [ "$st" != X ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$SVC_DIR"
+  [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# A live process of this folder's (its command line names it): a pid file
+# may name a process that has since exited and whose pid was reused.
+pid_ours() {
+  pid_alive "$1" && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$SVC_DIR"
 }
 
 wait_gone() {  # pid seconds
@@ -213,7 +217,9 @@ my_up() {
   local t=$(( START_TIMEOUT * 10 ))
   until mariadb-admin --no-defaults --protocol=socket --socket="$MY_DIR/mysqld.sock" -uroot \
         --connect-timeout=1 ping >/dev/null 2>&1; do
-    pid_ours "$(cat "$MY_DIR/launch.pid")" || { tail -n 30 "$MY_DIR/error.log" >&2; die "mariadbd exited"; }
+    # Our own child: until it has exec'd mariadbd its command line is this
+    # script's, so only "has it exited" is asked.
+    pid_alive "$(cat "$MY_DIR/launch.pid")" || { tail -n 30 "$MY_DIR/error.log" >&2; die "mariadbd exited"; }
     t=$((t - 1)); [ "$t" -gt 0 ] || die "mariadbd not ready after ${START_TIMEOUT}s"
     sleep 0.1
   done
