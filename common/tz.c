@@ -16,8 +16,6 @@
 #define MAX_SECS 253402300799LL
 
 #define DEFAULT_DIR "/usr/share/zoneinfo"
-#define CACHE_ZONES 64
-#define CACHE_BYTES (1024 * 1024)
 
 /* ---- the process's zone folder ------------------------------------------ */
 
@@ -28,8 +26,8 @@ static struct ldr_tz_db *default_db;
 
 static void default_init(void) {
   const char *dir = getenv("TZDIR");
-  default_db =
-      ldr_tz_db_new(dir != NULL && dir[0] != '\0' ? dir : DEFAULT_DIR, CACHE_ZONES, CACHE_BYTES);
+  default_db = ldr_tz_db_new(dir != NULL && dir[0] != '\0' ? dir : DEFAULT_DIR, LDR_TZ_CACHE_ZONES,
+                             LDR_TZ_CACHE_BYTES);
 }
 
 static struct ldr_tz_db *db(void) {

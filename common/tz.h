@@ -28,8 +28,9 @@
  *    empty the first time any function here is called, else
  *    /usr/share/zoneinfo. Names are checked before any file is opened:
  *    [A-Za-z0-9/_+-] only, no empty component, at most 128 bytes, and not
- *    "localtime" (the host's zone). A parsed zone is cached (64 zones, 1 MiB
- *    at most, least recently used first out), so the file is read once;
+ *    "localtime" (the host's zone). A parsed zone is cached (4,096 names,
+ *    4 MiB at most, least recently used first out: room for all of
+ *    tzdata), so the file is read once;
  *  - else a fixed offset, after stripping white space: "UTC" or "GMT" (0), or
  *    an optional "UTC"/"GMT" prefix, a sign, two digits of hours, an
  *    optional ':' and two digits of minutes ("+05:30", "-0800",

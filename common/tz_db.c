@@ -1,8 +1,11 @@
 /*
- * IANA zones read from a zone folder, with a small cache so that a request
- * does not read a file. One mutex guards the cache: the work done under it
- * is a string compare per entry and a binary search, shorter than any
- * scheme that would let readers run without it; files are read outside it.
+ * IANA zones read from a zone folder, with a cache so that a request does
+ * not read a file. One mutex guards the cache: the work done under it is a
+ * binary search by name, a few links moved and a binary search in the zone,
+ * shorter than any scheme that would let readers run without it; files are
+ * read outside it. A sorted array, not a hash table: names come from stored
+ * values, which a writer chooses, and no choice of names makes a lookup
+ * slower than log2(4096) = 12 compares.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,20 +18,27 @@
 
 #include "common/tz_int.h"
 
+/* A cached name: its zone, and its place in the list of names from the
+ * most to the least recently used, whose links are indexes into
+ * db->entries (NONE ends the list). */
 struct entry {
   char *name;
   struct ldr_tzif *zone; /* NULL: no readable zone has this name */
   size_t bytes;          /* what the entry holds, as counted against max_bytes */
-  uint64_t used;         /* db->clock when last used */
+  uint32_t newer, older;
 };
+
+#define NONE UINT32_MAX
 
 struct ldr_tz_db {
   pthread_mutex_t mu;
   char *dir;
   size_t max_zones, max_bytes;
   size_t n, bytes;
-  uint64_t clock, loads;
-  struct entry *entries; /* max_zones of them */
+  uint64_t loads;
+  struct entry *entries;   /* max_zones of them; the first n in use */
+  uint32_t *sorted;        /* the n in use, by name: a lookup is a binary search */
+  uint32_t newest, oldest; /* the ends of the list by use */
 };
 
 static int name_char_ok(char c) {
@@ -51,16 +61,21 @@ int ldr_tz_name_ok(const char *zone) {
 struct ldr_tz_db *ldr_tz_db_new(const char *dir, size_t max_zones, size_t max_bytes) {
   struct ldr_tz_db *db = calloc(1, sizeof *db);
   if (db == NULL) return NULL;
+  if (max_zones > LDR_TZ_CACHE_ZONES_MAX) max_zones = LDR_TZ_CACHE_ZONES_MAX;
   db->dir = strdup(dir);
   db->entries = calloc(max_zones ? max_zones : 1, sizeof *db->entries);
-  if (db->dir == NULL || db->entries == NULL || pthread_mutex_init(&db->mu, NULL) != 0) {
+  db->sorted = calloc(max_zones ? max_zones : 1, sizeof *db->sorted);
+  if (db->dir == NULL || db->entries == NULL || db->sorted == NULL ||
+      pthread_mutex_init(&db->mu, NULL) != 0) {
     free(db->dir);
     free(db->entries);
+    free(db->sorted);
     free(db);
     return NULL;
   }
   db->max_zones = max_zones;
   db->max_bytes = max_bytes;
+  db->newest = db->oldest = NONE;
   return db;
 }
 
@@ -74,6 +89,7 @@ void ldr_tz_db_free(struct ldr_tz_db *db) {
   for (size_t i = 0; i < db->n; i++) entry_clear(&db->entries[i]);
   pthread_mutex_destroy(&db->mu);
   free(db->entries);
+  free(db->sorted);
   free(db->dir);
   free(db);
 }
@@ -146,32 +162,100 @@ static enum found load(const struct ldr_tz_db *db, const char *name, struct ldr_
   return found;
 }
 
-static struct entry *find(struct ldr_tz_db *db, const char *name) {
-  for (size_t i = 0; i < db->n; i++)
-    if (strcmp(db->entries[i].name, name) == 0) return &db->entries[i];
-  return NULL;
+/* Where `name` is in db->sorted, or where it would go: *found says which. */
+static size_t position(const struct ldr_tz_db *db, const char *name, int *found) {
+  size_t lo = 0, hi = db->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(db->entries[db->sorted[mid]].name, name);
+    if (c == 0) {
+      *found = 1;
+      return mid;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = 0;
+  return lo;
 }
 
+static void unlink_entry(struct ldr_tz_db *db, uint32_t i) {
+  struct entry *e = &db->entries[i];
+  if (e->newer != NONE)
+    db->entries[e->newer].older = e->older;
+  else
+    db->newest = e->older;
+  if (e->older != NONE)
+    db->entries[e->older].newer = e->newer;
+  else
+    db->oldest = e->newer;
+}
+
+static void link_newest(struct ldr_tz_db *db, uint32_t i) {
+  struct entry *e = &db->entries[i];
+  e->newer = NONE;
+  e->older = db->newest;
+  if (db->newest != NONE) db->entries[db->newest].newer = i;
+  db->newest = i;
+  if (db->oldest == NONE) db->oldest = i;
+}
+
+static struct entry *find(struct ldr_tz_db *db, const char *name) {
+  int found;
+  size_t at = position(db, name, &found);
+  if (!found) return NULL;
+  uint32_t i = db->sorted[at];
+  unlink_entry(db, i);
+  link_newest(db, i);
+  return &db->entries[i];
+}
+
+/* Drops the least recently used name. The last entry moves into its slot,
+ * so that the first n stay the ones in use. */
 static void evict_oldest(struct ldr_tz_db *db) {
-  size_t old = 0;
-  for (size_t i = 1; i < db->n; i++)
-    if (db->entries[i].used < db->entries[old].used) old = i;
+  uint32_t old = db->oldest, last = (uint32_t)db->n - 1;
+  int found;
+  size_t at = position(db, db->entries[old].name, &found);
+  memmove(&db->sorted[at], &db->sorted[at + 1], (db->n - at - 1) * sizeof *db->sorted);
+  unlink_entry(db, old);
   db->bytes -= db->entries[old].bytes;
   entry_clear(&db->entries[old]);
-  db->entries[old] = db->entries[--db->n];
+  db->n--;
+  if (old == last) return;
+  at = position(db, db->entries[last].name, &found);
+  db->sorted[at] = old;
+  db->entries[old] = db->entries[last];
+  struct entry *e = &db->entries[old];
+  if (e->newer != NONE)
+    db->entries[e->newer].older = old;
+  else
+    db->newest = old;
+  if (e->older != NONE)
+    db->entries[e->older].newer = old;
+  else
+    db->oldest = old;
 }
 
 /* Caches `zone` (NULL too: a name with no zone is not looked for again)
  * under `name`, making room first. Returns 1 when the cache owns the zone
  * from then on, 0 when it cannot be kept (the caller still owns it). */
 static int keep(struct ldr_tz_db *db, const char *name, struct ldr_tzif *zone) {
-  size_t bytes = sizeof(struct entry) + strlen(name) + 1 + (zone ? zone->bytes : 0);
+  size_t bytes =
+      sizeof(struct entry) + sizeof(uint32_t) + strlen(name) + 1 + (zone ? zone->bytes : 0);
   if (db->max_zones == 0 || bytes > db->max_bytes) return 0;
   char *copy = strdup(name);
   if (copy == NULL) return 0;
   while (db->n > 0 && (db->n == db->max_zones || db->bytes + bytes > db->max_bytes))
     evict_oldest(db);
-  db->entries[db->n++] = (struct entry){copy, zone, bytes, ++db->clock};
+  int found;
+  size_t at = position(db, name, &found);
+  uint32_t i = (uint32_t)db->n++;
+  memmove(&db->sorted[at + 1], &db->sorted[at], (db->n - 1 - at) * sizeof *db->sorted);
+  db->sorted[at] = i;
+  db->entries[i] = (struct entry){copy, zone, bytes, NONE, NONE};
+  link_newest(db, i);
   db->bytes += bytes;
   return 1;
 }
@@ -180,7 +264,6 @@ static int keep(struct ldr_tz_db *db, const char *name, struct ldr_tzif *zone) {
 static int cached(struct ldr_tz_db *db, const char *zone, int64_t t, int32_t *offset_s, int *rc) {
   struct entry *e = find(db, zone);
   if (e == NULL) return 0;
-  e->used = ++db->clock;
   *rc = e->zone ? 0 : -1;
   if (e->zone) *offset_s = ldr_tzif_offset(e->zone, t);
   return 1;

@@ -7,6 +7,7 @@
  * `test_tz tzdir` runs the $TZDIR check alone: the folder is chosen once per
  * process, so it needs a process of its own.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -536,6 +538,41 @@ static void folder_cache(void **state) {
   ldr_tz_db_free(db);
 }
 
+/* Random lookups against a model of a least-recently-used cache: which
+ * lookups read a file, and how many names stay. */
+static void folder_cache_model(void **state) {
+  (void)state;
+  enum { CAP = 4, NAMES = 9 };
+  struct ldr_tz_db *db = ldr_tz_db_new(root, CAP, 1 << 20);
+  int model[CAP], n = 0; /* name numbers, the most recently used first */
+  uint64_t loads = 0;
+  unsigned seed = 7;
+  for (int step = 0; step < 5000; step++) {
+    int k = (int)(rand_r(&seed) % NAMES); /* Z0..Z5, then names with no zone */
+    char name[16];
+    snprintf(name, sizeof name, k < 6 ? "Z%d" : "None%d", k);
+    int at = 0;
+    while (at < n && model[at] != k) at++;
+    if (at == n) {
+      loads++;
+      if (n < CAP) n++;
+      at = n - 1;
+    }
+    memmove(&model[1], &model[0], (size_t)at * sizeof model[0]);
+    model[0] = k;
+    int32_t off = 0;
+    int rc = ldr_tz_db_offset(db, name, T0, &off);
+    if (k < 6 ? rc != 0 || off != (k + 1) * 3600 : rc != -1)
+      fail_msg("step %d, %s: rc %d offset %d", step, name, rc, off);
+    struct ldr_tz_stats st;
+    ldr_tz_db_stats(db, &st);
+    if (st.loads != loads || st.zones != (size_t)n)
+      fail_msg("step %d, %s: %llu loads, %zu zones; want %llu, %d", step, name,
+               (unsigned long long)st.loads, st.zones, (unsigned long long)loads, n);
+  }
+  ldr_tz_db_free(db);
+}
+
 struct worker {
   struct ldr_tz_db *db;
   unsigned seed;
@@ -599,6 +636,50 @@ static void check_zone(const char *zone, int64_t t, const char *want) {
 static int have_zoneinfo(void) {
   struct stat st;
   return stat(ldr_tz_dir(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static struct ldr_tz_db *walk_db;
+static size_t walk_dir_len, walk_zones;
+
+static int look_up_file(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int32_t off;
+  const char *name = path + walk_dir_len + 1;
+  if (type != FTW_F) return 0;
+  if (ldr_tz_db_offset(walk_db, name, T0, &off) == 0) walk_zones++;
+  /* nftw walks a folder once: posix/'s links to the zones' folders are not
+   * walked again. */
+  char posix[LDR_TZ_NAME_MAX + 1];
+  if (strncmp(name, "right/", 6) != 0 &&
+      snprintf(posix, sizeof posix, "posix/%s", name) < (int)sizeof posix &&
+      ldr_tz_db_offset(walk_db, posix, T0, &off) == 0)
+    walk_zones++;
+  return 0;
+}
+
+/* The process's cache holds every name of the system's tzdata, posix/ and
+ * right/ included: a store whose values name many zones reads each file
+ * once, not once per value. */
+static void system_tzdata_fits(void **state) {
+  (void)state;
+  if (!have_zoneinfo()) {
+    print_message("no %s: not checked\n", ldr_tz_dir());
+    skip();
+  }
+  walk_db = ldr_tz_db_new(ldr_tz_dir(), LDR_TZ_CACHE_ZONES, LDR_TZ_CACHE_BYTES);
+  walk_dir_len = strlen(ldr_tz_dir());
+  struct ldr_tz_stats first, second;
+  for (int pass = 0; pass < 2; pass++) {
+    walk_zones = 0;
+    assert_int_equal(nftw(ldr_tz_dir(), look_up_file, 16, 0), 0);
+    ldr_tz_db_stats(walk_db, pass == 0 ? &first : &second);
+  }
+  print_message("%zu zones in %zu bytes\n", walk_zones, first.bytes);
+  assert_true(walk_zones > 300);
+  assert_int_equal(second.loads, first.loads); /* nothing read again */
+  assert_true(first.bytes <= LDR_TZ_CACHE_BYTES);
+  ldr_tz_db_free(walk_db);
 }
 
 /* Each checked against feast/type_map.py's _zone_from_name and Python's
@@ -858,13 +939,14 @@ int main(int argc, char **argv) {
     return cmocka_run_group_tests(tests, make_folder, remove_folder);
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(tz_rules),         cmocka_unit_test(tz_rules_malformed),
-      cmocka_unit_test(tzif_version1),    cmocka_unit_test(tzif_version2_and_later),
-      cmocka_unit_test(tzif_malformed),   cmocka_unit_test(zone_names),
-      cmocka_unit_test(folder_lookups),   cmocka_unit_test(folder_cache),
-      cmocka_unit_test(folder_threads),   cmocka_unit_test(feast_fixed_offsets),
-      cmocka_unit_test(isoformat_rules),  cmocka_unit_test(feast_http_vectors),
-      cmocka_unit_test(feast_iana_zones), cmocka_unit_test(python_zoneinfo_table),
+      cmocka_unit_test(tz_rules),           cmocka_unit_test(tz_rules_malformed),
+      cmocka_unit_test(tzif_version1),      cmocka_unit_test(tzif_version2_and_later),
+      cmocka_unit_test(tzif_malformed),     cmocka_unit_test(zone_names),
+      cmocka_unit_test(folder_lookups),     cmocka_unit_test(folder_cache),
+      cmocka_unit_test(folder_cache_model), cmocka_unit_test(folder_threads),
+      cmocka_unit_test(system_tzdata_fits), cmocka_unit_test(feast_fixed_offsets),
+      cmocka_unit_test(isoformat_rules),    cmocka_unit_test(feast_http_vectors),
+      cmocka_unit_test(feast_iana_zones),   cmocka_unit_test(python_zoneinfo_table),
       cmocka_unit_test(utc_from_civil),
   };
   return cmocka_run_group_tests(tests, make_folder, remove_folder);
