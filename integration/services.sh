@@ -73,7 +73,7 @@ pid_alive() {
 # A live process of this folder's (its command line names it): a pid file
 # may name a process that has since exited and whose pid was reused.
 pid_ours() {
-  pid_alive "$1" && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$SVC_DIR"
+  pid_alive "$1" && { tr '\0' ' ' < "/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$SVC_DIR"
 }
 
 wait_gone() {  # pid seconds
