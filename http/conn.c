@@ -85,15 +85,20 @@ void ldr_conn_close(struct conn *c) {
 }
 
 /* Hands a connection its thread is done with back to epoll, armed for what
- * it waits for: the rest of its reply, or more bytes. */
-static void conn_park(struct conn *c) {
+ * it waits for: the rest of its reply, or more bytes; `again`: for writing
+ * in any case, so that a thread takes it up again once the events ahead of
+ * it are served. */
+static void conn_park_as(struct conn *c, int again) {
   int writing = c->out_len > 0;
   atomic_store(&c->pending, writing);
   c->w = NULL;
   atomic_store_explicit(&c->state, PARKED, memory_order_release);
-  struct epoll_event ev = {.events = (writing ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT, .data.ptr = c};
+  struct epoll_event ev = {.events = (writing || again ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT,
+                           .data.ptr = c};
   epoll_ctl(c->h->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
+
+static void conn_park(struct conn *c) { conn_park_as(c, 0); }
 
 /* Writes what `out` holds, as far as the socket takes it; 0, or -1 when the
  * connection failed. */
@@ -193,6 +198,7 @@ static int conn_reply(struct conn *c, struct ldr_http_exchange *x) {
   }
   memcpy(c->out + c->out_len, head, (size_t)n);
   c->out_len += (size_t)n;
+  c->answered++;
   if (!head_only && blen) {
     memcpy(c->out + c->out_len, body, blen);
     c->out_len += blen;
@@ -223,10 +229,13 @@ static int refuse(struct conn *c, int status) {
   return conn_reply(c, &c->x);
 }
 
-/* Takes `n` bytes of the body budget for this request; 0, or -1 when all
- * connections together already hold the budget. */
-static int reserve_body(struct conn *c, size_t n) {
+/* Makes this request hold `total` bytes of the budget of all bodies (it
+ * grows as the body comes, never ahead of it); 0, or -1 when all connections
+ * together already hold the budget. */
+static int reserve_body(struct conn *c, size_t total) {
   struct ldr_http *h = c->h;
+  if (total <= c->reserved) return 0;
+  size_t n = total - c->reserved;
   size_t now = atomic_fetch_add(&h->body_bytes, n);
   if (now + n > h->body_budget && now > 0) {
     atomic_fetch_sub(&h->body_bytes, n);
@@ -244,8 +253,9 @@ static int on_head(struct conn *c) {
   c->early = 0;
   c->route = NULL;
   c->chunks = (struct ldr_http_chunks){0};
-  c->chunk_pos = 0;
+  c->chunk_raw = 0;
   c->body_len = 0;
+  c->over_budget = 0;
   if (atomic_load(&h->draining)) return refuse(c, 503);
   /* Route and token first, then size (HTTP.md §1). */
   struct ldr_auth *auth = atomic_load(c->h->env->auth);
@@ -262,10 +272,7 @@ static int on_head(struct conn *c) {
     ldr_http_count(c->w, NULL, c->x.status, 0);
     return conn_reply(c, &c->x);
   }
-  if (has_body && !c->early) {
-    size_t want = c->head.chunked ? READ_CHUNK : (size_t)c->head.content_length;
-    if (reserve_body(c, want) != 0) return refuse(c, 503);
-  }
+  if (has_body && !c->early && reserve_body(c, READ_CHUNK) != 0) return refuse(c, 503);
   if (has_body && c->head.expect_continue && !c->early &&
       c->in_len == c->head_len) { /* nothing of the body yet: say go ahead */
     static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -277,32 +284,34 @@ static int on_head(struct conn *c) {
   return 0;
 }
 
-/* Decodes more of a chunked body; 1 when it is complete, 0 for more, or -status. */
+/* Decodes more of a chunked body into c->body and drops the encoded bytes
+ * from `in`, so that the body is held once; 1 when it is complete, 0 for
+ * more, or -status. */
 static int take_chunks(struct conn *c) {
   const struct ldr_config *cfg = c->h->env->cfg;
   size_t max = (size_t)cfg->max_message_bytes;
-  const char *in = c->in + c->head_len + c->chunk_pos;
-  size_t avail = c->in_len - c->head_len - c->chunk_pos;
+  char *in = c->in + c->head_len;
+  size_t avail = c->in_len - c->head_len;
   /* Decoded bytes are never more than the encoded ones: room for those. */
   size_t need = c->body_len + avail < max ? c->body_len + avail : max;
   if (need + 1 > c->body_cap) {
     size_t cap = c->body_cap ? c->body_cap : READ_CHUNK;
     while (cap < need + 1) cap *= 2;
+    if (cap > max + 1) cap = max + 1;
+    /* The decoded body's buffer, and a read's worth of encoded bytes. */
+    if (!c->early && reserve_body(c, cap + READ_CHUNK) != 0) return -503;
     char *p = realloc(c->body, cap);
     if (p == NULL) return -503;
     c->body = p;
     c->body_cap = cap;
   }
-  size_t before = c->body_len;
   long r = ldr_http_dechunk(&c->chunks, in, avail, c->body, &c->body_len, max);
   if (r < 0) return (int)r;
-  c->chunk_pos += (size_t)r;
+  memmove(in, in + r, avail - (size_t)r);
+  c->in_len -= (size_t)r;
+  c->chunk_raw += (size_t)r;
   /* The framing around the data may not run on without bound either. */
-  if (c->chunk_pos > 2 * max + 65536) return -413;
-  if (!c->early && c->body_len > before) {
-    size_t held = c->reserved, want = c->body_len + READ_CHUNK;
-    if (want > held && reserve_body(c, want - held) != 0) return -503;
-  }
+  if (c->chunk_raw > 2 * max + 65536) return -413;
   return c->chunks.done ? 1 : 0;
 }
 
@@ -313,7 +322,7 @@ static int on_request(struct conn *c) {
   if (c->head.chunked) {
     x->body = c->body;
     x->body_len = c->body_len;
-    consumed = c->head_len + c->chunk_pos;
+    consumed = c->head_len; /* the body's bytes were dropped as they were decoded */
   } else {
     size_t cl = c->head.content_length > 0 ? (size_t)c->head.content_length : 0;
     x->body = c->in + c->head_len;
@@ -335,6 +344,9 @@ static int on_request(struct conn *c) {
   memmove(c->in, c->in + consumed, c->in_len - consumed);
   c->in_len -= consumed;
   c->head_len = 0;
+  /* A refusal before the next head is complete (408, 431) must not answer
+   * as this request's method asked (HEAD: no body). */
+  c->head = (struct ldr_http_head){.content_length = -1};
   c->head_scanned = 0;
   free(c->body);
   c->body = NULL;
@@ -354,7 +366,7 @@ static int on_request(struct conn *c) {
 
 /* Moves every request the buffer holds on as far as it goes; -1 to close. */
 static int conn_process(struct conn *c) {
-  while (!c->closing && c->out_len == 0) {
+  while (!c->closing && c->out_len == 0 && c->answered < ANSWERS_PER_EVENT) {
     if (c->head_len == 0) {
       if (c->in_len == 0) return 0;
       long r = ldr_http_parse_head(c->in, c->in_len, &c->head_scanned, &c->head);
@@ -364,6 +376,7 @@ static int conn_process(struct conn *c) {
       if (on_head(c) != 0) return -1;
       if (c->head_len == 0 || c->out_len > 0) continue; /* answered, or 100 Continue pending */
     }
+    if (c->over_budget) return refuse(c, 503);
     if (c->head.chunked) {
       int r = take_chunks(c);
       if (r < 0) return refuse(c, -r);
@@ -378,22 +391,23 @@ static int conn_process(struct conn *c) {
 }
 
 /* Reads what the socket holds, within the room the request being read may
- * take: its head, then its body. Returns the bytes read, or -1 when the peer
- * closed or the connection failed. */
+ * take: its head, then its body (a chunked one a read at a time, decoded
+ * before the next; a Content-Length one step by step, each step taken from
+ * the budget of all bodies first). Returns the bytes read, or -1 when the
+ * connection failed; sets c->eof when the peer closed its side. */
 static long conn_read(struct conn *c) {
-  const struct ldr_config *cfg = c->h->env->cfg;
   long total = 0;
   for (;;) {
     size_t limit = LDR_HTTP_HEAD_MAX + READ_CHUNK;
+    int counted = c->head_len && !c->early && !c->head.chunked;
     if (c->head_len && c->head.chunked)
-      limit = c->head_len + 2 * (size_t)cfg->max_message_bytes + 65536 + READ_CHUNK;
+      limit = c->head_len + READ_CHUNK;
     else if (c->head_len)
       limit = c->head_len + (size_t)(c->head.content_length > 0 ? c->head.content_length : 0) +
               READ_CHUNK;
     if (c->in_len >= limit) return total; /* the rest waits until this request is answered */
     if (c->in_cap - c->in_len < READ_CHUNK / 4) {
       size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK;
-      if (c->head_len && !c->head.chunked && cap < limit) cap = limit;
       if (cap > limit) cap = limit;
       char *p = realloc(c->in, cap);
       if (p == NULL) return -1;
@@ -402,9 +416,20 @@ static long conn_read(struct conn *c) {
     }
     size_t room = c->in_cap - c->in_len;
     if (room > limit - c->in_len) room = limit - c->in_len;
+    if (counted) {
+      if (room > BODY_STEP) room = BODY_STEP;
+      if (reserve_body(c, c->in_len - c->head_len + room) != 0) {
+        c->over_budget = 1;
+        return total;
+      }
+    }
     ssize_t r = conn_recv(c, c->in + c->in_len, room);
     if (r == -1) return total;
-    if (r <= 0) return -1;
+    if (r == 0) {
+      c->eof = 1;
+      return total;
+    }
+    if (r < 0) return -1;
     int64_t now = ldr_now_ns();
     if (atomic_load_explicit(&c->started_ns, memory_order_relaxed) == 0)
       atomic_store_explicit(&c->started_ns, now, memory_order_relaxed);
@@ -447,6 +472,7 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
     ldr_conn_close(c);
     return;
   }
+  c->answered = 0;
   for (;;) {
     if (c->out_len > 0) {
       if (conn_flush(c) != 0) {
@@ -459,8 +485,8 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
         return;
       }
     }
-    long got = conn_read(c);
-    if (got < 0) { /* the peer went away (or failed): nothing to answer */
+    long got = c->eof || c->over_budget ? 0 : conn_read(c);
+    if (got < 0) { /* the connection failed: nothing can be answered */
       ldr_conn_close(c);
       return;
     }
@@ -470,8 +496,19 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
     }
     /* Go on while there is more to take without waiting: the socket gave
      * bytes (a full buffer may have left some), or TLS holds decrypted ones
-     * epoll does not know of. A reply still going out waits for room. */
+     * epoll does not know of. A reply still going out waits for room. After
+     * ANSWERS_PER_EVENT answers the connection goes to the back of the
+     * line: armed for writing, which wakes a thread at once (epoll would
+     * not wake one for requests already read). */
     if (c->out_len > 0) continue;
+    if (c->answered >= ANSWERS_PER_EVENT) {
+      conn_park_as(c, 1);
+      return;
+    }
+    if (c->eof) { /* what was in is answered; a request cut short never will be */
+      ldr_conn_close(c);
+      return;
+    }
     if (got == 0 && !(c->ssl != NULL && SSL_pending(c->ssl) > 0)) break;
   }
   conn_park(c);

@@ -23,6 +23,12 @@
 /* A request refused from its head alone keeps its connection when its body
  * is at most this long (it is read and dropped); a longer one is not read. */
 #define EARLY_BODY_MAX 65536
+/* A body is read at most this much at a time, each step taken from the
+ * budget of all bodies before it is read. */
+#define BODY_STEP (256u << 10)
+/* Requests one connection has answered before its thread turns to other
+ * connections' events (a client pipelining without end keeps no thread). */
+#define ANSWERS_PER_EVENT 16
 
 struct worker;
 
@@ -49,10 +55,10 @@ struct conn {
   int early; /* the answer was decided from the head; the body is read and dropped */
   struct ldr_http_exchange x;
   struct ldr_http_chunks chunks;
-  size_t chunk_pos; /* bytes of `in` after the head that the decoder took */
+  size_t chunk_raw; /* bytes of chunked framing and data decoded (and dropped from `in`) */
   char *body;       /* a chunked body, decoded */
   size_t body_len, body_cap;
-  size_t reserved; /* bytes of the body budget this request holds */
+  size_t reserved; /* bytes of the body budget this request holds: what its body takes */
   char *out;
   size_t out_len, out_off, out_cap;
   /* Read by the ticker while the connection is parked, hence atomic. */
@@ -61,6 +67,9 @@ struct conn {
   atomic_int pending;         /* a reply is not yet written out */
   int closing;                /* close once `out` is written */
   int handshake;              /* TLS: not yet through the handshake */
+  int eof;                    /* the peer closed its side: answer what is in, then close */
+  int over_budget;            /* the body budget had no room for more of this request */
+  int answered;               /* requests answered in the current event */
 };
 
 /* The HTTP statuses larder answers, each with a slot in the counters; the

@@ -1193,6 +1193,153 @@ class Limits(unittest.TestCase):
         self.assertEqual(status, 413)
 
 
+class Fairness(unittest.TestCase):
+    """What one connection may take of the server: a thread, the budget of bodies, memory."""
+
+    def test_a_pipelining_client_keeps_no_thread(self):
+        """One HTTP thread (workers: 1). A client writes pipelined /health requests without
+        end while reading the answers; a second client's requests are each answered within
+        1 s meanwhile (a thread used to serve one connection for as long as it had bytes)."""
+        server = start(larder={"workers": 1}, rows=False)
+        self.addCleanup(server.stop)
+        hc.wait_healthy(server)
+        sock = socket.create_connection(("127.0.0.1", server.http_port))
+        self.addCleanup(sock.close)
+        stop = threading.Event()
+        answered = [0]
+        block = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+
+        def writer():
+            try:
+                while not stop.is_set():
+                    sock.sendall(block)
+            except OSError:
+                pass
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    data = sock.recv(1 << 20)
+                    if not data:
+                        return
+                    answered[0] += data.count(b"HTTP/1.1 200 ")
+            except OSError:
+                pass
+        threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=reader, daemon=True)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        flood_before = answered[0]
+        took = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            reply = server.http("GET", "/health", timeout=10 * SLOW)
+            took.append(time.monotonic() - t0)
+            self.assertEqual(reply.status, 200, reply)
+        flood = answered[0] - flood_before
+        stop.set()
+        sock.shutdown(socket.SHUT_RDWR)
+        for t in threads:
+            t.join(5)
+        print("pipelined flood: %d answers meanwhile; the other client's 20 requests: worst %.3f s"
+              % (flood, max(took)))
+        self.assertGreater(flood, 1000, "the flood was not served meanwhile: the test shows nothing")
+        self.assertLess(max(took), 1.0 * SLOW, took)
+
+    def test_pipelined_requests_then_close_are_all_answered(self):
+        """100 pipelined requests, then the client closes its side: 100 answers, then the
+        connection closes (answers are given in turns of 16 now; a turn must not drop the rest)."""
+        raw = Raw(SERVER.http_port)
+        self.addCleanup(raw.close)
+        raw.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        raw.sock.shutdown(socket.SHUT_WR)
+        statuses = [raw.response(timeout=5 * SLOW)[0] for _ in range(100)]
+        self.assertEqual(statuses, [200] * 100)
+        self.assertTrue(raw.closed_within(5 * SLOW), "the connection stayed open")
+
+    def test_refusal_after_a_head_request_has_its_body(self):
+        """A 408 on a connection whose last request was HEAD has the body its
+        Content-Length says (it was answered as HEAD: without one)."""
+        raw = Raw(SERVER.http_port)
+        self.addCleanup(raw.close)
+        raw.send(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = raw.response()
+        self.assertEqual((status, body), (200, b""))
+        raw.send(b"POST /push HTTP/1.1\r\n")
+        status, headers, body = raw.response(timeout=RECEIVE_TIMEOUT * SLOW + 5)
+        self.assertEqual(status, 408)
+        self.assertEqual(len(body), int(headers["content-length"]))
+
+    def test_bodies_count_what_came_not_what_was_declared(self):
+        """The budget of all bodies (here 256 MiB: 16 x max_message_bytes of 16 MiB) holds
+        the bytes bodies have sent. Sixteen connections that declare 16 MiB and send nothing
+        leave room for other bodies (they used to take the whole budget: 503); seventeen that
+        send all but a byte of 16 MiB do not: one of them is refused with 503. Once they
+        close, bodies are taken again."""
+        mib16 = 16 << 20
+        server = start(larder={"max_message_bytes": mib16, "receive_timeout_s": 30}, rows=False)
+        self.addCleanup(server.stop)
+        hc.wait_healthy(server)
+        idle = [Raw(server.http_port, timeout=30) for _ in range(16)]
+        for r in idle:
+            self.addCleanup(r.close)
+            r.send(request_head("POST", "/push", mib16))
+        time.sleep(0.3)
+        reply = server.http("POST", GET, json_body=gof_body())
+        self.assertEqual(reply.status, 200, reply)
+        for r in idle:
+            r.close()
+        filler = b"x" * (mib16 - 1)
+        busy, refused = [], 0
+        for _ in range(17):
+            r = Raw(server.http_port, timeout=30)
+            self.addCleanup(r.close)
+            busy.append(r)
+            try:
+                r.send(request_head("POST", "/push", mib16) + filler)
+            except OSError:  # refused and closed while sending: its 503 is waiting all the same
+                pass
+        for r in busy:
+            try:
+                r.sock.settimeout(0.5)
+                data = r.sock.recv(65536)
+                refused += data.startswith(b"HTTP/1.1 503 ")
+            except (socket.timeout, OSError):
+                pass
+        print("of 17 bodies of 16 MiB less a byte, %d refused with 503" % refused)
+        self.assertGreaterEqual(refused, 1)
+        self.assertEqual(server.http("GET", "/health").status, 200)
+        for r in busy:
+            r.close()
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            reply = server.http("POST", GET, json_body=gof_body())
+            if reply.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(reply.status, 200, reply)
+
+    @unittest.skipIf(SLOW > 1, "resident memory is not the program's own under a sanitizer")
+    def test_chunk_framing_is_not_held(self):
+        """A chunked body whose framing runs on (one chunk's extension of 24 MiB: a size line
+        may be that long until the framing passes 2 x max_message_bytes) is read and dropped as
+        it comes: the server's resident memory grows by less than 8 MiB (it held all of it)."""
+        server = start(larder={"max_message_bytes": 16 << 20, "receive_timeout_s": 30}, rows=False)
+        self.addCleanup(server.stop)
+        hc.wait_healthy(server)
+        rss0 = server.status("VmRSS")
+        raw = Raw(server.http_port, timeout=30)
+        self.addCleanup(raw.close)
+        raw.send(request_head("POST", "/push", extra=["Transfer-Encoding: chunked"]) + b"1;" + b"e" * (24 << 20))
+        time.sleep(0.3)
+        grew = server.status("VmRSS") - rss0
+        raw.send(b"\r\nx\r\n0\r\n\r\n")
+        status, _, _ = raw.response(timeout=10 * SLOW)
+        print("24 MiB of chunk extension: VmRSS grew by %d KiB; answered %d" % (grew, status))
+        self.assertEqual(status, 422)  # "x" is not JSON: the body was read to its end
+        self.assertLess(grew, 8 << 10)
+
+
 def headers_of(d):
     """A {lowercase: value} dict as an object with .get(Name)."""
     class H(dict):
