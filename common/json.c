@@ -487,6 +487,64 @@ const struct ldr_json *ldr_json_get(const struct ldr_json *obj, const char *key)
   return NULL;
 }
 
+/* A member's key and place, for finding repeated keys in n log n. */
+struct member {
+  const char *s;
+  size_t len, idx;
+};
+
+static int by_key(const void *x, const void *y) {
+  const struct member *a = x, *b = y;
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = n ? memcmp(a->s, b->s, n) : 0;
+  if (c == 0) c = (a->len > b->len) - (a->len < b->len);
+  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+size_t *ldr_json_members(const struct ldr_json *obj, struct ldr_arena *a) {
+  size_t n = obj->n;
+  size_t *out = a ? ldr_arena_alloc(a, (n + 1) * sizeof *out) : malloc((n + 1) * sizeof *out);
+  struct member *m = a ? ldr_arena_alloc(a, (n + 1) * sizeof *m) : malloc((n + 1) * sizeof *m);
+  if (out == NULL || m == NULL) {
+    if (a == NULL) {
+      free(out);
+      free(m);
+    }
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) m[i] = (struct member){obj->keys[i].s, obj->keys[i].len, i};
+  qsort(m, n, sizeof *m, by_key);
+  for (size_t i = 0; i < n;) {
+    size_t e = i + 1;
+    while (e < n && m[e].len == m[i].len && !memcmp(m[e].s, m[i].s, m[i].len)) e++;
+    out[m[i].idx] = m[e - 1].idx; /* the first place takes the last value */
+    for (size_t k = i + 1; k < e; k++) out[m[k].idx] = SIZE_MAX;
+    i = e;
+  }
+  if (a == NULL) free(m);
+  return out;
+}
+
+const struct ldr_json *ldr_json_unique(const struct ldr_json *obj, struct ldr_arena *a) {
+  if (obj == NULL || obj->type != LDR_JSON_OBJECT || obj->n < 2) return obj;
+  size_t *from = ldr_json_members(obj, a);
+  if (from == NULL) return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < obj->n; i++) n += from[i] != SIZE_MAX;
+  if (n == obj->n) return obj;
+  struct ldr_json *u = ldr_arena_alloc(a, sizeof *u);
+  struct ldr_json *keys = ldr_arena_alloc(a, n * sizeof *keys);
+  struct ldr_json *items = ldr_arena_alloc(a, n * sizeof *items);
+  if (u == NULL || keys == NULL || items == NULL) return NULL;
+  for (size_t i = 0, k = 0; i < obj->n; i++) {
+    if (from[i] == SIZE_MAX) continue;
+    keys[k] = obj->keys[i];
+    items[k++] = obj->items[from[i]];
+  }
+  *u = (struct ldr_json){.type = LDR_JSON_OBJECT, .n = (uint32_t)n, .items = items, .keys = keys};
+  return u;
+}
+
 /* The parts of a NUMBER's text. */
 struct decimal {
   int neg;

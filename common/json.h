@@ -83,6 +83,19 @@ enum ldr_rc ldr_json_parse(const char *text, size_t len, struct ldr_arena *a, in
  * when `obj` is NULL or not an object. */
 const struct ldr_json *ldr_json_get(const struct ldr_json *obj, const char *key);
 
+/* For each member i of an object: the member whose value counts for i's key
+ * (the last one of that key), or SIZE_MAX when an earlier member has the key
+ * (Python's dict keeps the first place and the last value). n log n in the
+ * members. In `a`, or malloc'd when `a` is NULL (the caller frees it); NULL
+ * when memory is short. */
+size_t *ldr_json_members(const struct ldr_json *obj, struct ldr_arena *a);
+
+/* The object as Python's json.loads makes it: each key once, in the place
+ * it first had, with the value it had last. `obj` itself when no key
+ * repeats (or it is not an object); else a new node in `a`, sharing the
+ * members' nodes; NULL when memory is short. */
+const struct ldr_json *ldr_json_unique(const struct ldr_json *obj, struct ldr_arena *a);
+
 /* A NUMBER written without fraction or exponent: 1 with *out set when it fits
  * int64 ("-0" is 0), -1 when it does not fit, 0 when it is not such a number
  * (or `j` is NULL). *out is left alone unless 1 is returned. */

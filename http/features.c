@@ -56,6 +56,12 @@ static int decode(struct ldr_http_exchange *x, const struct ldr_json *body,
     ldr_http_answer_422(x, "missing", "[\"body\",\"entities\"]", "Field required");
     return -1;
   }
+  /* A column given twice is the last one given (HTTP.md §1). */
+  if ((ents = ldr_json_unique(ents, a)) == NULL) {
+    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
+                          "request: needs more memory than a request may use");
+    return -1;
+  }
   int ok = ents->type == LDR_JSON_OBJECT;
   for (size_t i = 0; ok && i < ents->n; i++) ok = ents->items[i].type == LDR_JSON_ARRAY;
   if (!ok) {

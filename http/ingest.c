@@ -99,16 +99,12 @@ static int bool_field(struct ldr_http_exchange *x, const struct ldr_json *body, 
 }
 
 /* `df` as pandas reads a dict: arrays of one length, scalars broadcast. */
-static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *body,
-                      struct ldr_frame *f) {
+static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *df, struct ldr_frame *f) {
   const struct ldr_config *cfg = x->t->env->cfg;
-  const struct ldr_json *df = ldr_json_get(body, "df");
-  if (df == NULL) {
-    ldr_http_answer_422(x, "missing", "[\"body\",\"df\"]", "Field required");
-    return -1;
-  }
-  if (df->type != LDR_JSON_OBJECT) {
-    wrong_type(x, "df", "a valid dictionary");
+  /* A column given twice is the last one given (HTTP.md §1). */
+  if ((df = ldr_json_unique(df, &x->t->arena)) == NULL) {
+    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
+                          "request: needs more memory than a request may use");
     return -1;
   }
   char msg[256];
@@ -189,7 +185,9 @@ static void answer_ingest(struct ldr_http_exchange *x, enum ldr_rc rc,
 }
 
 /* What both requests have: an object with a name field (the push source, or
- * the view), `df`, and Feast's two flags. NULL when answered (422). */
+ * the view), `df`, Feast's two flags, and for a push `to`. Every field's type
+ * is checked (422, in the order of Feast's model) before what `df` holds
+ * (400): HTTP.md §1's order. NULL when answered. */
 static const struct ldr_json *decode(struct ldr_http_exchange *x, const char *name_field,
                                      const char **name, struct ldr_frame *f, int *transform) {
   const struct ldr_json *body = ldr_http_body_json(x);
@@ -198,10 +196,24 @@ static const struct ldr_json *decode(struct ldr_http_exchange *x, const char *na
     ldr_http_answer_422(x, "type_error", "[\"body\"]", "Input should be a valid dictionary");
     return NULL;
   }
-  if ((*name = string_field(x, body, name_field)) == NULL || read_frame(x, body, f) != 0)
+  if ((*name = string_field(x, body, name_field)) == NULL) return NULL;
+  const struct ldr_json *df = ldr_json_get(body, "df");
+  if (df == NULL) {
+    ldr_http_answer_422(x, "missing", "[\"body\",\"df\"]", "Field required");
     return NULL;
+  }
+  if (df->type != LDR_JSON_OBJECT) {
+    wrong_type(x, "df", "a valid dictionary");
+    return NULL;
+  }
+  if (bool_field(x, body, "allow_registry_cache", 1) < 0) return NULL;
+  const struct ldr_json *to = ldr_json_get(body, "to");
+  if (!strcmp(name_field, "push_source_name") && to != NULL && to->type != LDR_JSON_STRING) {
+    wrong_type(x, "to", "a valid string");
+    return NULL;
+  }
   *transform = bool_field(x, body, "transform_on_write", 1);
-  if (*transform < 0 || bool_field(x, body, "allow_registry_cache", 1) < 0) return NULL;
+  if (*transform < 0 || read_frame(x, df, f) != 0) return NULL;
   return body;
 }
 
@@ -236,11 +248,7 @@ void ldr_http_push(struct ldr_http_exchange *x) {
   int transform;
   const struct ldr_json *body = decode(x, "push_source_name", &source, &f, &transform);
   if (body == NULL) return;
-  const struct ldr_json *to = ldr_json_get(body, "to");
-  if (to != NULL && to->type != LDR_JSON_STRING) {
-    wrong_type(x, "to", "a valid string");
-    return;
-  }
+  const struct ldr_json *to = ldr_json_get(body, "to"); /* a string, if given (decode) */
   /* `to` before the push source (HTTP.md §6.5): offline targets are refused
    * whole, unknown ones are a bad request. */
   struct ldr_err err = {0};

@@ -891,6 +891,43 @@ class Shapes(unittest.TestCase):
         self.assertEqual(reply.status, 200, reply)
         self.assertEqual(hc.loads_strict(reply.body)["metadata"]["feature_names"], ["driver_id", "trips"])
 
+    def test_repeated_and_unnamed_columns(self):
+        """A column given twice is the one given last, as json.loads' dict has it (HTTP.md §1),
+        in `entities` and in `df` (the shadowed one's length does not count); a column
+        named "" is one more column that names no join key: ignored (§4.2)."""
+        hdr = {"Content-Type": "application/json"}
+        plain = SERVER.http("POST", GET, json_body=gof_body())
+        self.assertEqual(plain.status, 200, plain)
+        for text in (b'{"entities": {"driver_id": [5], "driver_id": [1001, 1002]}, '
+                     b'"features": ["driver_stats:trips"]}',
+                     b'{"entities": {"": [5, 6], "driver_id": [1001, 1002]}, "features": ["driver_stats:trips"]}'):
+            with self.subTest(text):
+                reply = SERVER.http("POST", GET, body=text, headers=hdr)
+                self.assertEqual(reply.status, 200, reply)
+                self.assertIsNone(hc.json_diff(hc.loads_strict(plain.body), hc.loads_strict(reply.body)))
+        ids = [9711, 9712, 9713]
+        text = json.dumps(push_df(driver_id=ids, trips=[4, 5, 6])).replace('"trips": [', '"trips": [1], "trips": [', 1)
+        self.assertIn('"trips": [1], "trips": [4, 5, 6]', text)
+        reply = SERVER.http("POST", "/push", body=text.encode(), headers=hdr)
+        self.assertEqual(reply.status, 200, reply)
+        reply = SERVER.http("POST", GET, json_body=gof_body(entities={"driver_id": ids}))
+        self.assertEqual(hc.loads_strict(reply.body)["results"][1]["values"], [4, 5, 6], reply)
+
+    def test_field_types_before_the_frame(self):
+        """Every field's type (422) is checked before what `df` holds (400), HTTP.md §1's order."""
+        uneven = {"driver_id": [1], "trips": [1, 2]}
+        for path, body in (("/push", push_body(df=uneven, to=5)),
+                           ("/push", push_body(df=uneven, allow_registry_cache="no")),
+                           ("/push", push_body(df=uneven, transform_on_write=0)),
+                           ("/write-to-online-store", write_body(df=uneven, transform_on_write="no")),
+                           ("/write-to-online-store", write_body(df=uneven, allow_registry_cache=[]))):
+            with self.subTest(path=path, body=body):
+                reply = SERVER.http("POST", path, json_body=body)
+                self.assertEqual(reply.status, 422, reply)
+                reply = SERVER.http("POST", path, json_body=dict(body, to="online", allow_registry_cache=True,
+                                                                 transform_on_write=True))
+                self.assertEqual(reply.status, 400, reply)
+
     def test_zero_rows(self):
         """All columns empty: 200, empty columns, no event_timestamps (HTTP.md §4.2, §4.3)."""
         reply = SERVER.http("POST", GET, json_body=gof_body(entities={"driver_id": []},

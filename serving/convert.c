@@ -391,44 +391,6 @@ static void dumps_string(struct ldr_sb *sb, const char *s, size_t n) {
   ldr_sb_put(sb, "\"", 1);
 }
 
-/* A member's key and place, for finding repeated keys in n log n. */
-struct member {
-  const char *s;
-  size_t len, idx;
-};
-
-static int by_key(const void *x, const void *y) {
-  const struct member *a = x, *b = y;
-  size_t n = a->len < b->len ? a->len : b->len;
-  int c = n ? memcmp(a->s, b->s, n) : 0;
-  if (c == 0) c = (a->len > b->len) - (a->len < b->len);
-  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
-}
-
-size_t *ldr_cv_members(const struct ldr_json *obj, struct ldr_arena *a) {
-  size_t n = obj->n;
-  size_t *out = a ? ldr_arena_alloc(a, (n + 1) * sizeof *out) : malloc((n + 1) * sizeof *out);
-  struct member *m = a ? ldr_arena_alloc(a, (n + 1) * sizeof *m) : malloc((n + 1) * sizeof *m);
-  if (out == NULL || m == NULL) {
-    if (a == NULL) {
-      free(out);
-      free(m);
-    }
-    return NULL;
-  }
-  for (size_t i = 0; i < n; i++) m[i] = (struct member){obj->keys[i].s, obj->keys[i].len, i};
-  qsort(m, n, sizeof *m, by_key);
-  for (size_t i = 0; i < n;) {
-    size_t e = i + 1;
-    while (e < n && m[e].len == m[i].len && !memcmp(m[e].s, m[i].s, m[i].len)) e++;
-    out[m[i].idx] = m[e - 1].idx; /* the first place takes the last value */
-    for (size_t k = i + 1; k < e; k++) out[m[k].idx] = SIZE_MAX;
-    i = e;
-  }
-  if (a == NULL) free(m);
-  return out;
-}
-
 void ldr_json_dumps(struct ldr_sb *sb, const struct ldr_json *j) {
   switch (j->type) {
   case LDR_JSON_NULL:
@@ -473,7 +435,7 @@ void ldr_json_dumps(struct ldr_sb *sb, const struct ldr_json *j) {
     return;
   case LDR_JSON_OBJECT: {
     /* Python's dict: a repeated key in its first place, with its last value. */
-    size_t *members = j->n > 1 ? ldr_cv_members(j, NULL) : NULL;
+    size_t *members = j->n > 1 ? ldr_json_members(j, NULL) : NULL;
     if (j->n > 1 && members == NULL) {
       sb->failed = 1;
       return;

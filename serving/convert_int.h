@@ -72,11 +72,6 @@ Feast__Types__Value *ldr_cv_new_value(struct conv *c);
 enum ldr_rc ldr_cv_scalar(struct conv *c, const struct ldr_json *j, int type,
                           Feast__Types__Value *v);
 char *ldr_cv_dumps(struct conv *c, const struct ldr_json *j);
-/* For each member i of an object: the member whose value counts for i's key
- * (the last one of that key), or SIZE_MAX when an earlier member has the key
- * (Python's dict keeps the first place and the last value). In `a`, or
- * malloc'd when `a` is NULL (the caller frees it); NULL when memory is short. */
-size_t *ldr_cv_members(const struct ldr_json *obj, struct ldr_arena *a);
 enum ldr_rc ldr_cv_nested(struct conv *c, const struct ldr_json *j, int object,
                           struct ldr_json **out);
 enum ldr_rc ldr_cv_typed(struct conv *c, const struct ldr_json *j, int type,

@@ -18,7 +18,7 @@
 enum ldr_rc ldr_cv_make_map(struct conv *c, const struct ldr_json *obj, Feast__Types__Map **out) {
   Feast__Types__Map *m = ldr_arena_alloc(c->a, sizeof *m);
   Feast__Types__Map__ValEntry **entries = ldr_arena_alloc(c->a, (obj->n + 1) * sizeof *entries);
-  size_t *members = obj->n > 1 ? ldr_cv_members(obj, c->a) : NULL;
+  size_t *members = obj->n > 1 ? ldr_json_members(obj, c->a) : NULL;
   if (m == NULL || entries == NULL || (obj->n > 1 && members == NULL))
     return ldr_cv_no_memory(c->err);
   feast__types__map__init(m);

@@ -255,7 +255,7 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
     rows[r].has_created = has_created[r];
     rows[r].created_ts = created[r];
   }
-  if (!any && !odfv) return LDR_OK; /* every feature null: nothing to write (Feast) */
+  if (!any) return LDR_OK; /* every feature null (or absent): nothing to write (Feast) */
   if (n == 0) return LDR_OK;
   g->writes[g->n_writes++] = (struct ldr_write){table, rows, n};
   return LDR_OK;

@@ -371,7 +371,7 @@ static enum ldr_rc resolve(struct plan *pl) {
 
 /* ---- columns */
 
-/* Checks the request's columns: named, each once (found by sorting a copy: a
+/* Checks the request's columns: each once (found by sorting a copy: a
  * client chooses how many there are), all of one length. Sets pl->n_rows to
  * that length (1 when there are no columns: entity-less views). */
 static enum ldr_rc check_columns(struct plan *pl) {
@@ -385,9 +385,6 @@ static enum ldr_rc check_columns(struct plan *pl) {
     int ctx = i >= q->n_entities;
     const struct ldr_serving_column *c = ctx ? &q->context[i - q->n_entities] : &q->entities[i];
     const char *field = ctx ? "request_context" : "entities";
-    if (c->name[0] == '\0')
-      return ldr_err_set(pl->err, LDR_INVALID, "%s[%zu]: a column without a name", field,
-                         ctx ? i - q->n_entities : i);
     if (first != NULL && c->n != first->n)
       return ldr_err_set(pl->err, LDR_INVALID,
                          "%s: column '%s' has %zu values, column '%s' has %zu; every column needs "

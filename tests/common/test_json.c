@@ -460,6 +460,39 @@ static void repeated_keys_last_wins(void **state) {
   ldr_arena_destroy(&a);
 }
 
+/* ldr_json_unique is json.loads' dict: each key once, in its first place,
+ * with its last value; keys differ by their bytes ("a\0b" is not "a"). */
+static void unique_members_as_python(void **state) {
+  (void)state;
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"{\"a\":1,\"b\":2,\"a\":3,\"a\\u0000b\":4,\"\":5,\"\":6,\"b\":[7]}",
+       "{\"a\":3,\"b\":[7],\"a\\u0000b\":4,\"\":6}"},
+      {"{\"x\":1,\"x\":2,\"x\":{\"y\":3,\"y\":4}}", "{\"x\":{\"y\":3,\"y\":4}}"}, /* one level */
+      {"{\"b\":1,\"a\":2}", "{\"b\":1,\"a\":2}"},
+      {"{\"a\":1}", "{\"a\":1}"},
+      {"{}", "{}"},
+      {"[1,1]", "[1,1]"},
+  };
+  for (size_t i = 0; i < N_OF(cases); i++) {
+    struct ldr_arena a;
+    struct ldr_err err;
+    struct ldr_json *j;
+    assert_int_equal(parse(&a, cases[i].text, strlen(cases[i].text), 8, &j, NULL, &err), LDR_OK);
+    const struct ldr_json *u = ldr_json_unique(j, &a);
+    assert_non_null(u);
+    struct ldr_sb sb = {0};
+    dump(&sb, u);
+    assert_string_equal(ldr_sb_str(&sb), cases[i].want);
+    /* Nothing repeated: the node itself, not a copy. */
+    if (!strcmp(cases[i].text, cases[i].want)) assert_ptr_equal(u, j);
+    ldr_sb_free(&sb);
+    ldr_arena_destroy(&a);
+  }
+  assert_null(ldr_json_unique(NULL, NULL));
+}
+
 static struct ldr_json number_node(const char *text) {
   struct ldr_json j = {.type = LDR_JSON_NUMBER};
   j.s = text;
@@ -870,6 +903,7 @@ int main(void) {
       cmocka_unit_test(escapes_decode_to_utf8),
       cmocka_unit_test(depth_limit),
       cmocka_unit_test(repeated_keys_last_wins),
+      cmocka_unit_test(unique_members_as_python),
       cmocka_unit_test(integers_exactly),
       cmocka_unit_test(doubles_and_type_names),
       cmocka_unit_test(strings_written_escaped),
