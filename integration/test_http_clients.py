@@ -1278,9 +1278,9 @@ class Fairness(unittest.TestCase):
         sock.shutdown(socket.SHUT_RDWR)
         for t in threads:
             t.join(5)
-        print("pipelined flood: %d answers meanwhile; the other client's 20 requests: worst %.3f s"
-              % (flood, max(took)))
-        self.assertGreater(flood, 1000, "the flood was not served meanwhile: the test shows nothing")
+        print("pipelined flood: %d answers, %d of them during the other client's 20 requests "
+              "(worst %.3f s)" % (answered[0], flood, max(took)))
+        self.assertGreater(answered[0], 1000, "the flood was not served: the test shows nothing")
         self.assertLess(max(took), 1.0 * SLOW, took)
 
     def test_pipelined_requests_then_close_are_all_answered(self):
@@ -1355,6 +1355,28 @@ class Fairness(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(reply.status, 200, reply)
+
+    def test_a_chunked_body_arriving_in_pieces(self):
+        """A chunked body of 50 KB in chunks of 1 to 5,000 bytes, sent in pieces of 3 KiB so
+        that it is decoded over many reads (each read's encoded bytes dropped once decoded),
+        and a request pipelined behind it: the same answer as the plain request, then the
+        second answer."""
+        plain = SERVER.http("POST", GET, json_body=gof_body())
+        self.assertEqual(plain.status, 200, plain)
+        body = json.dumps(gof_body(pad=["%07d" % i for i in range(4500)])).encode()  # 50 KB: under 64 KiB
+        sizes = [1 + (i * 7919) % 5000 for i in range(200)]
+        data = request_head("POST", GET, extra=["Transfer-Encoding: chunked"]) + chunked(body, sizes)
+        data += b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"  # pipelined behind it, in its last piece
+        raw = Raw(SERVER.http_port)
+        self.addCleanup(raw.close)
+        for i in range(0, len(data), 3072):
+            raw.send(data[i:i + 3072])
+            if i % (12 * 3072) == 0:
+                time.sleep(0.002)
+        status, _, reply = raw.response()
+        self.assertEqual(status, 200, reply)
+        self.assertIsNone(hc.json_diff(hc.loads_strict(plain.body), hc.loads_strict(reply)))
+        self.assertEqual(raw.response()[0], 200)
 
     @unittest.skipIf(SLOW > 1, "resident memory is not the program's own under a sanitizer")
     def test_chunk_framing_is_not_held(self):
