@@ -135,6 +135,34 @@ static void check_tree(const struct ldr_json *j) {
   }
 }
 
+/* An object as Python's dict: each key once, in the order of first places,
+ * with the value ldr_json_get finds (the last); as many keys as are distinct. */
+static void check_unique(const struct ldr_json *j, struct ldr_arena *a) {
+  if (j->type != LDR_JSON_OBJECT) return;
+  const struct ldr_json *u = ldr_json_unique(j, a);
+  if (u == NULL) return; /* the arena's cap */
+  check(u->type == LDR_JSON_OBJECT && u->n <= j->n, "a unique object with more members");
+  size_t k = 0;
+  for (size_t i = 0; i < j->n; i++) {
+    const struct ldr_json *key = &j->keys[i];
+    size_t first = 0;
+    while (first < i &&
+           !(j->keys[first].len == key->len && memcmp(j->keys[first].s, key->s, key->len) == 0))
+      first++;
+    if (first < i) continue; /* a repeat: its place is the first one's */
+    check(k < u->n, "a unique object misses a key");
+    check(u->keys[k].len == key->len && memcmp(u->keys[k].s, key->s, key->len) == 0,
+          "a unique object's keys out of first-place order");
+    size_t last = i;
+    for (size_t m = i + 1; m < j->n; m++)
+      if (j->keys[m].len == key->len && memcmp(j->keys[m].s, key->s, key->len) == 0) last = m;
+    check(memcmp(&u->items[k], &j->items[last], sizeof u->items[k]) == 0,
+          "a repeated key without its last value");
+    k++;
+  }
+  check(k == u->n, "a unique object with keys the object lacks");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -158,6 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   check(j != NULL, "a parse without a tree");
   check_tree(j);
+  check_unique(j, &a);
   struct ldr_sb once = {0}, twice = {0};
   write_tree(&once, j);
   struct ldr_arena b;
