@@ -90,7 +90,9 @@ void ldr_conn_close(struct conn *c) {
  * it are served. */
 static void conn_park_as(struct conn *c, int again) {
   int writing = c->out_len > 0;
-  atomic_store(&c->pending, writing);
+  /* Timed as a reply going out (no progress for receive_timeout_s: closed):
+   * when the socket is full, EPOLLOUT waits for the client to read. */
+  atomic_store(&c->pending, writing || again);
   c->w = NULL;
   atomic_store_explicit(&c->state, PARKED, memory_order_release);
   struct epoll_event ev = {.events = (writing || again ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT,
@@ -376,17 +378,30 @@ static int conn_process(struct conn *c) {
       if (on_head(c) != 0) return -1;
       if (c->head_len == 0 || c->out_len > 0) continue; /* answered, or 100 Continue pending */
     }
-    if (c->over_budget) return refuse(c, 503);
     if (c->head.chunked) {
       int r = take_chunks(c);
       if (r < 0) return refuse(c, -r);
       if (r == 0) return 0;
     } else if (c->in_len - c->head_len <
                (size_t)(c->head.content_length > 0 ? c->head.content_length : 0)) {
-      return 0;
+      return c->over_budget ? refuse(c, 503) : 0; /* the rest cannot be taken */
     }
     if (on_request(c) != 0) return -1;
   }
+  return 0;
+}
+
+/* Makes `in` hold `cap` bytes; the parsed head's pointers into it move with
+ * it (a handler reads the path after the body came). 0, or -1 for memory. */
+static int grow_in(struct conn *c, size_t cap) {
+  ptrdiff_t path = c->head_len && c->head.path ? c->head.path - c->in : -1;
+  ptrdiff_t auth = c->head_len && c->head.authorization ? c->head.authorization - c->in : -1;
+  char *p = realloc(c->in, cap);
+  if (p == NULL) return -1;
+  c->in = p;
+  c->in_cap = cap;
+  if (path >= 0) c->head.path = p + path;
+  if (auth >= 0) c->head.authorization = p + auth;
   return 0;
 }
 
@@ -399,7 +414,7 @@ static long conn_read(struct conn *c) {
   long total = 0;
   for (;;) {
     size_t limit = LDR_HTTP_HEAD_MAX + READ_CHUNK;
-    int counted = c->head_len && !c->early && !c->head.chunked;
+    int counted = c->head_len && !c->early && !c->head.chunked && c->head.content_length > 0;
     if (c->head_len && c->head.chunked)
       limit = c->head_len + READ_CHUNK;
     else if (c->head_len)
@@ -409,16 +424,15 @@ static long conn_read(struct conn *c) {
     if (c->in_cap - c->in_len < READ_CHUNK / 4) {
       size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK;
       if (cap > limit) cap = limit;
-      char *p = realloc(c->in, cap);
-      if (p == NULL) return -1;
-      c->in = p;
-      c->in_cap = cap;
+      if (grow_in(c, cap) != 0) return -1;
     }
     size_t room = c->in_cap - c->in_len;
     if (room > limit - c->in_len) room = limit - c->in_len;
     if (counted) {
       if (room > BODY_STEP) room = BODY_STEP;
-      if (reserve_body(c, c->in_len - c->head_len + room) != 0) {
+      /* Bytes past the body (a pipelined request's) are not the body's. */
+      size_t want = c->in_len - c->head_len + room, cl = (size_t)c->head.content_length;
+      if (reserve_body(c, want < cl ? want : cl) != 0) {
         c->over_budget = 1;
         return total;
       }

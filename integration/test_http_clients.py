@@ -1378,6 +1378,23 @@ class Fairness(unittest.TestCase):
         self.assertIsNone(hc.json_diff(hc.loads_strict(plain.body), hc.loads_strict(reply)))
         self.assertEqual(raw.response()[0], 200)
 
+    def test_the_path_after_a_body_that_moved_the_buffer(self):
+        """A 501 names the path of its request: read after a body of 50 KB that came after the
+        head and grew the buffer the head was parsed in (the path must move with it; under
+        AddressSanitizer the old pointer is a use after free)."""
+        for path in ("/search", "/retrieve-online-documents"):
+            with self.subTest(path):
+                raw = Raw(SERVER.http_port)
+                self.addCleanup(raw.close)
+                raw.send(request_head("POST", path, 50000))
+                time.sleep(0.05)
+                for i in range(0, 50000, 5000):
+                    raw.send(b"x" * 5000)
+                    time.sleep(0.002)
+                status, _, body = raw.response()
+                self.assertEqual(status, 501, body)
+                self.assertIn(("%s is not served by larder" % path).encode(), body)
+
     @unittest.skipIf(SLOW > 1, "resident memory is not the program's own under a sanitizer")
     def test_chunk_framing_is_not_held(self):
         """A chunked body whose framing runs on (one chunk's extension of 24 MiB: a size line
