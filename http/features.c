@@ -83,6 +83,11 @@ static int decode(struct ldr_http_exchange *x, const struct ldr_json *body,
   if (bool_field(x, body, "full_feature_names", &q->full_feature_names) != 0 ||
       bool_field(x, body, "include_feature_view_version_metadata", metadata) != 0)
     return -1;
+  for (size_t i = 0; i < ents->n; i++)
+    if (ldr_http_nul_name(x, &ents->keys[i], "entities")) return -1;
+  for (size_t i = 0; fs != NULL && i < fs->n; i++)
+    if (ldr_http_nul_name(x, &fs->items[i], "features")) return -1;
+  if (ldr_http_nul_name(x, svc, "feature_service")) return -1;
   /* Limits, as over gRPC. */
   if (ents->n > (size_t)cfg->max_columns) {
     char msg[128];

@@ -84,6 +84,11 @@ void ldr_http_answer_feast(struct ldr_http_exchange *x, int status, const char *
 void ldr_http_answer_422(struct ldr_http_exchange *x, const char *type, const char *loc,
                          const char *msg);
 
+/* Nonzero, having answered 400 naming `field`, when the string `s` (a name:
+ * of a column, view, source, feature) holds a NUL byte, which no name can
+ * (larder's names are C strings; over gRPC such a string is refused too). */
+int ldr_http_nul_name(struct ldr_http_exchange *x, const struct ldr_json *s, const char *field);
+
 /* Parses the body as JSON within the request's arena; on failure answers
  * (422, 400 for nesting, 413 for memory) and returns NULL. */
 const struct ldr_json *ldr_http_body_json(struct ldr_http_exchange *x);

@@ -108,6 +108,8 @@ static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *df, st
     return -1;
   }
   char msg[256];
+  for (size_t i = 0; i < df->n; i++)
+    if (ldr_http_nul_name(x, &df->keys[i], "df")) return -1;
   if (df->n > (size_t)cfg->max_columns) {
     snprintf(msg, sizeof msg, "df: %zu columns, more than larder.max_columns (%d)", (size_t)df->n,
              cfg->max_columns);
@@ -213,7 +215,9 @@ static const struct ldr_json *decode(struct ldr_http_exchange *x, const char *na
     return NULL;
   }
   *transform = bool_field(x, body, "transform_on_write", 1);
-  if (*transform < 0 || read_frame(x, df, f) != 0) return NULL;
+  if (*transform < 0 || ldr_http_nul_name(x, ldr_json_get(body, name_field), name_field) ||
+      ldr_http_nul_name(x, to, "to") || read_frame(x, df, f) != 0)
+    return NULL;
   return body;
 }
 

@@ -137,6 +137,14 @@ static void put_py_string(struct ldr_sb *sb, const char *s) {
   ldr_json_dumps(sb, &j);
 }
 
+int ldr_http_nul_name(struct ldr_http_exchange *x, const struct ldr_json *s, const char *field) {
+  if (s == NULL || s->type != LDR_JSON_STRING || memchr(s->s, 0, s->len) == NULL) return 0;
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: '%.60s...' contains a NUL byte", field, s->s);
+  ldr_http_answer_error(x, LDR_INVALID, "FeastError", msg);
+  return 1;
+}
+
 void ldr_http_answer_error(struct ldr_http_exchange *x, enum ldr_rc rc, const char *cls,
                            const char *msg) {
   ldr_http_answer_feast(x, status_of(rc), cls, msg);

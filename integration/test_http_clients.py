@@ -733,6 +733,17 @@ BAD = [
      "PushSourceNotFoundException"),
     ("write: unknown view", "/write-to-online-store", write_body(feature_view_name="nope"), 404,
      "FeastObjectNotFoundException"),
+    # Names holding a NUL byte: no name can (they used to be read as far as the NUL).
+    ("gof: NUL in an entity column name", GET, gof_body(entities={"driver_id": [1001, 1002], "driver_id\x00x": [5, 6]}),
+     400, "FeastError"),
+    ("gof: NUL in a feature reference", GET, gof_body(features=["driver_stats:trips\x00x"]), 400, "FeastError"),
+    ("gof: NUL in feature_service", GET, gof_body(features=DROP, feature_service="driver_service\x00x"), 400,
+     "FeastError"),
+    ("push: NUL in push_source_name", "/push", push_body(push_source_name="driver_push\x00x"), 400, "FeastError"),
+    ("push: NUL in to", "/push", push_body(to="online\x00x"), 400, "FeastError"),
+    ("push: NUL in a df column name", "/push", push_df(**{"trips\x00x": [9, 9, 9]}), 400, "FeastError"),
+    ("write: NUL in feature_view_name", "/write-to-online-store", write_body(feature_view_name="customer_stats\x00x"),
+     400, "FeastError"),
     # `to`.
     ("push: to offline", "/push", push_body(to="offline"), 422, "FeastError"),
     ("push: to online_and_offline", "/push", push_body(to="online_and_offline"), 422, "FeastError"),
