@@ -58,8 +58,7 @@ static int decode(struct ldr_http_exchange *x, const struct ldr_json *body,
   }
   /* A column given twice is the last one given (HTTP.md §1). */
   if ((ents = ldr_json_unique(ents, a)) == NULL) {
-    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
-                          "request: needs more memory than a request may use");
+    ldr_http_answer_no_memory(x);
     return -1;
   }
   int ok = ents->type == LDR_JSON_OBJECT;
@@ -106,8 +105,7 @@ static int decode(struct ldr_http_exchange *x, const struct ldr_json *body,
     }
   struct ldr_serving_column *cols = ldr_arena_calloc(a, ents->n + 1, sizeof *cols);
   if (cols == NULL) {
-    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
-                          "request: needs more memory than a request may use");
+    ldr_http_answer_no_memory(x);
     return -1;
   }
   for (size_t i = 0; i < ents->n; i++)

@@ -84,6 +84,9 @@ void ldr_http_answer_feast(struct ldr_http_exchange *x, int status, const char *
 void ldr_http_answer_422(struct ldr_http_exchange *x, const char *type, const char *loc,
                          const char *msg);
 
+/* Answers 413: the request needs more memory than its arena may hold. */
+void ldr_http_answer_no_memory(struct ldr_http_exchange *x);
+
 /* Nonzero, having answered 400 naming `field`, when the string `s` (a name:
  * of a column, view, source, feature) holds a NUL byte, which no name can
  * (larder's names are C strings; over gRPC such a string is refused too). */

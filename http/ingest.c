@@ -103,8 +103,7 @@ static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *df, st
   const struct ldr_config *cfg = x->t->env->cfg;
   /* A column given twice is the last one given (HTTP.md §1). */
   if ((df = ldr_json_unique(df, &x->t->arena)) == NULL) {
-    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
-                          "request: needs more memory than a request may use");
+    ldr_http_answer_no_memory(x);
     return -1;
   }
   char msg[256];
@@ -152,8 +151,7 @@ static int read_frame(struct ldr_http_exchange *x, const struct ldr_json *df, st
   }
   const char **names = ldr_arena_calloc(&x->t->arena, df->n + 1, sizeof *names);
   if (names == NULL) {
-    ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
-                          "request: needs more memory than a request may use");
+    ldr_http_answer_no_memory(x);
     return -1;
   }
   for (size_t i = 0; i < df->n; i++) names[i] = df->keys[i].s;

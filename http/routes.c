@@ -137,6 +137,11 @@ static void put_py_string(struct ldr_sb *sb, const char *s) {
   ldr_json_dumps(sb, &j);
 }
 
+void ldr_http_answer_no_memory(struct ldr_http_exchange *x) {
+  ldr_http_answer_error(x, LDR_EXHAUSTED, "FeastError",
+                        "request: needs more memory than a request may use");
+}
+
 int ldr_http_nul_name(struct ldr_http_exchange *x, const struct ldr_json *s, const char *field) {
   if (s == NULL || s->type != LDR_JSON_STRING || memchr(s->s, 0, s->len) == NULL) return 0;
   char msg[160];
