@@ -191,6 +191,38 @@ def main():
                    "  user: u\n  password: p\n")
     save("config", "project: p\nproject: q\n")
     save("config", "- [a, {b: *x}]\n")
+    registry_seeds()
+
+
+def registry_seeds():
+    """Registries: Feast's registry_example, the HTTP vectors' registry, and one
+    written here with every kind of view, a version history and a service with
+    an alias, a key map and a version tag."""
+    import json
+    import tempfile
+    import feast_registry as fr
+    data = os.path.join(HERE, "..", "tests", "data")
+    with open(os.path.join(data, "vectors.json")) as f:
+        save("registry", bytes.fromhex(json.load(f)["registry_example"]["proto_hex"]))
+    with open(os.path.join(data, "http_vectors.json")) as f:
+        save("registry", bytes.fromhex(json.load(f)["registry_hex"]))
+    driver = fr.Entity("driver", "driver_id")
+    rider = fr.Entity("rider", "rider_id", fr.STRING)
+    stats = fr.FeatureView("stats", [driver], [("trips", fr.INT64), ("rate", fr.DOUBLE)], ttl=3600,
+                           state=fr.AVAILABLE_ONLINE)
+    live = fr.StreamFeatureView("live", [driver, rider], [("speed", fr.FLOAT)])
+    odfv = fr.OnDemandFeatureView("calc", [("x", fr.DOUBLE)], write_to_online_store=True, entities=[driver])
+    labels = fr.LabelView("labels", [fr.DUMMY], [("label", fr.STRING)])
+    service = fr.FeatureService("svc", [fr.Projection(stats, ["trips"], alias="s", join_key_map={"driver_id": "d"},
+                                                      version_tag=1),
+                                        fr.Projection(labels, []), fr.Projection(fr.FeatureView("gone"), ["y"])])
+    with tempfile.TemporaryDirectory() as tmp:
+        r = fr.FileRegistry(os.path.join(tmp, "registry.db"))
+        r.apply("demo", driver, rider, stats, live, odfv, labels, service)
+        r.apply("demo", fr.FeatureView("stats", [driver], [("trips", fr.INT64)], ttl=60))
+        r.apply("other", driver, stats)
+        with open(r.path, "rb") as f:
+            save("registry", f.read())
 
 
 if __name__ == "__main__":

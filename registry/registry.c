@@ -67,11 +67,13 @@ static int by_feature_name(const void *x, const void *y) {
                 (*(const struct ldr_feature *const *)y)->name);
 }
 
+/* A Duration's nanos lie in [0, 999999999] for a positive one; a registry that
+ * says more is held to that, so the sum cannot overflow. */
 static int64_t ttl_of(const Google__Protobuf__Duration *ttl) {
   if (ttl == NULL || ttl->seconds < 0 || (ttl->seconds == 0 && ttl->nanos <= 0)) return 0;
   int64_t max_s = INT64_MAX / 1000000000 - 1;
-  return (ttl->seconds > max_s ? max_s : ttl->seconds) * 1000000000 +
-         (ttl->nanos > 0 ? ttl->nanos : 0);
+  int64_t nanos = ttl->nanos < 0 ? 0 : ttl->nanos > 999999999 ? 999999999 : ttl->nanos;
+  return (ttl->seconds > max_s ? max_s : ttl->seconds) * 1000000000 + nanos;
 }
 
 /* A view's batch source (its own, else its push source's), and the push

@@ -411,6 +411,46 @@ static int reset(void **state) {
   return 0;
 }
 
+/* TTLs as a registry may hold them, beyond what a Duration allows: no overflow,
+ * and nanos outside [0, 1e9) held to that range. */
+static void durations_out_of_range(void **state) {
+  (void)state;
+  static const char *driver[] = {"driver"}, *feats[] = {"f"};
+  static const struct {
+    int64_t seconds;
+    int32_t nanos;
+    int64_t ttl_ns;
+  } cases[] = {
+      {INT64_MAX, 2000000000, (INT64_MAX / 1000000000 - 1) * 1000000000 + 999999999},
+      {INT64_MAX, -1, (INT64_MAX / 1000000000 - 1) * 1000000000},
+      {1, 2000000000, 1999999999},
+      {0, 2000000000, 999999999},
+      {-1, 500, 0},
+      {0, -7, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    Feast__Core__Registry r = FEAST__CORE__REGISTRY__INIT;
+    Feast__Core__Entity *ents[] = {entity("p", "driver", "driver_id", 4)};
+    Feast__Core__FeatureView *views[] = {fview("p", "v", 1, driver, 1, feats, 1)};
+    views[0]->spec->ttl->seconds = cases[i].seconds;
+    views[0]->spec->ttl->nanos = cases[i].nanos;
+    r.n_entities = 1;
+    r.entities = ents;
+    r.n_feature_views = 1;
+    r.feature_views = views;
+    size_t n = feast__core__registry__get_packed_size(&r);
+    uint8_t *bytes = ldr_arena_alloc(&arena, n);
+    feast__core__registry__pack(&r, bytes);
+    struct ldr_registry *reg = parse(bytes, n, "p");
+    const struct ldr_view *v = ldr_registry_view(reg, "v", 1);
+    assert_non_null(v);
+    if (v->ttl_ns != cases[i].ttl_ns)
+      fail_msg("case %zu: ttl_ns %lld, want %lld", i, (long long)v->ttl_ns,
+               (long long)cases[i].ttl_ns);
+    ldr_registry_free(reg);
+  }
+}
+
 int main(void) {
   ldr_arena_init(&arena, 65536, 0);
   snprintf(dir, sizeof dir, "/tmp/larder-registry-XXXXXX");
@@ -419,6 +459,7 @@ int main(void) {
       cmocka_unit_test_teardown(golden_registry_example, reset),
       cmocka_unit_test_teardown(not_a_registry, reset),
       cmocka_unit_test_teardown(every_kind_of_view, reset),
+      cmocka_unit_test_teardown(durations_out_of_range, reset),
       cmocka_unit_test_teardown(loads_reloads_and_keeps_the_last_good_one, reset),
       cmocka_unit_test_teardown(readers_during_reloads, reset),
   };
