@@ -144,8 +144,10 @@ static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *conn, v
    * A read connection of its own drops them when it next meets the missing
    * table (the server then says the cached plan is gone). */
   if (rc == LDR_OK && a->n_drop && impl(b)->named &&
-      ldr_pg_simple(b, c, "DEALLOCATE ALL", PGRES_COMMAND_OK, "update", NULL, err) == LDR_OK)
+      ldr_pg_simple(b, c, "DEALLOCATE ALL", PGRES_COMMAND_OK, "update", NULL, err) == LDR_OK) {
     ldr_stmt_clear(&c->stmts, free);
+    ldr_pg_forget_stale(c); /* gone with the rest: deallocating them again would fail */
+  }
   return rc;
 }
 

@@ -12,12 +12,16 @@
 #include "backends/postgres_int.h"
 #include "common/log.h"
 
+void ldr_pg_forget_stale(struct pg_conn *c) {
+  for (size_t i = 0; i < c->n_stale; i++) free(c->stale[i]);
+  c->n_stale = 0;
+}
+
 void ldr_pg_drop_connection(struct pg_conn *c) {
   PQfinish(c->conn);
   c->conn = NULL;
   ldr_stmt_clear(&c->stmts, free);
-  for (size_t i = 0; i < c->n_stale; i++) free(c->stale[i]);
-  c->n_stale = 0;
+  ldr_pg_forget_stale(c);
   c->timeout_ms = -1;
   c->generic = 0;
   c->sql.host = -1;

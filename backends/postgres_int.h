@@ -78,6 +78,10 @@ int ldr_pg_wait_socket(PGconn *conn, short events, int64_t until_ns);
 /* Closes the connection (if any) and forgets what lived in its session. */
 void ldr_pg_drop_connection(struct pg_conn *c);
 
+/* Frees the names of evicted statements without deallocating them: for when
+ * the session no longer holds them (closed, or DEALLOCATE ALL). */
+void ldr_pg_forget_stale(struct pg_conn *c);
+
 /* Maps a failed result, or with `res` NULL the connection's error, to a code in
  * `err`; the message reaches a client only for codes that name no driver text. */
 enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const PGresult *res,

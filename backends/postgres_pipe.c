@@ -120,8 +120,9 @@ struct cmd {
 struct pipeline {
   struct cmd *cmds;
   size_t n, cap;
-  long timeout; /* CMD_TIMEOUT's value */
-  int generic;  /* CMD_TIMEOUT sets plan_cache_mode too */
+  size_t prepared; /* CMD_PREPAREs queued: at most LDR_STMT_CACHE, what pg_conn.stale holds */
+  long timeout;    /* CMD_TIMEOUT's value */
+  int generic;     /* CMD_TIMEOUT sets plan_cache_mode too */
 };
 
 /* A statement to run: prepared under `name`, or (unnamed) its text. */
@@ -204,7 +205,10 @@ static enum ldr_rc queue_timeout(struct ldr_backend *b, struct pg_conn *c, struc
 }
 
 /* The statement for (kind, table): cached, queued for preparation now, or
- * (without named statements) its text in the arena. */
+ * (without named statements) its text in the arena. A pipeline prepares at
+ * most LDR_STMT_CACHE statements, as many as the cache can evict into
+ * pg_conn.stale before the next pipeline deallocates them; a request of more
+ * tables than that runs the rest unnamed. */
 static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pipeline *p,
                              enum stmt_kind kind, const char *table, struct ldr_arena *arena,
                              struct stmt_ref *out, struct ldr_err *err) {
@@ -225,7 +229,7 @@ static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pi
   struct ldr_sb sql = {0};
   statement_sql(&sql, s->schema, kind, table);
   if (ldr_sb_str(&sql) == NULL) return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
-  if (!s->named) {
+  if (!s->named || p->prepared >= LDR_STMT_CACHE) {
     char *text = ldr_arena_alloc(arena, sql.len + 1);
     if (text != NULL) memcpy(text, ldr_sb_str(&sql), sql.len + 1);
     ldr_sb_free(&sql);
@@ -249,6 +253,7 @@ static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pi
     return ldr_pg_result_error(b, c, NULL, "prepare", table, err);
   }
   p->cmds[p->n++] = cmd;
+  p->prepared++;
   out->name = cmd.name;
   return LDR_OK;
 }
@@ -392,6 +397,7 @@ static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pg_conn *s, stru
                                   size_t views, struct ldr_arena *arena, const char *what,
                                   struct ldr_err *err) {
   p->n = 0;
+  p->prepared = 0;
   p->generic = 0;
   p->cap = 1 + s->n_stale + 2 * views;
   p->cmds = ldr_arena_calloc(arena, p->cap, sizeof *p->cmds);

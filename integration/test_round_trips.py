@@ -25,6 +25,10 @@ by key when it names most of its view's features, naming them when few of
 many, also after a read by key failed part-way (backends/sql.c). On MySQL,
 which statements run is read from larder's debug log.
 
+Beside the counts (`StatementCache`): a request over more tables than a
+connection's statement cache holds (64) is answered, again and again, and a
+Teardown that drops statements does not fail the reads after it.
+
 Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
 Runs against LARDER_TEST_BACKEND postgres or mysql only.
 """
@@ -335,6 +339,61 @@ class RoundTrips(unittest.TestCase):
                             % (len(prepared), sum("feature_name IN" in q for q in prepared)))
         self.assertEqual(len(prepared), 2, prepared)
         self.assertEqual(sum("feature_name IN" in q for q in prepared), 1, prepared)
+
+
+class StatementCache(unittest.TestCase):
+    """Statements are cached per connection, 64 of them; what the cache evicts is
+    deallocated by the connection's next pipeline (PostgreSQL). One worker, so
+    one connection serves every call here."""
+
+    N = 140  # views: more than twice the cache, so one request evicts more than it holds
+
+    @classmethod
+    def setUpClass(cls):
+        tmp = tempfile.mkdtemp(prefix="larder-sc-")
+        reg_path = os.path.join(tmp, "registry.db")
+        cls.server = harness.Server(project="sc", registry=reg_path, larder={"workers": 1})
+        driver = fr.Entity("driver", "driver_id", fr.INT64)
+        cls.views = ["m%03d" % i for i in range(cls.N)]
+        fr.FileRegistry(reg_path).apply(cls.server.project, driver,
+                                        *[fr.FeatureView(v, [driver], [("f", fr.INT64)]) for v in cls.views])
+        cls.server.start()
+        cls.server.stub.Update(pb.UpdateRequest(tables_to_keep=cls.views), timeout=120)
+        for i, v in enumerate(cls.views):
+            cls.server.stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                feature_view=v, rows=[row(key(driver_id=1), {"f": V.Value(int64_val=i)})]), timeout=30)
+        fr.wait_loaded(cls.server.channel, 30)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stub.Teardown(pb.TeardownRequest(tables=cls.views), timeout=120)
+        finally:
+            cls.server.stop()
+
+    def read(self, views, what):
+        payload = fr.request(["%s:f" % v for v in views], entities=[("driver_id", fr.ints(1))], full=True)
+        code, details, resp = fr.get(self.server.channel, payload, timeout=30)
+        self.assertEqual(code, grpc.StatusCode.OK, "%s: %s %s" % (what, code, details))
+        got = fr.columns(resp)
+        for v in views:
+            self.assertEqual(got["%s__f" % v].values[0].int64_val, self.views.index(v), "%s: %s" % (what, v))
+
+    def test_1_teardown_after_evictions(self):
+        # 70 tables: the second read prepares those the first did not and evicts 6.
+        some = self.views[:70]
+        self.read(some, "first read of 70 views")
+        self.read(some, "second read of 70 views")
+        self.server.stub.Teardown(pb.TeardownRequest(tables=[some[-1]]), timeout=60)
+        self.server.stub.Update(pb.UpdateRequest(tables_to_keep=[some[-1]]), timeout=60)
+        self.server.stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+            feature_view=some[-1], rows=[row(key(driver_id=1), {"f": V.Value(int64_val=69)})]), timeout=30)
+        self.read(some, "the read after a Teardown")
+
+    def test_2_more_tables_than_the_cache(self):
+        for i in range(4):
+            self.read(self.views, "read %d of %d views" % (i + 1, self.N))
+        self.assertIsNone(self.server.proc.poll(), "the server exited")
 
 
 if __name__ == "__main__":
