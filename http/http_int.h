@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "common/arena.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/strbuf.h"
 #include "http/http.h"
 #include "http/parse.h"
@@ -26,6 +27,7 @@ struct ldr_http_thread {
   struct ldr_arena arena;      /* a request's memory, reset after each */
   int64_t ping_at_ns;          /* /health: when the store last answered a ping, or failed to */
   int ping_ok;
+  struct ldr_log_limit failure_log; /* internal and unavailable answers: a line a second */
 };
 
 /* A request, and the answer its handler builds. */

@@ -150,8 +150,25 @@ int ldr_http_nul_name(struct ldr_http_exchange *x, const struct ldr_json *s, con
   return 1;
 }
 
+/* An internal or unavailable failure's message holds the driver's words and
+ * the database's address: it goes to the log (a line a second at most per
+ * thread), and the client learns only what kind of failure it was, as over
+ * gRPC (service/call.c). */
 void ldr_http_answer_error(struct ldr_http_exchange *x, enum ldr_rc rc, const char *cls,
                            const char *msg) {
+  if (rc == LDR_INTERNAL || rc == LDR_UNAVAILABLE) {
+    unsigned long long held = 0;
+    if (x->t == NULL || ldr_log_allow(&x->t->failure_log, ldr_now_ns(), &held)) {
+      char more[64] = "";
+      if (held) snprintf(more, sizeof more, " (%llu more failures since the last line)", held);
+      ldr_log(rc == LDR_UNAVAILABLE ? LDR_LOG_WARN : LDR_LOG_ERROR, "http: %.*s: %s: %s%s",
+              x->head ? (int)x->head->path_len : 0, x->head ? x->head->path : "", ldr_rc_str(rc),
+              msg, more);
+    }
+    msg = rc == LDR_UNAVAILABLE
+              ? "the online store's database is unavailable; the server log has the cause"
+              : "internal error; the server log has the cause";
+  }
   ldr_http_answer_feast(x, status_of(rc), cls, msg);
 }
 
@@ -215,8 +232,8 @@ const struct ldr_registry *ldr_http_registry(struct ldr_http_exchange *x) {
   struct ldr_err err = {0};
   const struct ldr_registry *r =
       env->registry ? ldr_registry_acquire(env->registry, x->t->reader, &err) : NULL;
-  if (r == NULL)
-    ldr_http_answer_error(x, LDR_UNAVAILABLE, "FeastError",
+  if (r == NULL) /* why, in words written for clients (no path or address) */
+    ldr_http_answer_feast(x, 503, "FeastError",
                           env->registry_why ? env->registry_why
                           : err.rc          ? err.msg
                                             : "the feature registry has not loaded");

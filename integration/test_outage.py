@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """The database goes away while larder runs (LARDER_TEST_BACKEND: postgres or
 mysql), on a server of the test's own: calls answer UNAVAILABLE within their
-deadline, and once the database is back calls succeed again without a restart
-of larder."""
+deadline (over HTTP 503), without the database's address or the driver's words,
+which go to the log; and once the database is back calls succeed again without
+a restart of larder."""
+import json
 import os
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import feast_registry as fr  # noqa: E402
 from harness import Value_pb2, grpc, key, pb, row  # noqa: E402
 from test_mesh import NOT_SERVING, SERVING, H, health  # noqa: E402
 
@@ -19,53 +23,73 @@ DB = {"postgres": "postgres", "mysql": "mariadb"}.get(harness.BACKEND)
 @unittest.skipUnless(DB, "only for client-server databases")
 class Outage(unittest.TestCase):
     def test_database_down_then_back(self):
-        with harness.PrivateDatabase(DB) as db, harness.Server(env=db.env, larder={"workers": 2}) as server:
-            stub = server.stub
-            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
-            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
-                feature_view="v", rows=[row(key(driver_id=1), {"f": Value_pb2.Value(int64_val=1)})]), timeout=10)
-            read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
-            self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
-
-            check, _ = health(server.channel)
-            ready = H.HealthCheckRequest(service="larder.v1.OnlineStore")
-            self.assertEqual(check(ready, timeout=5).status, SERVING)
-            db.down()
-            # Liveness ("") never touches the database; readiness pings it.
-            time.sleep(1.1)  # past the one second a ping's answer is trusted
-            self.assertEqual(check(H.HealthCheckRequest(service=""), timeout=5).status, SERVING)
-            self.assertEqual(check(ready, timeout=5).status, NOT_SERVING)
-            # Enough calls that both workers meet the broken connection.
-            for i in range(6):
-                t0 = time.monotonic()
-                with self.assertRaises(grpc.RpcError) as cm:
-                    stub.OnlineRead(read, timeout=3)
-                took = time.monotonic() - t0
-                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE, cm.exception.details())
-                self.assertLess(took, 3.0)
-                self.assertNotIn(db.env["PG_PORT"], cm.exception.details())  # the address stays in the log
-                print("call %d while down: %s in %.3f s: %s" % (i, cm.exception.code().name, took,
-                                                                 cm.exception.details()))
-            with self.assertRaises(grpc.RpcError) as cm:
+        reg_path = os.path.join(tempfile.mkdtemp(prefix="larder-outage-"), "registry.db")
+        with harness.PrivateDatabase(DB) as db:
+            server = harness.Server(env=db.env, larder={"workers": 2}, registry=reg_path, http=True)
+            driver = fr.Entity("driver", "driver_id", fr.INT64)
+            fr.FileRegistry(reg_path).apply(server.project, driver, fr.FeatureView("v", [driver], [("f", fr.INT64)]))
+            with server:
+                stub = server.stub
+                stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
                 stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
-                    feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=3)
-            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
-
-            db.up()
-            t0 = time.monotonic()
-            while check(ready, timeout=5).status != SERVING and time.monotonic() - t0 < 10:
-                time.sleep(0.1)
-            self.assertEqual(check(ready, timeout=5).status, SERVING)
-            print("ready again %.2f s after the database came back" % (time.monotonic() - t0))
-            # Each worker reopens its connection within the next call: no failures now.
-            for i in range(6):
+                    feature_view="v", rows=[row(key(driver_id=1), {"f": Value_pb2.Value(int64_val=1)})]), timeout=10)
+                read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
                 self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
-            stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
-                feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=10)
-            self.assertTrue(stub.OnlineRead(pb.OnlineReadRequest(
-                feature_view="v", entity_keys=[key(driver_id=2)]), timeout=10).results[0].found)
-            self.assertIsNone(server.proc.poll())
-        self.assertRegex(server.read_log(), r"warn worker \d: OnlineRead: unavailable: .*%s" % harness.BACKEND)
+
+                check, _ = health(server.channel)
+                ready = H.HealthCheckRequest(service="larder.v1.OnlineStore")
+                self.assertEqual(check(ready, timeout=5).status, SERVING)
+                db.down()
+                # Liveness ("") never touches the database; readiness pings it.
+                time.sleep(1.1)  # past the one second a ping's answer is trusted
+                self.assertEqual(check(H.HealthCheckRequest(service=""), timeout=5).status, SERVING)
+                self.assertEqual(check(ready, timeout=5).status, NOT_SERVING)
+                # Enough calls that both workers meet the broken connection.
+                for i in range(6):
+                    t0 = time.monotonic()
+                    with self.assertRaises(grpc.RpcError) as cm:
+                        stub.OnlineRead(read, timeout=3)
+                    took = time.monotonic() - t0
+                    self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE, cm.exception.details())
+                    self.assertLess(took, 3.0)
+                    self.assertNotIn(db.env["PG_PORT"], cm.exception.details())  # the address stays in the log
+                    print("call %d while down: %s in %.3f s: %s" % (i, cm.exception.code().name, took,
+                                                                     cm.exception.details()))
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                        feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=3)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                # HTTP: 503, Feast's error body, and what the driver said stays in the log too.
+                port = db.env["PG_PORT"] if DB == "postgres" else db.env["MYSQL_PORT"]
+                for path, body in (("/get-online-features", {"features": ["v:f"], "entities": {"driver_id": [1]}}),
+                                   ("/write-to-online-store", {"feature_view_name": "v",
+                                                               "df": {"driver_id": [3], "f": [3],
+                                                                      "event_timestamp": ["2024-01-01T00:00:00"]}})):
+                    reply = server.http("POST", path, json_body=body, timeout=10)
+                    self.assertEqual(reply.status, 503, "%s: %r" % (path, reply))
+                    message = json.loads(reply.json())["message"]
+                    self.assertIn("unavailable; the server log has the cause", message, path)
+                    for secret in (port, "127.0.0.1", "feast"):  # the database's port, host, user and name
+                        self.assertNotIn(secret, message, "%s: %r" % (path, reply))
+                    print("HTTP %s while down: %d %s" % (path, reply.status, message))
+
+                db.up()
+                t0 = time.monotonic()
+                while check(ready, timeout=5).status != SERVING and time.monotonic() - t0 < 10:
+                    time.sleep(0.1)
+                self.assertEqual(check(ready, timeout=5).status, SERVING)
+                print("ready again %.2f s after the database came back" % (time.monotonic() - t0))
+                # Each worker reopens its connection within the next call: no failures now.
+                for i in range(6):
+                    self.assertTrue(stub.OnlineRead(read, timeout=10).results[0].found)
+                stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                    feature_view="v", rows=[row(key(driver_id=2), {"f": Value_pb2.Value(int64_val=2)})]), timeout=10)
+                self.assertTrue(stub.OnlineRead(pb.OnlineReadRequest(
+                    feature_view="v", entity_keys=[key(driver_id=2)]), timeout=10).results[0].found)
+                self.assertIsNone(server.proc.poll())
+        log = server.read_log()
+        self.assertRegex(log, r"warn worker \d: OnlineRead: unavailable: .*%s" % harness.BACKEND)
+        self.assertRegex(log, r"warn http: /get-online-features: unavailable: .*%s" % harness.BACKEND)
 
     def test_unreachable_at_start(self):
         """Start-up names the host and port; with wait_for_backend_s larder waits for it."""
