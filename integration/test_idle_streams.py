@@ -181,6 +181,34 @@ class IdleStreams(unittest.TestCase):
             self.assertGreaterEqual(took, 0.9)
             self.assertLess(took, 1 + 2.0 * SLOW)
 
+    def test_watch_closed_without_its_request(self):
+        """A Watch whose client half-closes without sending its HealthCheckRequest ends
+        with INVALID_ARGUMENT at once. It used to stay open past watch_max_s and
+        receive_timeout_s (no timer looked at it), so tokenless clients could fill
+        the stream slots with them and push out real Watches, and a shutdown waited
+        its whole grace period for them."""
+        with harness.Server(larder={"watch_max_s": 2, "receive_timeout_s": 2, "grace_period_s": 8}) as server:
+            bare = server.channel.stream_stream(WATCH, request_serializer=H.HealthCheckRequest.SerializeToString,
+                                                response_deserializer=H.HealthCheckResponse.FromString)
+            t0 = time.monotonic()
+            with self.assertRaises(grpc.RpcError) as cm:
+                list(bare(iter([]), timeout=10 * SLOW))
+            took = time.monotonic() - t0
+            print("Watch without a request: %s %r after %.2f s" % (cm.exception.code(), cm.exception.details(), took))
+            self.assertEqual(cm.exception.code(), Code.INVALID_ARGUMENT, cm.exception.details())
+            self.assertLess(took, 1.0 * SLOW)
+            # Another one left open while the server stops: the stop does not wait for it.
+            pending = bare(iter([]), timeout=30)
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            server.proc.terminate()
+            self.assertEqual(server.proc.wait(timeout=30), 0)
+            took = time.monotonic() - t0
+            print("stopped in %.2f s" % took)
+            self.assertLess(took, 3.0 * SLOW)
+            with self.assertRaises(grpc.RpcError):
+                list(pending)
+
     def test_calls_ended_to_make_room_logged_once_a_second(self):
         """A worker holds at most 1024 unary calls in flight; past that it ends the one
         that waited longest on its client (RESOURCE_EXHAUSTED) and says so in its log,

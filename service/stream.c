@@ -92,8 +92,15 @@ static void stream_message(struct call *c) {
   struct ldr_handler_ctx *ctx = &c->ctx;
   const struct ldr_method *m = c->method;
   if (c->payload == NULL) {
-    if (m->stream == LDR_STREAM_BIDI) stream_send(c, 0, 1, LDR_OK, NULL);
-    /* A Watch goes on after its client has sent its one request. */
+    if (m->stream == LDR_STREAM_BIDI) {
+      stream_send(c, 0, 1, LDR_OK, NULL);
+    } else {
+      /* A Watch reads only until its one request (it goes on after the client's
+       * half-close): this is a client that closed without sending it, whose
+       * stream no timer would end. */
+      stream_fail(c, ldr_err_set(&ctx->err, LDR_INVALID,
+                                 "request: the stream ended without its HealthCheckRequest"));
+    }
     return;
   }
   if (m->stream == LDR_STREAM_BIDI) ldr_arena_reset(&c->arena); /* one message at a time */
