@@ -81,6 +81,12 @@ def cases(project="itest", backend=harness.BACKEND):
     strrow = pb.OnlineWriteBatchRequest(feature_view=VIEW, rows=[okrow, row(ok, {"s": V(string_val="abc")})])
     strrow = strrow.SerializeToString()
     rd = pb.OnlineReadRequest(feature_view=VIEW, entity_keys=[key(driver=1)]).SerializeToString()
+    # Well-formed protobuf, a known field of another wire type: a string as a varint, a
+    # timestamp's seconds length-delimited (each the same length as what it replaces).
+    wrong_string = pb.OnlineWriteBatchRequest(feature_view=VIEW, rows=[row(ok, {"f": V(string_val="abc")})])
+    wrong_string = wrong_string.SerializeToString().replace(b"\x12\x03abc", b"\x10\xff\xff\xff\x0f")
+    wrong_seconds = pb.OnlineWriteBatchRequest(feature_view=VIEW, rows=[row(ok, {"f": V(int64_val=1)}, ts=123456)])
+    wrong_seconds = wrong_seconds.SerializeToString().replace(b"\x08\xc0\xc4\x07", b"\x0a\x02\x00\x00")
     no_ts = row(ok, {"f": V(int64_val=1)}, ts=None)
     bad_nanos = row(ok, {"f": V(int64_val=1)})
     bad_nanos.event_ts.nanos = -1
@@ -107,7 +113,12 @@ def cases(project="itest", backend=harness.BACKEND):
         ("varint of 11 bytes", ("OnlineRead", b"\x10" + b"\xff" * 10 + b"\x01"), Code.INVALID_ARGUMENT, "request:"),
         ("field number 0", ("OnlineRead", b"\x02\x01a"), Code.INVALID_ARGUMENT, "request:"),
         ("group wire type", ("OnlineRead", b"\x0b\x0c"), Code.INVALID_ARGUMENT, "request:"),
-        ("view as a varint", ("OnlineRead", b"\x08\x01"), Code.INVALID_ARGUMENT, "request:"),
+        ("view as a varint", ("OnlineRead", b"\x08\x01"), Code.INVALID_ARGUMENT,
+         "feature_view: wire type 0 does not carry"),
+        ("a nested field of another wire type", ("OnlineWriteBatch", wrong_string), Code.INVALID_ARGUMENT,
+         "rows[0].features[0].value.string_val: wire type 0"),
+        ("a timestamp's seconds length-delimited", ("OnlineWriteBatch", wrong_seconds), Code.INVALID_ARGUMENT,
+         "rows[0].event_ts.seconds: wire type 2"),
         ("a read sent as a write", ("OnlineWriteBatch", rd), Code.INVALID_ARGUMENT, ""),
         ("nested 120 deep", write(okrow, row(ok, {"deep": nested})), Code.INVALID_ARGUMENT,
          "request: messages nest deeper"),

@@ -365,8 +365,13 @@ static enum ldr_rc update(struct ldr_handler_ctx *c) {
   Larder__V1__UpdateRequest *req = larder__v1__update_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return ldr_undecodable(c, "UpdateRequest");
   if (req->n_tables_to_keep + req->n_tables_to_delete > (size_t)c->cfg->max_batch_rows)
-    return ldr_err_set(&c->err, LDR_EXHAUSTED,
-                       "tables_to_keep: more tables than larder.max_batch_rows");
+    return ldr_err_set(
+        &c->err, LDR_EXHAUSTED,
+        "%s: %zu tables to keep and %zu to delete exceed larder.max_batch_rows (%ld)",
+        req->n_tables_to_keep > (size_t)c->cfg->max_batch_rows ? "tables_to_keep"
+        : req->n_tables_to_keep == 0                           ? "tables_to_delete"
+                                                               : "tables_to_keep, tables_to_delete",
+        req->n_tables_to_keep, req->n_tables_to_delete, c->cfg->max_batch_rows);
   rc = table_list(c, req->tables_to_keep, req->n_tables_to_keep, "tables_to_keep", &keep);
   if (rc == LDR_OK)
     rc = table_list(c, req->tables_to_delete, req->n_tables_to_delete, "tables_to_delete", &drop);

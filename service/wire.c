@@ -97,6 +97,32 @@ static enum ldr_rc malformed(struct ldr_err *err, const struct path *path, int d
                      depth ? ": " : "request: ");
 }
 
+/* Whether a known field may arrive with wire type `wt`: its type's, or for a
+ * repeated number, packed (length-delimited) as well. protobuf-c refuses the
+ * rest without saying which field; this says it. */
+static int wire_type_fits(const ProtobufCFieldDescriptor *f, int wt) {
+  int want;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE:
+    want = 1;
+    break;
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_FLOAT:
+    want = 5;
+    break;
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+  case PROTOBUF_C_TYPE_MESSAGE:
+    return wt == 2;
+  default: /* the varint types */
+    want = 0;
+  }
+  return wt == want || (wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED);
+}
+
 static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n,
                         struct path *path, int depth, struct ldr_wire_scan *scan,
                         struct ldr_err *err) {
@@ -111,6 +137,8 @@ static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p
     if (get_varint(p, n, &off, &tag) != 0) return malformed(err, path, depth);
     uint64_t number = tag >> 3;
     if (number == 0 || number > 536870911) return malformed(err, path, depth);
+    const ProtobufCFieldDescriptor *f =
+        desc ? protobuf_c_message_descriptor_get_field(desc, (unsigned)number) : NULL;
     switch (tag & 7) {
     case 0:
       if (get_varint(p, n, &off, &len) != 0) return malformed(err, path, depth);
@@ -125,8 +153,6 @@ static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p
       break;
     case 2: {
       if (get_varint(p, n, &off, &len) != 0 || len > n - off) return malformed(err, path, depth);
-      const ProtobufCFieldDescriptor *f =
-          desc ? protobuf_c_message_descriptor_get_field(desc, (unsigned)number) : NULL;
       if (f != NULL) {
         size_t fi = (size_t)(f - desc->fields);
         long index = f->label == PROTOBUF_C_LABEL_REPEATED ? (long)(fi < 64 ? seen[fi] : 0) : -1;
@@ -151,6 +177,14 @@ static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p
     }
     default: /* groups (3, 4) are not proto3, and 6, 7 do not exist */
       return malformed(err, path, depth);
+    }
+    if (f != NULL && !wire_type_fits(f, (int)(tag & 7))) { /* well-formed, of another type */
+      char where[192];
+      path->name[depth] = f->name;
+      path->index[depth] = -1;
+      format_path(path, depth + 1, where, sizeof where);
+      return ldr_err_set(err, LDR_INVALID, "%s: wire type %d does not carry a field of its type",
+                         where, (int)(tag & 7));
     }
     if (depth == 0 && number < 16) scan->top_count[number]++;
   }
