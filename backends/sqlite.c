@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,10 +449,16 @@ static int column_ts(sqlite3_stmt *st, int col, struct ldr_ts *out) {
     out->s = sqlite3_column_int64(st, col);
     out->ns = 0;
     return 1;
-  case SQLITE_FLOAT:
-    out->s = (int64_t)sqlite3_column_double(st, col);
+  case SQLITE_FLOAT: {
+    /* Any REAL a file may hold: NaN is no time, the rest held to int64's range. */
+    double d = sqlite3_column_double(st, col);
+    if (d != d) return 0;
+    out->s = d >= 9223372036854775807.0    ? INT64_MAX
+             : d <= -9223372036854775808.0 ? INT64_MIN
+                                           : (int64_t)d;
     out->ns = 0;
     return 1;
+  }
   case SQLITE_TEXT:
     return parse_text_ts((const char *)sqlite3_column_text(st, col), out);
   default:

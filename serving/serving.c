@@ -602,7 +602,9 @@ static enum ldr_rc make_keys(struct plan *pl, struct group *g) {
 /* Nonzero when a value stored at `t` is older than `ttl_ns` at `now`, in
  * seconds and nanoseconds apart: far-future timestamps cannot overflow. */
 static int older_than(const struct timespec *now, struct ldr_ts t, int64_t ttl_ns) {
-  int64_t age_s = (int64_t)now->tv_sec - t.s, age_ns = (int64_t)now->tv_nsec - t.ns;
+  int64_t age_s, age_ns = (int64_t)now->tv_nsec - t.ns;
+  /* Only a time before about -292 billion years overflows: older than any TTL. */
+  if (__builtin_sub_overflow((int64_t)now->tv_sec, t.s, &age_s)) return 1;
   if (age_ns < 0) {
     age_ns += 1000000000;
     age_s--;

@@ -256,6 +256,48 @@ static void expired_values_kept(void **state) {
                "speed: 60 P -172800");
 }
 
+/* event_ts as any SQLite file may hold it, at the ends of int64 and beyond as
+ * REAL: no overflow (UBSan), the far past expired, the far future fresh, NaN no
+ * time (the entity not found). */
+static void timestamps_at_the_ends(void **state) {
+  (void)state;
+  static const struct {
+    int64_t driver;
+    const char *sql_ts;
+    int status; /* of conv_rate */
+  } cases[] = {
+      {31, "-9223372036854775808", 4}, /* INT64_MIN: OUTSIDE_MAX_AGE */
+      {32, "9223372036854775807", 1},  /* INT64_MAX: PRESENT */
+      {33, "-1e300", 4},
+      {34, "1e300", 1},
+      {35, "-9.3e18", 4},
+  };
+  char path[128];
+  snprintf(path, sizeof path, "%s/online.db", st.dir);
+  sqlite3 *d = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &d, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(d, 5000);
+  for (size_t i = 0; i < N_OF(cases); i++) {
+    put("driver_stats", cases[i].driver, "conv_rate", dbl(0.5), now_s);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE \"" LDR_TEST_PROJECT "_driver_stats\" SET event_ts = %s",
+             cases[i].sql_ts);
+    assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
+    char entities[64];
+    snprintf(entities, sizeof entities, "{\"driver_id\":[%lld]}", (long long)cases[i].driver);
+    struct request r = {.entities = entities, .features = "driver_stats:conv_rate"};
+    struct ldr_serving_result out;
+    struct ldr_err err;
+    assert_int_equal(get_cfg(&st.cfg, &r, &out, &err), LDR_OK);
+    assert_int_equal(out.n_cols, 2);
+    const struct ldr_cell *cell = &out.cols[1].cells[0];
+    if (cell->status != cases[i].status)
+      fail_msg("event_ts %s: status %d, want %d", cases[i].sql_ts, cell->status, cases[i].status);
+    assert_true(cell->has_ts);
+  }
+  sqlite3_close(d);
+}
+
 /* §7.4: versions. */
 static void versions(void **state) {
   (void)state;
@@ -482,6 +524,7 @@ int main(void) {
       cmocka_unit_test_setup(found_entity_timestamp, clear),
       cmocka_unit_test_setup(reply_too_large_refused_before_reading, clear),
       cmocka_unit_test_setup(expired_values_kept, clear),
+      cmocka_unit_test_setup(timestamps_at_the_ends, clear),
       cmocka_unit_test_setup(versions, clear),
       cmocka_unit_test_setup(disabled_views, clear),
       cmocka_unit_test_setup(echoed_columns, clear),
