@@ -20,8 +20,8 @@ server on LARDER_TEST_BACKEND:
 - a view whose name is another view's index name is refused, never INTERNAL.
 - a read naming thousands of features in the reverse of their stored order
   answers within a second;
-- reads served together whose rows pass a worker's arena are each served
-  alone (SQLite).
+- reads served together whose rows pass a worker's arena are served again
+  in halves, each with the whole arena (SQLite).
 
 Time bounds triple when LARDER_SANITIZED=1."""
 import concurrent.futures
@@ -433,7 +433,7 @@ class Limits(unittest.TestCase):
     def test_reads_served_together_past_the_arena(self):
         """One worker, 32 concurrent OnlineReads of 3.2 MB each (50 features x 64,000 bytes,
         under max_message_bytes): served together they pass the worker's 64 MiB arena, and
-        the reads that fail together are each served again alone, with the whole arena:
+        the reads that fail together are served again in halves, each with the whole arena:
         every read answers. (Retried on the arena the shared read had filled, 45 to 56
         of the 128 failed with RESOURCE_EXHAUSTED.) The serving is the same on every store: SQLite."""
         if BACKEND != "sqlite":

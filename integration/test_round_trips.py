@@ -27,7 +27,9 @@ which statements run is read from larder's debug log.
 
 Beside the counts (`StatementCache`): a request over more tables than a
 connection's statement cache holds (64) is answered, again and again, and a
-Teardown that drops statements does not fail the reads after it.
+Teardown that drops statements does not fail the reads after it. And
+(`BadReadInABatch`) one bad read among reads served together costs the others
+about 2 log2 n round trips more, not one each.
 
 Not timed: the proxy forwards at once (--delay-ms 0); the counts are exact.
 Runs against LARDER_TEST_BACKEND postgres or mysql only.
@@ -39,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,14 +69,14 @@ WIDE_BIG = ["z%02d" % i for i in range(65)]
 class Proxy:
     """build/delay-proxy in front of the test database, counting the protocol's messages."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, delay_ms=0):
         e = os.environ
         host, port = ((e["TEST_PG_HOST"], e["TEST_PG_PORT"]) if backend == "postgres"
                       else (e["TEST_MYSQL_HOST"], e["TEST_MYSQL_PORT"]))
         if host == "localhost":
             host = "127.0.0.1"
         self.proc = subprocess.Popen(
-            [PROXY, "--listen", "127.0.0.1:0", "--target", "%s:%s" % (host, port), "--delay-ms", "0",
+            [PROXY, "--listen", "127.0.0.1:0", "--target", "%s:%s" % (host, port), "--delay-ms", str(delay_ms),
              "--control", "127.0.0.1:0", "--protocol", "pg" if backend == "postgres" else "mysql"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = self.proc.stdout.readline().split()  # listening HOST:PORT control HOST:PORT
@@ -394,6 +397,55 @@ class StatementCache(unittest.TestCase):
         for i in range(4):
             self.read(self.views, "read %d of %d views" % (i + 1, self.N))
         self.assertIsNone(self.server.proc.poll(), "the server exited")
+
+
+class BadReadInABatch(unittest.TestCase):
+    """Reads that wait together are served together; when that shared read fails
+    (here one of them names a view without a table: NOT_FOUND), it is done again
+    in halves down to the bad call (service/batch.c). The proxy delays 20 ms each
+    way, so while one worker's first read is away the others queue behind it and
+    meet in one batch; it counts the round trips."""
+
+    GOOD = 30
+
+    def test_one_bad_read_among_many(self):
+        proxy = Proxy(harness.BACKEND, delay_ms=20)
+        self.addCleanup(proxy.stop)
+        server = harness.Server(project="bb", store=store_section(harness.BACKEND, proxy.port),
+                                larder={"workers": 1, "log_level": "debug"})
+        server.start()
+        self.addCleanup(server.stop)
+        stub = server.stub
+        stub.Update(pb.UpdateRequest(tables_to_keep=["b"]), timeout=60)
+        self.addCleanup(stub.Teardown, pb.TeardownRequest(tables=["b"]), timeout=60)
+        stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+            feature_view="b", rows=[row(key(driver_id=1), {"f": V.Value(int64_val=5)})]), timeout=30)
+        good = pb.OnlineReadRequest(feature_view="b", entity_keys=[key(driver_id=1)])
+        bad = pb.OnlineReadRequest(feature_view="b_has_no_table", entity_keys=[key(driver_id=1)])
+        stub.OnlineRead(good, timeout=30)  # the connection and statement ready
+        proxy.ctl("reset")
+        first = stub.OnlineRead.future(good, timeout=30)
+        time.sleep(0.01)  # the worker has it and waits 40 ms for the database
+        reads = [stub.OnlineRead.future(good, timeout=30) for _ in range(self.GOOD // 2)]
+        reads.append(stub.OnlineRead.future(bad, timeout=30))
+        reads += [stub.OnlineRead.future(good, timeout=30) for _ in range(self.GOOD - self.GOOD // 2)]
+        self.assertTrue(first.result().results[0].found)
+        for i, f in enumerate(reads):
+            if i == self.GOOD // 2:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    f.result()
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, cm.exception.details())
+            else:
+                self.assertEqual(f.result().results[0].features["f"].int64_val, 5)
+        figures = proxy.ctl("stats")
+        log = server.read_log()
+        halves = len(re.findall(r"\d+ reads served together: ", log))
+        print("%d good reads and a bad one behind a first: %d round trips, %d shared reads failed"
+              % (self.GOOD, figures["round_trips"], halves))
+        self.assertGreater(halves, 0, "the reads were not served together: the test did not test that")
+        # The first read, the batch, and two per halving of its 31 calls (5): 12. One per call
+        # would be 33; up to 16 leaves room for a batch that arrived in parts.
+        self.assertLessEqual(figures["round_trips"], 16, figures)
 
 
 if __name__ == "__main__":
