@@ -117,7 +117,10 @@ static int decode(struct ldr_http_exchange *x, const struct ldr_json *body,
     q->feature_service = svc->s;
   } else if (fs != NULL) {
     const char **refs = ldr_arena_calloc(a, fs->n + 1, sizeof *refs);
-    if (refs == NULL) return -1;
+    if (refs == NULL) {
+      ldr_http_answer_no_memory(x);
+      return -1;
+    }
     for (size_t i = 0; i < fs->n; i++) refs[i] = fs->items[i].s;
     q->features = refs;
     q->n_features = fs->n;

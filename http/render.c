@@ -17,15 +17,18 @@
 /* Stored values nest no deeper than this when written out (deeper: null). */
 #define RENDER_DEPTH 100
 
-static void put_civil(struct ldr_sb *sb, int64_t s, const char *fmt_tail) {
+/* A time as a quoted ISO 8601 string, `tail` before the closing quote; null
+ * for one gmtime cannot express (a row written by another tool at the ends of
+ * int64), so that the body stays JSON. */
+static void put_civil(struct ldr_sb *sb, int64_t s, const char *tail) {
   time_t t = (time_t)s;
   struct tm tm;
   if (gmtime_r(&t, &tm) == NULL) {
     ldr_sb_puts(sb, "null");
     return;
   }
-  ldr_sb_printf(sb, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, fmt_tail);
+  ldr_sb_printf(sb, "\"%04d-%02d-%02dT%02d:%02d:%02d%s\"", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tail);
 }
 
 void ldr_http_put_timestamp(struct ldr_sb *sb, int has_ts, struct ldr_ts ts) {
@@ -43,8 +46,7 @@ void ldr_http_put_timestamp(struct ldr_sb *sb, int has_ts, struct ldr_ts ts) {
       snprintf(frac, sizeof frac, ".%09d", (int)ts.ns);
   }
   char tail[24];
-  snprintf(tail, sizeof tail, "%sZ\"", frac);
-  ldr_sb_puts(sb, "\"");
+  snprintf(tail, sizeof tail, "%sZ", frac);
   put_civil(sb, ts.s, tail);
 }
 

@@ -276,6 +276,38 @@ class GrpcParity(unittest.TestCase):
         cls.store.close()
         cls.server.close()
 
+    def test_typed_non_finite_doubles(self):
+        """typed_features (HTTP.md §8): a double for a column of another type is read as the JSON
+        number it stands for. NaN is pandas' missing value, null as Feast writes it; an infinity
+        is a number past a double's range, which a STRING column refuses as it refuses 1.5 (both
+        used to be stored as the text "nan" and "-inf"), and a DOUBLE column keeps."""
+        from feast.serving import GrpcServer_pb2 as gs
+        V = harness.Value_pb2.Value
+        method = "/GrpcFeatureServer/WriteToOnlineStore"
+
+        def request(**cells):
+            r = gs.WriteToOnlineStoreRequest(feature_view_name="typed")
+            r.typed_features["driver_id"].CopyFrom(V(int64_val=9400))
+            r.typed_features["event_timestamp"].CopyFrom(V(string_val="2024-05-01T00:00:00Z"))
+            for f in hc.VIEW_DEFS["typed"]["features"]:
+                r.typed_features[f["name"]].CopyFrom(cells.get(f["name"], V()))
+            return r.SerializeToString()
+
+        before = self.store.snapshot()
+        for bad in (float("-inf"), float("inf")):
+            code, details, _ = raw_call(self.server.channel, method, request(f_string=V(double_val=bad)))
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+            self.assertIn("typed_features.f_string", details)
+            self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
+        code, details, _ = raw_call(self.server.channel, method, request(
+            f_string=V(double_val=float("nan")), f_int64=V(int64_val=5), f_double=V(float_val=float("inf"))))
+        self.assertEqual(code, grpc.StatusCode.OK, details)
+        new = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items()
+               if k[0] == "typed" and before.get(k) != r}
+        self.assertEqual(new["f_int64"].int64_val, 5, new)
+        self.assertNotEqual(new.get("f_string", V()).WhichOneof("val"), "string_val", new.get("f_string"))
+        self.assertEqual(new["f_double"].double_val, float("inf"), new.get("f_double"))
+
     def test_stored_rows_read_back_with_sql(self):
         """The vectors' rows, stored through OnlineWriteBatch, are in the tables byte for
         byte (entity key, Value, event_ts, created_ts NULL, Feast's value_text)."""

@@ -744,6 +744,15 @@ BAD = [
     ("push: NUL in a df column name", "/push", push_df(**{"trips\x00x": [9, 9, 9]}), 400, "FeastError"),
     ("write: NUL in feature_view_name", "/write-to-online-store", write_body(feature_view_name="customer_stats\x00x"),
      400, "FeastError"),
+    # ... nor any text value: a NUL would end the C string early (another entity's key, a shorter value).
+    ("gof: NUL in a STRING entity value", GET, gof_body(features=["customer_stats:age"],
+                                                       entities={"customer_id": ["c1", "c1\x00zzz"]}), 400, "FeastError"),
+    ("push: NUL in a STRING value", "/push", push_df(tag=["a", "gold\x00evil", "c"]), 400, "FeastError"),
+    ("write: NUL in a STRING join key", "/write-to-online-store", write_df(customer_id=["w1", "w1\x00hack"]), 400,
+     "FeastError"),
+    ("write: NUL in a UUID", "/write-to-online-store", typed_body(f_uuid="1b4e28ba-2fa1-11d2-883f-0016d3cca427\x00"),
+     400, "FeastError"),
+    ("write: NUL in a map key", "/write-to-online-store", typed_body(f_map={"a\x00b": 1}), 400, "FeastError"),
     # `to`.
     ("push: to offline", "/push", push_body(to="offline"), 422, "FeastError"),
     ("push: to online_and_offline", "/push", push_body(to="online_and_offline"), 422, "FeastError"),

@@ -5,6 +5,7 @@
  * serving/ingest.c as HTTP's /push and /write-to-online-store are.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,8 +74,14 @@ static struct ldr_json *as_json(const Feast__Types__Value *v, struct ldr_arena *
   case FEAST__TYPES__VALUE__VAL_DOUBLE_VAL:
   case FEAST__TYPES__VALUE__VAL_FLOAT_VAL: {
     double d = v->val_case == FEAST__TYPES__VALUE__VAL_DOUBLE_VAL ? v->double_val : v->float_val;
-    /* %.17g reads back exactly; the exponent or point marks it a number with a fraction. */
-    n = snprintf(buf, sizeof buf, "%.17g", d);
+    if (isnan(d)) { /* pandas' missing value: Feast writes it as null (HTTP.md §5) */
+      j->type = LDR_JSON_NULL;
+      return j;
+    }
+    /* %.17g reads back exactly; the exponent or point marks it a number with a fraction.
+     * An infinity is the JSON number past a double's range, as larder reads 1e400. */
+    n = isinf(d) ? snprintf(buf, sizeof buf, "%s", d < 0 ? "-1e999" : "1e999")
+                 : snprintf(buf, sizeof buf, "%.17g", d);
     if (n > 0 && strpbrk(buf, ".eEn") == NULL && n + 2 < (int)sizeof buf) {
       buf[n++] = '.';
       buf[n++] = '0';

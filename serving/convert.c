@@ -255,6 +255,12 @@ enum ldr_rc ldr_cv_scalar(struct conv *c, const struct ldr_json *j, int type,
   int b = 0, r = 0;
   const char *s = NULL;
   size_t n = 0;
+  /* Text is kept as a C string (as gRPC's refuses it, serving/wire.c): a NUL
+   * would end it early, another entity's key or a shorter value. */
+  if (j->type == LDR_JSON_STRING && memchr(j->s, 0, j->len) != NULL &&
+      (type == T_STRING || type == T_UUID || type == T_TIME_UUID || type == T_DECIMAL))
+    return ldr_err_set(c->err, LDR_INVALID, "a %s value must not hold a NUL character (\\u0000)",
+                       ldr_value_type_name(type));
   switch (type) {
   case T_INT32:
   case T_INT64:

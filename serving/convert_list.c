@@ -30,6 +30,8 @@ enum ldr_rc ldr_cv_make_map(struct conv *c, const struct ldr_json *obj, Feast__T
     Feast__Types__Value *v = ldr_cv_new_value(c);
     if (e == NULL || v == NULL) return ldr_cv_no_memory(c->err);
     feast__types__map__val_entry__init(e);
+    if (memchr(obj->keys[i].s, 0, obj->keys[i].len) != NULL)
+      return ldr_err_set(c->err, LDR_INVALID, "a map key must not hold a NUL character (\\u0000)");
     e->key = (char *)obj->keys[i].s;
     e->value = v;
     enum ldr_rc rc = ldr_cv_inferred(c, &obj->items[from], v);

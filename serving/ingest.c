@@ -300,7 +300,7 @@ enum ldr_rc ldr_ingest_check_to(const char *to, int grpc, struct ldr_err *err) {
                        "offline store with Feast",
                        to);
   return ldr_err_set(err, LDR_INVALID,
-                     "%.60s is not a supported push format. Please specify one of these "
+                     "to=%.60s is not a supported push format. Please specify one of these "
                      "['online', 'offline', 'online_and_offline'].",
                      to);
 }

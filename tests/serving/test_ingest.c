@@ -924,12 +924,12 @@ static void check_to(void **state) {
       {"online", 0, NULL},
       {"online", 1, NULL},
       {"", 1, NULL},
-      {"", 0, " is not a supported push format. Please specify one of these"},
+      {"", 0, "to= is not a supported push format. Please specify one of these"},
       {"offline", 0,
        "to=offline: larder has no offline store; push with to=online, and write the offline "
        "store with Feast"},
       {"online_and_offline", 1, "to=online_and_offline: larder has no offline store"},
-      {"ONLINE", 0, "ONLINE is not a supported push format"},
+      {"ONLINE", 0, "to=ONLINE is not a supported push format"},
       {"online ", 1, "is not a supported push format"},
   };
   for (size_t i = 0; i < N_OF(cases); i++) {
