@@ -41,21 +41,44 @@ static int add_token(struct ldr_auth *a, const char *p, size_t len, unsigned sco
   return 0;
 }
 
-/* Adds the tokens of `text`: separated by white space or commas; in a file,
- * a line starting with '#' is a comment. */
-static int add_tokens(struct ldr_auth *a, const char *text, int comments, unsigned scopes) {
+/* Adds the tokens of a variable: separated by white space or commas. */
+static int add_tokens(struct ldr_auth *a, const char *text, unsigned scopes) {
   const char *p = text;
   while (*p) {
     while (*p && (isspace((unsigned char)*p) || *p == ',')) p++;
-    if (comments && *p == '#') {
-      while (*p && *p != '\n') p++;
-      continue;
-    }
     const char *start = p;
     while (*p && !isspace((unsigned char)*p) && *p != ',') p++;
     if (p > start && add_token(a, start, (size_t)(p - start), scopes) != 0) return -1;
   }
   return 0;
+}
+
+/* Adds the tokens of a file: one per line, white space around it trimmed,
+ * blank lines and lines starting with '#' skipped. A line holding white space
+ * or a comma inside is refused rather than split: "correct horse battery"
+ * would otherwise grant "horse" alone. */
+static enum ldr_rc add_file_tokens(struct ldr_auth *a, const char *text, size_t len,
+                                   const char *file, unsigned scopes, struct ldr_err *err) {
+  size_t line = 0;
+  for (const char *p = text, *end = text + len; p < end;) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL) eol = end;
+    line++;
+    const char *s = p, *e = eol;
+    p = eol < end ? eol + 1 : end;
+    while (s < e && isspace((unsigned char)*s)) s++;
+    while (e > s && isspace((unsigned char)e[-1])) e--;
+    if (s == e || *s == '#') continue;
+    for (const char *q = s; q < e; q++)
+      if (isspace((unsigned char)*q) || *q == ',' || *q == '\0')
+        return ldr_err_set(err, LDR_INVALID,
+                           "larder.auth: %s line %zu: one token per line, and a token holds no "
+                           "white space or comma",
+                           file, line);
+    if (add_token(a, s, (size_t)(e - s), scopes) != 0)
+      return ldr_err_set(err, LDR_NOMEM, "larder.auth: out of memory");
+  }
+  return LDR_OK;
 }
 
 void ldr_auth_free(struct ldr_auth *a) {
@@ -77,16 +100,16 @@ static enum ldr_rc load_source(struct ldr_auth *a, const struct ldr_token_source
     if (ldr_read_file(s->file, &text, &len) != 0)
       return ldr_err_set(err, errno == ENOMEM ? LDR_NOMEM : LDR_INVALID, "larder.auth: %s: %s",
                          s->file, strerror(errno));
-    int bad = add_tokens(a, (const char *)text, 1, s->scopes) != 0;
+    enum ldr_rc rc = add_file_tokens(a, (const char *)text, len, s->file, s->scopes, err);
     memset(text, 0, len);
     free(text);
-    if (bad) return ldr_err_set(err, LDR_NOMEM, "larder.auth: out of memory");
+    if (rc != LDR_OK) return rc;
   }
   if (s->env != NULL) {
     const char *v = getenv(s->env);
     if (v == NULL)
       return ldr_err_set(err, LDR_INVALID, "larder.auth (source %zu): $%s is not set", i, s->env);
-    if (add_tokens(a, v, 0, s->scopes) != 0)
+    if (add_tokens(a, v, s->scopes) != 0)
       return ldr_err_set(err, LDR_NOMEM, "larder.auth: out of memory");
   }
   return LDR_OK;

@@ -345,6 +345,44 @@ class Metrics(unittest.TestCase):
             self.assertRegex(lines[-1], r"and \d+ more messages since the last line")
             self.assertEqual(scrape(port)[0].split(";")[0], "text/plain")  # still serving
 
+    def test_any_address_and_many_descriptors(self):
+        """metrics_listen "[::]:PORT" answers on IPv4 as well (it listened on IPv6 only),
+        and a process holding more than 1,024 descriptors is still scraped (select()
+        refused every descriptor past FD_SETSIZE: /metrics went silent on busy servers)."""
+        import resource
+        import socket
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2500:
+            self.skipTest("needs 2,500 descriptors (the hard limit is %d)" % hard)
+        if soft != resource.RLIM_INFINITY and soft < 2500:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (2500, hard))  # for larder (inherited) and for us
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        port = harness.free_port()
+        with harness.Server(larder={"metrics_listen": "'[::]:%d'" % port}) as server:
+            self.assertEqual(scrape(port)[0].split(";")[0], "text/plain")  # IPv4, on [::]
+            held = []
+            try:
+                for _ in range(1100):
+                    held.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+                time.sleep(0.5)
+                fds = len(os.listdir("/proc/%d/fd" % server.proc.pid))
+                self.assertGreater(fds, 1100)
+                kind, text = scrape(port)
+                print("scraped with %d descriptors open in larder" % fds)
+                self.assertIn("grpc_server_started_total", text)
+            finally:
+                for s in held:
+                    s.close()
+
+    def test_long_bracketed_host(self):
+        """A bracketed metrics_listen host longer than an address can be is a start-up
+        error, not a stack overflow."""
+        server = harness.Server(larder={"metrics_listen": "'[%s]:9091'" % ("a" * 400)})
+        out = subprocess.run([harness.LARDER_BIN, "serve", "-c", server.config], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 1, out.stderr[-2000:])
+        self.assertIn("metrics_listen", out.stderr)
+
     def test_port_in_use(self):
         import socket
         with socket.socket() as taken:

@@ -396,13 +396,18 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
   char host[256];
   const char *colon = strrchr(listen, ':');
   size_t hl = (size_t)(colon - listen);
-  if (listen[0] == '[' && hl >= 2) {
-    memcpy(host, listen + 1, hl - 2);
-    host[hl - 2] = '\0';
-  } else {
-    memcpy(host, listen, hl < sizeof host ? hl : sizeof host - 1);
-    host[hl < sizeof host ? hl : sizeof host - 1] = '\0';
+  const char *from = listen;
+  if (listen[0] == '[' && hl >= 2) { /* [v6 address]:port */
+    from = listen + 1;
+    hl -= 2;
   }
+  if (hl >= sizeof host) {
+    ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: the host is longer than %zu bytes",
+            sizeof host - 1);
+    return -1;
+  }
+  memcpy(host, from, hl);
+  host[hl] = '\0';
   struct addrinfo hints = {0}, *ai = NULL;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -410,8 +415,11 @@ int ldr_metrics_serve(struct ldr_metrics *m, const char *listen, int *port) {
     ldr_log(LDR_LOG_ERROR, "larder.metrics_listen: cannot resolve %s", listen);
     return -1;
   }
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  /* epoll, not select(): a process holding more than 1,024 descriptors (HTTP
+   * and gRPC connections) must still be scraped. An IPv6 address listens for
+   * IPv4 too, as gRPC's and HTTP's listeners do ("[::]:9090"). */
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_DUAL_STACK;
   /* The logger first: libmicrohttpd warns about any option that comes before it. */
   m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                               m, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,

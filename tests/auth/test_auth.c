@@ -65,16 +65,18 @@ static struct ldr_auth *load(struct ldr_token_source *src, size_t n) {
   return a;
 }
 
-/* Files: one token per line or several, separated by white space or commas;
- * '#' starts a comment line. The environment: commas or white space, no comments. */
+/* Files: one token per line, white space around it trimmed; '#' starts a
+ * comment line. The environment: commas or white space, no comments. */
 static void sources_and_separators(void **state) {
   (void)state;
   char *file = put_file("tokens", "# the readers\n"
                                   "tok-file-1\n"
-                                  "  tok-file-2 , tok-file-3\t\r\n"
+                                  "  tok-file-2\t\r\n"
                                   "\n"
+                                  "   # tok-commented-indented\n"
                                   "#tok-commented\n"
-                                  "tok-file-4,tok-file-5#not-a-comment\n");
+                                  "tok-file-3\r\n"
+                                  "tok-file-5#not-a-comment");
   setenv("LARDER_TEST_TOKENS", " tok-env-1,tok-env-2  #tok-env-3\n", 1);
   struct ldr_token_source src[] = {
       {.file = file, .scopes = R},
@@ -88,8 +90,8 @@ static void sources_and_separators(void **state) {
       {"tok-file-1", R},
       {"tok-file-2", R},
       {"tok-file-3", R},
-      {"tok-file-4", R},
-      {"tok-file-5#not-a-comment", R}, /* a '#' inside a token is part of it */
+      {"tok-file-5#not-a-comment", R}, /* a '#' inside a token is part of it; no last newline */
+      {"tok-commented-indented", -1},
       {"tok-file-5", -1},
       {"tok-commented", -1},
       {"#tok-commented", -1},
@@ -145,23 +147,29 @@ static void scopes_of_each_source(void **state) {
 static void load_errors(void **state) {
   (void)state;
   char *empty = put_file("empty", "# only a comment\n\n  \n");
+  /* Words of one line are not split into tokens: "horse" alone must grant nothing. */
+  char *phrase = put_file("phrase", "good-token\n\ncorrect horse battery staple\n");
+  char *commas = put_file("commas", "tok-a,tok-b\n");
   char missing[300];
   snprintf(missing, sizeof missing, "%s/missing", dir);
   unsetenv("LARDER_TEST_UNSET");
   setenv("LARDER_TEST_BLANK", " , ", 1);
   static const struct {
-    int file; /* 0 none, 1 empty, 2 missing */
+    int file; /* 0 none, 1 empty, 2 missing, 3 a phrase, 4 commas */
     const char *env;
     const char *msg;
   } cases[] = {
       {1, NULL, "larder.auth: no tokens found"},
+      {3, NULL, "/phrase line 3: one token per line, and a token holds no white space or comma"},
+      {4, NULL, "/commas line 1: one token per line"},
       {0, "LARDER_TEST_BLANK", "larder.auth: no tokens found"},
       {0, "LARDER_TEST_UNSET", "larder.auth (source 0): $LARDER_TEST_UNSET is not set"},
       {2, NULL, "/missing: No such file or directory"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ldr_token_source src = {.env = (char *)cases[i].env, .scopes = R};
-    src.file = cases[i].file == 1 ? empty : cases[i].file == 2 ? missing : NULL;
+    char *files[] = {NULL, empty, missing, phrase, commas};
+    src.file = files[cases[i].file];
     struct ldr_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.token_sources = &src;
