@@ -1,6 +1,7 @@
 /* The list of built-in stores, instance lifetime, and checks shared by all stores. */
 #include "backends/backend_int.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,13 @@ int64_t ldr_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int ldr_stop_signal_pending(void) {
+  sigset_t pending;
+  sigemptyset(&pending);
+  return sigpending(&pending) == 0 &&
+         (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
 }
 
 /* Set once, when the server cancels the calls still in flight at shutdown. */

@@ -249,6 +249,11 @@ int ldr_backend_aborting(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t ldr_now_ns(void);
 
+/* Nonzero when SIGTERM or SIGINT waits for the process: the server blocks
+ * them in every thread and takes them with sigwait once it serves, so before
+ * that (waiting for the database at start) a pending one means "stop". */
+int ldr_stop_signal_pending(void);
+
 /*
  * Checks a feature view name and builds "<project>_<view>" into `table`
  * (LDR_TABLE_NAME_MAX + 1 bytes). LDR_INVALID, naming `field`, when the view

@@ -239,6 +239,10 @@ enum ldr_rc ldr_sql_open(struct ldr_backend *b, const struct ldr_sql_driver *d,
       *err = first;
       return first.rc;
     }
+    if (ldr_stop_signal_pending()) /* Ctrl-C or a stop while waiting: not later */
+      return ldr_err_set(err, LDR_UNAVAILABLE,
+                         "stopped by a signal while waiting for the database "
+                         "(larder.wait_for_backend_s)");
     struct timespec pause = {0, 250000000};
     nanosleep(&pause, NULL);
   }

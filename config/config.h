@@ -175,6 +175,10 @@ int ldr_config_identifier(const char *s, size_t max);
 /* Returns nonzero when `s` looks like host:port (IPv6 hosts in brackets). */
 int ldr_config_valid_listen(const char *s);
 
+/* larder.workers, or when 0 the CPUs in the process's affinity mask: the
+ * gRPC workers, and the HTTP threads when the HTTP API is on. */
+int ldr_config_workers(const struct ldr_config *cfg);
+
 /* Frees a NULL-terminated list of strings (LDR_FIELD_ADDRESSES) and its strings; NULL is fine. */
 void ldr_config_free_list(char **list);
 

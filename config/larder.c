@@ -1,5 +1,7 @@
 /* larder's own section, `larder:`, which Feast ignores. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,13 @@
 #include <yaml.h>
 
 #include "config/config_int.h"
+
+int ldr_config_workers(const struct ldr_config *cfg) {
+  if (cfg->workers > 0) return cfg->workers;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return 1;
+}
 
 int ldr_config_valid_listen(const char *s) {
   const char *colon = strrchr(s, ':');

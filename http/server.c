@@ -46,10 +46,7 @@
 static char listen_tag, wake_tag;
 
 int ldr_http_threads(const struct ldr_config *cfg) {
-  if (cfg->http_listen == NULL) return 0;
-  if (cfg->workers > 0) return cfg->workers;
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  return cfg->http_listen == NULL ? 0 : ldr_config_workers(cfg);
 }
 
 /* ---- counters */

@@ -264,6 +264,20 @@ class GrpcFeatureServerVectors(unittest.TestCase):
         summary("grpc_cases", passed, failed)
 
 
+class Threads(unittest.TestCase):
+    def test_threads_follow_the_affinity_mask(self):
+        """workers: 0 (the default) is the CPUs in the process's affinity mask, for the HTTP
+        threads as for the gRPC workers (HTTP counted every CPU of the host, and opened a
+        database connection per thread)."""
+        import shutil
+        if shutil.which("taskset") is None:
+            self.skipTest("no taskset")
+        with harness.Server(http=True, larder={"workers": 0}, wrapper=["taskset", "-c", "0"]) as server:
+            log = server.read_log()
+        self.assertRegex(log, r", 1 workers, ")
+        self.assertRegex(log, r"Feast's HTTP API at .*, 1 threads")
+
+
 class GrpcParity(unittest.TestCase):
     """Checks of the vectors and of these tests' own machinery that need no HTTP."""
 

@@ -181,6 +181,32 @@ class IdleStreams(unittest.TestCase):
             self.assertGreaterEqual(took, 0.9)
             self.assertLess(took, 1 + 2.0 * SLOW)
 
+    def test_keepalive_pings_an_idle_connection(self):
+        """larder.keepalive_time_s pings a connection with no call on it, the one whose peer
+        may have vanished (gRPC pings only connections with calls unless told otherwise)."""
+        import socket
+        import h2.config
+        import h2.connection
+        import h2.events
+        with harness.Server(larder={"keepalive_time_s": 1, "keepalive_timeout_s": 5}) as server:
+            s = socket.create_connection(("127.0.0.1", server.port))
+            self.addCleanup(s.close)
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            c.initiate_connection()
+            s.sendall(c.data_to_send())
+            s.settimeout(0.2)
+            pings, end = 0, time.monotonic() + 4.5
+            while time.monotonic() < end:
+                try:
+                    data = s.recv(65535)
+                except socket.timeout:
+                    continue
+                self.assertTrue(data, "the server closed the idle connection")
+                pings += sum(isinstance(e, h2.events.PingReceived) for e in c.receive_data(data))
+                s.sendall(c.data_to_send())  # the answers
+            print("pings on an idle connection in 4.5 s with keepalive_time_s 1: %d" % pings)
+            self.assertGreaterEqual(pings, 3)
+
     def test_watch_closed_without_its_request(self):
         """A Watch whose client half-closes without sending its HealthCheckRequest ends
         with INVALID_ARGUMENT at once. It used to stay open past watch_max_s and

@@ -111,6 +111,24 @@ class Outage(unittest.TestCase):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
         self.assertIsNone(proc.poll(), "larder gave up instead of waiting")
+        # A stop while it waits is taken at once, not after wait_for_backend_s (60 s).
+        stopped = subprocess.Popen([harness.LARDER_BIN, "serve", "-c", waiting.config], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        self.assertIsNone(stopped.poll(), "larder gave up instead of waiting")
+        t0 = time.monotonic()
+        stopped.terminate()
+        try:
+            _, err = stopped.communicate(timeout=10 * harness.SLOW)
+        except subprocess.TimeoutExpired:
+            stopped.kill()
+            stopped.communicate()
+            self.fail("SIGTERM while waiting for the database was not taken within %d s" % (10 * harness.SLOW))
+        took = time.monotonic() - t0
+        print("SIGTERM while waiting for the database: exit %d after %.2f s" % (stopped.returncode, took))
+        self.assertEqual(stopped.returncode, 0, err[-2000:])
+        self.assertLess(took, 3.0 * harness.SLOW)
+        self.assertIn("stopped before serving", err)
         with db:
             channel = grpc.insecure_channel(waiting.addr)
             grpc.channel_ready_future(channel).result(timeout=60)

@@ -19,6 +19,8 @@
 #include "common/log.h"
 #include "registry/source_int.h"
 
+#define UNLOADED_RETRY_MS 1000
+
 struct slot {
   _Atomic(struct ldr_registry *) held;
   char pad[64 - sizeof(void *)]; /* one cache line per reader */
@@ -111,11 +113,14 @@ enum ldr_rc ldr_registry_source_new(const struct ldr_registry_location *loc, int
 
 /* How long to wait before the next check: the poll interval, or sooner when
  * the loader asked (a retry, a confirmation). With an interval of 0 the
- * registry is read once: the thread only retries until that succeeded. */
+ * registry is read once: the thread only retries, every second unless the
+ * loader asks otherwise, until that succeeded (a file `feast apply` has not
+ * written yet, a database not up yet). */
 static int64_t wait_ms(const struct ldr_registry_source *s) {
-  int64_t ms = s->check_s > 0 ? (int64_t)s->check_s * 1000 : -1;
-  if (s->check_s <= 0 && atomic_load(&s->cur) != NULL) return -1;
-  if (s->next_ms > 0 && (ms < 0 || s->next_ms < ms)) ms = s->next_ms;
+  if (s->check_s <= 0)
+    return atomic_load(&s->cur) != NULL ? -1 : s->next_ms > 0 ? s->next_ms : UNLOADED_RETRY_MS;
+  int64_t ms = (int64_t)s->check_s * 1000;
+  if (s->next_ms > 0 && s->next_ms < ms) ms = s->next_ms;
   return ms;
 }
 

@@ -11,7 +11,6 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,12 +46,6 @@ static void grpc_log_line(gpr_log_func_args *args) {
   enum ldr_log_level level =
       args->severity == GPR_LOG_SEVERITY_ERROR ? LDR_LOG_WARN : LDR_LOG_DEBUG;
   if (ldr_log_enabled(level)) ldr_log(level, "grpc: %s", args->message);
-}
-
-static int cpu_count(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return 1;
 }
 
 /* Nonzero when `listen` binds beyond the loopback interface. */
@@ -190,8 +183,11 @@ static grpc_server *create_grpc(const struct ldr_config *cfg, void **handles) {
   /* gRPC binds with SO_REUSEPORT by default, so a second larder on the same
    * port would start and silently take half the connections. */
   add_arg(args, &nargs, GRPC_ARG_ALLOW_REUSEPORT, 0);
-  if (cfg->keepalive_time_s > 0)
+  if (cfg->keepalive_time_s > 0) {
+    /* An idle connection too: that is the one whose peer may have vanished. */
     add_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_time_s * 1000);
+    add_arg(args, &nargs, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  }
   if (cfg->keepalive_timeout_s > 0)
     add_arg(args, &nargs, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->keepalive_timeout_s * 1000);
   if (cfg->max_connection_idle_s > 0)
@@ -225,8 +221,8 @@ static void log_started(const struct server *srv, int port, int metrics_port, in
     ldr_log(LDR_LOG_INFO, "metrics at http://%s/metrics (port %d)", cfg->metrics_listen,
             metrics_port);
   if (http_port)
-    ldr_log(LDR_LOG_INFO, "Feast's HTTP API at %s://%s (port %d)", cfg->tls_cert ? "https" : "http",
-            cfg->http_listen, http_port);
+    ldr_log(LDR_LOG_INFO, "Feast's HTTP API at %s://%s (port %d), %d threads",
+            cfg->tls_cert ? "https" : "http", cfg->http_listen, http_port, ldr_http_threads(cfg));
   if (beyond_loopback(cfg->listen) && cfg->n_token_sources == 0 && cfg->tls_cert == NULL)
     ldr_log(LDR_LOG_WARN,
             "listening beyond loopback (%s) with neither larder.auth nor larder.tls: any client "
@@ -279,7 +275,7 @@ static int run(const struct ldr_config *cfg) {
   struct ldr_err err;
   ldr_err_clear(&err);
 
-  srv.nworkers = cfg->workers > 0 ? cfg->workers : cpu_count();
+  srv.nworkers = ldr_config_workers(cfg);
   /* One more thread answers health probes alone, so that they are answered
    * while every worker is busy in the database. */
   srv.nthreads = srv.nworkers + 1;
@@ -293,7 +289,13 @@ static int run(const struct ldr_config *cfg) {
   if (srv.workers == NULL || srv.metrics == NULL) goto out;
   for (int i = 0; i < srv.nthreads; i++) {
     srv.workers[i].ws.metrics = ldr_metrics_worker(srv.metrics, i);
-    if (ldr_worker_init(&srv, i) != 0) goto out;
+    if (ldr_worker_init(&srv, i) != 0) {
+      if (ldr_stop_signal_pending()) { /* asked to stop while waiting for the database */
+        ldr_log(LDR_LOG_INFO, "stopped before serving");
+        status = 0;
+      }
+      goto out;
+    }
   }
   if (cfg->registry_path != NULL) {
     /* A registry slot per thread that reads it: the gRPC threads, then HTTP's. */

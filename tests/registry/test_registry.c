@@ -338,6 +338,34 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   unlink(path);
 }
 
+/* cache_ttl_seconds 0 loads once, but a file missing at start is waited for:
+ * the reload thread retries until it has loaded (it never started before). */
+static void read_once_waits_for_the_file(void **state) {
+  (void)state;
+  char path[128];
+  snprintf(path, sizeof path, "%s/later.db", dir);
+  struct ldr_registry_source *s = NULL;
+  struct ldr_registry_location loc = {path, 0, NULL};
+  struct ldr_err err;
+  ldr_err_clear(&err);
+  assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 1, &s, &err), LDR_OK);
+  assert_int_equal(ldr_registry_source_start(s), 0);
+  assert_null(ldr_registry_acquire(s, 0, &err));
+  size_t n;
+  uint8_t *bytes = built_registry(0, &n);
+  put_file(path, bytes, n);
+  const struct ldr_registry *r = NULL;
+  for (int i = 0; i < 300 && r == NULL; i++) { /* within 3 s: a retry a second */
+    usleep(10000);
+    r = ldr_registry_acquire(s, 0, &err);
+  }
+  assert_non_null(r);
+  assert_int_equal(r->n_views, 7);
+  ldr_registry_release(s, 0);
+  ldr_registry_source_free(s);
+  unlink(path);
+}
+
 struct reader {
   struct ldr_registry_source *s;
   size_t slot;
@@ -461,6 +489,7 @@ int main(void) {
       cmocka_unit_test_teardown(every_kind_of_view, reset),
       cmocka_unit_test_teardown(durations_out_of_range, reset),
       cmocka_unit_test_teardown(loads_reloads_and_keeps_the_last_good_one, reset),
+      cmocka_unit_test_teardown(read_once_waits_for_the_file, reset),
       cmocka_unit_test_teardown(readers_during_reloads, reset),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
