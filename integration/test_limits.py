@@ -434,8 +434,9 @@ class Limits(unittest.TestCase):
         """One worker, 32 concurrent OnlineReads of 3.2 MB each (50 features x 64,000 bytes,
         under max_message_bytes): served together they pass the worker's 64 MiB arena, and
         the reads that fail together are served again in halves, each with the whole arena:
-        every read answers. (Retried on the arena the shared read had filled, 45 to 56
-        of the 128 failed with RESOURCE_EXHAUSTED.) The serving is the same on every store: SQLite."""
+        every read answers. (Retried on the arena the shared read had filled, a call of
+        each batch that passed it failed with RESOURCE_EXHAUSTED.) The serving is the same
+        on every store: SQLite."""
         if BACKEND != "sqlite":
             self.skipTest("reads served together are the worker's, whatever the store")
         calls = 32
@@ -457,10 +458,11 @@ class Limits(unittest.TestCase):
                 return "" if len(got) == self.FEATURES and got["f07"].bytes_val[:2] == bytes([k, 7]) else "wrong"
 
             failed = []
-            for _ in range(4):
+            rounds = 8  # each a chance for a batch to pass the arena: a retry on a full one fails a call
+            for _ in range(rounds):
                 with concurrent.futures.ThreadPoolExecutor(calls) as pool:
                     failed += [r for r in pool.map(read, range(calls)) if r]
-            print("4 x %d concurrent reads of 3.2 MB: %d failed %s" % (calls, len(failed), failed[:2]))
+            print("%d x %d concurrent reads of 3.2 MB: %d failed %s" % (rounds, calls, len(failed), failed[:2]))
             self.assertEqual(failed, [])
             stub.Teardown(pb.TeardownRequest(tables=["big"]), timeout=60)
 

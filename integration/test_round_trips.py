@@ -408,16 +408,21 @@ class BadReadInABatch(unittest.TestCase):
 
     GOOD = 30
 
-    def test_one_bad_read_among_many(self):
+    def start(self, project):
+        """One worker behind the delaying proxy, and a table "b"."""
         proxy = Proxy(harness.BACKEND, delay_ms=20)
         self.addCleanup(proxy.stop)
-        server = harness.Server(project="bb", store=store_section(harness.BACKEND, proxy.port),
+        server = harness.Server(project=project, store=store_section(harness.BACKEND, proxy.port),
                                 larder={"workers": 1, "log_level": "debug"})
         server.start()
         self.addCleanup(server.stop)
         stub = server.stub
         stub.Update(pb.UpdateRequest(tables_to_keep=["b"]), timeout=60)
         self.addCleanup(stub.Teardown, pb.TeardownRequest(tables=["b"]), timeout=60)
+        return proxy, server, stub
+
+    def test_one_bad_read_among_many(self):
+        proxy, server, stub = self.start("bb")
         stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
             feature_view="b", rows=[row(key(driver_id=1), {"f": V.Value(int64_val=5)})]), timeout=30)
         good = pb.OnlineReadRequest(feature_view="b", entity_keys=[key(driver_id=1)])
@@ -446,6 +451,30 @@ class BadReadInABatch(unittest.TestCase):
         # The first read, the batch, and two per halving of its 31 calls (5): 12. One per call
         # would be 33; up to 16 leaves room for a batch that arrived in parts.
         self.assertLessEqual(figures["round_trips"], 16, figures)
+
+    def test_reads_of_a_missing_table(self):
+        """Reads of one view without a table, served together, fail together: the answer is
+        the table's. Halving them down to each call would cost 2n - 1 reads."""
+        proxy, server, stub = self.start("bm")
+        good = pb.OnlineReadRequest(feature_view="b", entity_keys=[key(driver_id=1)])
+        stub.OnlineRead(good, timeout=30)
+        proxy.ctl("reset")
+        first = stub.OnlineRead.future(good, timeout=30)
+        time.sleep(0.01)
+        bad = [stub.OnlineRead.future(pb.OnlineReadRequest(feature_view="b_has_no_table",
+                                                           entity_keys=[key(driver_id=i)]), timeout=30)
+               for i in range(16)]
+        first.result()
+        for f in bad:
+            with self.assertRaises(grpc.RpcError) as cm:
+                f.result()
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, cm.exception.details())
+        figures = proxy.ctl("stats")
+        together = re.findall(r"(\d+) reads of \w+_b_has_no_table served together", server.read_log())
+        print("16 reads of a missing table behind a first: %d round trips; served together: %s"
+              % (figures["round_trips"], together))
+        self.assertTrue(together, "the reads were not served together: the test did not test that")
+        self.assertLessEqual(figures["round_trips"], 4, figures)  # the first, the batch (in parts)
 
 
 if __name__ == "__main__":

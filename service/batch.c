@@ -61,18 +61,26 @@ static void answer(struct call *c, enum ldr_rc rc, const struct ldr_err *err) {
   if (ldr_call_send_reply(c, rc) != 0) ldr_call_finish(c);
 }
 
+/* Whether the calls all read one table for the same features (one group). */
+static int one_group(struct call **calls, size_t n) {
+  for (size_t k = 1; k < n; k++)
+    if (!ldr_read_job_joins(&calls[k]->job, &calls[0]->job)) return 0;
+  return 1;
+}
+
 /* A shared read that fails is done again in halves, down to the call that
- * fails alone, so one bad call (a view without a table, a key a store cannot
- * hold), or calls whose rows together pass the arena's cap, never fail the
- * others; and one bad call among n costs about 2 log2 n more reads, not n
- * (a client sending bad reads on purpose cannot make every batch of the
- * worker one round trip per call). */
+ * fails alone, so one bad call (a key a store cannot hold, say), or calls
+ * whose rows together pass the arena's cap, never fail the others; and one
+ * bad call among n costs about 2 log2 n more reads, not n (a client sending
+ * bad reads on purpose cannot make every batch of the worker one round trip
+ * per call). Calls of one group whose table does not exist fail together:
+ * that answer is the table's, not a call's. */
 static void serve(struct worker *w, struct call **calls, size_t n) {
   struct ldr_err err;
   ldr_err_clear(&err);
   ldr_arena_reset(&w->batch_arena); /* nothing of a failed read is needed: the calls have it all */
   enum ldr_rc rc = read_calls(w, calls, n, &err);
-  if (rc != LDR_OK && n > 1) {
+  if (rc != LDR_OK && n > 1 && !(rc == LDR_NOT_FOUND && one_group(calls, n))) {
     if (ldr_log_enabled(LDR_LOG_DEBUG))
       ldr_log(LDR_LOG_DEBUG, "worker %d: %zu reads served together: %s; read again in halves",
               w->idx, n, ldr_rc_str(rc));
