@@ -87,6 +87,10 @@ def cases(project="itest", backend=harness.BACKEND):
     wrong_string = wrong_string.SerializeToString().replace(b"\x12\x03abc", b"\x10\xff\xff\xff\x0f")
     wrong_seconds = pb.OnlineWriteBatchRequest(feature_view=VIEW, rows=[row(ok, {"f": V(int64_val=1)}, ts=123456)])
     wrong_seconds = wrong_seconds.SerializeToString().replace(b"\x08\xc0\xc4\x07", b"\x0a\x02\x00\x00")
+    # ... and the same among more rows than max_batch_rows: the limit is said first (DESIGN §9).
+    many_wrong = pb.OnlineWriteBatchRequest(feature_view=VIEW, rows=[okrow] * 10000 + [
+        row(ok, {"f": V(int64_val=1)}, ts=123456)]).SerializeToString()
+    many_wrong = many_wrong.replace(b"\x08\xc0\xc4\x07", b"\x0a\x02\x00\x00")
     no_ts = row(ok, {"f": V(int64_val=1)}, ts=None)
     bad_nanos = row(ok, {"f": V(int64_val=1)})
     bad_nanos.event_ts.nanos = -1
@@ -119,6 +123,8 @@ def cases(project="itest", backend=harness.BACKEND):
          "rows[0].features[0].value.string_val: wire type 0"),
         ("a timestamp's seconds length-delimited", ("OnlineWriteBatch", wrong_seconds), Code.INVALID_ARGUMENT,
          "rows[0].event_ts.seconds: wire type 2"),
+        ("too many rows, one of another wire type", ("OnlineWriteBatch", many_wrong), Code.RESOURCE_EXHAUSTED,
+         "rows: 10001 rows exceed"),
         ("a read sent as a write", ("OnlineWriteBatch", rd), Code.INVALID_ARGUMENT, ""),
         ("nested 120 deep", write(okrow, row(ok, {"deep": nested})), Code.INVALID_ARGUMENT,
          "request: messages nest deeper"),

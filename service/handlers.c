@@ -30,8 +30,8 @@ static enum ldr_rc precheck(struct ldr_handler_ctx *c, const ProtobufCMessageDes
   if (counted && scan.top_count[counted] > (size_t)c->cfg->max_batch_rows)
     return ldr_err_set(&c->err, LDR_EXHAUSTED, "%s: %zu %s exceed larder.max_batch_rows (%ld)",
                        counted_name, scan.top_count[counted], unit, c->cfg->max_batch_rows);
-  if (scan.bad_string) {
-    c->err = scan.string_err;
+  if (scan.bad_field) {
+    c->err = scan.field_err;
     return c->err.rc;
   }
   return LDR_OK;

@@ -320,8 +320,8 @@ enum ldr_rc ldr_grpc_push(struct ldr_handler_ctx *c) {
   struct ldr_wire_scan scan;
   enum ldr_rc rc = ldr_wire_scan(&push_request__descriptor, c->req, c->req_len, &scan, &c->err);
   if (rc != LDR_OK) return rc;
-  if (scan.bad_string) {
-    c->err = scan.string_err;
+  if (scan.bad_field) {
+    c->err = scan.field_err;
     return c->err.rc;
   }
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};
@@ -340,8 +340,8 @@ enum ldr_rc ldr_grpc_write_to_online_store(struct ldr_handler_ctx *c) {
   enum ldr_rc rc =
       ldr_wire_scan(&write_to_online_store_request__descriptor, c->req, c->req_len, &scan, &c->err);
   if (rc != LDR_OK) return rc;
-  if (scan.bad_string) {
-    c->err = scan.string_err;
+  if (scan.bad_field) {
+    c->err = scan.field_err;
     return c->err.rc;
   }
   ProtobufCAllocator al = {ldr_arena_pb_alloc, ldr_arena_pb_free, c->arena};

@@ -58,8 +58,8 @@ enum ldr_rc ldr_get_online_features(struct ldr_handler_ctx *c) {
                          i < pb->n_entities ? "entities" : "request_context", e->value->n_val,
                          c->cfg->max_batch_rows);
   }
-  if (scan.bad_string) {
-    c->err = scan.string_err;
+  if (scan.bad_field) {
+    c->err = scan.field_err;
     return c->err.rc;
   }
   if (pb->n_entities + pb->n_request_context > (size_t)c->cfg->max_columns)

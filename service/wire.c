@@ -159,12 +159,12 @@ static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p
         if (fi < 64) seen[fi]++;
         path->name[depth] = f->name;
         path->index[depth] = index;
-        if ((f->type == PROTOBUF_C_TYPE_STRING) && !scan->bad_string &&
+        if ((f->type == PROTOBUF_C_TYPE_STRING) && !scan->bad_field &&
             !ldr_utf8_valid(p + off, (size_t)len)) {
           char where[192];
           format_path(path, depth + 1, where, sizeof where);
-          scan->bad_string = 1;
-          ldr_err_set(&scan->string_err, LDR_INVALID, "%s: %s", where,
+          scan->bad_field = 1;
+          ldr_err_set(&scan->field_err, LDR_INVALID, "%s: %s", where,
                       memchr(p + off, 0, (size_t)len) ? "contains a NUL byte"
                                                       : "is not valid UTF-8");
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -178,13 +178,15 @@ static enum ldr_rc walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p
     default: /* groups (3, 4) are not proto3, and 6, 7 do not exist */
       return malformed(err, path, depth);
     }
-    if (f != NULL && !wire_type_fits(f, (int)(tag & 7))) { /* well-formed, of another type */
+    if (f != NULL && !scan->bad_field && !wire_type_fits(f, (int)(tag & 7))) {
+      /* Well-formed, of another type: reported after the limits, as strings are. */
       char where[192];
       path->name[depth] = f->name;
       path->index[depth] = -1;
       format_path(path, depth + 1, where, sizeof where);
-      return ldr_err_set(err, LDR_INVALID, "%s: wire type %d does not carry a field of its type",
-                         where, (int)(tag & 7));
+      scan->bad_field = 1;
+      ldr_err_set(&scan->field_err, LDR_INVALID,
+                  "%s: wire type %d does not carry a field of its type", where, (int)(tag & 7));
     }
     if (depth == 0 && number < 16) scan->top_count[number]++;
   }

@@ -15,19 +15,20 @@
  * What a pass over a request's bytes found before protobuf-c is trusted with
  * it: `top_count[i]` counts occurrences of the top-level field number i (1..15),
  * so size limits can be checked before anything is decoded. When a string
- * field holds invalid UTF-8 or a NUL byte, `bad_string` is set and
- * `string_err` names its path ("rows[3].features[0].key: ...").
+ * field holds invalid UTF-8 or a NUL byte, or a known field comes with
+ * another wire type than its type's, `bad_field` is set and `field_err`
+ * names the first one's path ("rows[3].features[0].key: ...").
  */
 struct ldr_wire_scan {
   size_t top_count[16];
-  int bad_string;
-  struct ldr_err string_err;
+  int bad_field;
+  struct ldr_err field_err;
 };
 
 /*
  * Walks `p[0..n)` as a message of type `desc`. Returns LDR_OK, or LDR_INVALID
  * in `err` when the bytes are not a well-formed message of that type or nest
- * deeper than LDR_WIRE_MAX_DEPTH. String problems do not fail the walk: they
+ * deeper than LDR_WIRE_MAX_DEPTH. Field problems do not fail the walk: they
  * are reported in `scan`, so that limit checks can come first.
  */
 enum ldr_rc ldr_wire_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n,

@@ -44,7 +44,7 @@ static void counts_top_level_fields(void **state) {
   assert_int_equal(scan.top_count[1], 1);
   assert_int_equal(scan.top_count[2], 2);
   assert_int_equal(scan.top_count[3], 1);
-  assert_false(scan.bad_string);
+  assert_false(scan.bad_field);
 }
 
 /* protobuf-c would cut these strings at the NUL: the scan names them instead. */
@@ -59,15 +59,15 @@ static void nul_bytes_are_found_with_their_path(void **state) {
   ldr_err_clear(&err);
   assert_int_equal(ldr_wire_scan(&larder__v1__online_read_request__descriptor, buf, n, &scan, &err),
                    LDR_OK);
-  assert_true(scan.bad_string);
-  assert_string_equal(scan.string_err.msg, "entity_keys[0].join_keys[0]: contains a NUL byte");
+  assert_true(scan.bad_field);
+  assert_string_equal(scan.field_err.msg, "entity_keys[0].join_keys[0]: contains a NUL byte");
 
   n = pack_read("v", "k", "ff", buf);
   uint8_t *f = memmem(buf, n, "ff", 2);
   f[0] = 0xc3; /* a lead byte without its continuation */
   ldr_wire_scan(&larder__v1__online_read_request__descriptor, buf, n, &scan, &err);
-  assert_true(scan.bad_string);
-  assert_string_equal(scan.string_err.msg, "requested_features[0]: is not valid UTF-8");
+  assert_true(scan.bad_field);
+  assert_string_equal(scan.field_err.msg, "requested_features[0]: is not valid UTF-8");
 }
 
 static void malformed_and_deep_input(void **state) {
