@@ -246,6 +246,11 @@ void ldr_backend_abort_waits(void);
 int ldr_backend_aborting(void);
 #define LDR_ABORT_CHECK_MS 100
 
+/* The longest a health probe waits for a ping of the store (gRPC readiness
+ * and HTTP /health): a database that stopped answering makes probes fail
+ * fast, well within a probe's usual 1 s, instead of holding their threads. */
+#define LDR_PING_LIMIT_NS 250000000LL
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t ldr_now_ns(void);
 

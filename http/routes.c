@@ -261,8 +261,8 @@ static void health(struct ldr_http_exchange *x) {
    * storm a store that is down. */
   int64_t now = ldr_now_ns();
   if (ok && now - x->t->ping_at_ns > 1000000000) {
-    ldr_http_deadline(x);
     struct ldr_backend *b = x->t->backend;
+    b->deadline_ns = now + LDR_PING_LIMIT_NS; /* not default_deadline_s: a probe fails fast */
     x->t->ping_ok = b->ops->ping(b, &err) == LDR_OK;
     x->t->ping_at_ns = now;
   }

@@ -10,12 +10,14 @@ server of the test's own with durable commits:
 """
 import os
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import feast_registry as fr  # noqa: E402
 from harness import Value_pb2, grpc, key, pb, row  # noqa: E402
 
 DB = {"postgres": "postgres", "mysql": "mariadb"}.get(harness.BACKEND)
@@ -83,7 +85,11 @@ class Faults(unittest.TestCase):
     def setUp(self):
         self.db = harness.PrivateDatabase(DB, durable=True).start()
         self.addCleanup(self.db.stop)
-        self.server = harness.Server(env=self.db.env, larder={"workers": 2}).start()
+        reg_path = os.path.join(tempfile.mkdtemp(prefix="larder-faults-"), "registry.db")
+        self.server = harness.Server(env=self.db.env, larder={"workers": 2}, registry=reg_path, http=True)
+        driver = fr.Entity("driver", "driver_id", fr.INT64)
+        fr.FileRegistry(reg_path).apply(self.server.project, driver, fr.FeatureView("v", [driver], [("n", fr.INT64)]))
+        self.server.start()
         self.server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
 
     def tearDown(self):
@@ -133,7 +139,16 @@ class Faults(unittest.TestCase):
             time.sleep(1.5)
             self.db.pause()
             paused = time.monotonic()
-            time.sleep(3)
+            time.sleep(1.1)  # past the second a ping's answer is trusted
+            # HTTP /health pings the stalled database as gRPC readiness does: briefly.
+            t0 = time.monotonic()
+            status = self.server.http("GET", "/health", timeout=10).status
+            probe = time.monotonic() - t0
+            print("HTTP /health with the database stopped: %d in %.2f s" % (status, probe))
+            self.assertEqual(status, 503)
+            self.assertGreater(probe, 0.2)  # the ping was made: the registry is loaded
+            self.assertLess(probe, 1.0 * harness.SLOW)
+            time.sleep(max(0.0, 3 - (time.monotonic() - paused)))
             resumed = time.monotonic()
             self.db.resume()
             time.sleep(4)

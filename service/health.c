@@ -21,11 +21,10 @@ static const char *const served[] = {
     "grpc.reflection.v1alpha.ServerReflection",
 };
 
-/* A ping waits at most this long. Every health call is served by one thread
- * (service/worker.c), so a liveness Check queued behind a ping of a database
- * that does not answer waits this long at the most: well within a probe's
- * usual 1 s timeout. */
-#define PING_LIMIT_NS 250000000LL
+/* A ping waits at most LDR_PING_LIMIT_NS. Every health call is served by one
+ * thread (service/worker.c), so a liveness Check queued behind a ping of a
+ * database that does not answer waits this long at the most: well within a
+ * probe's usual 1 s timeout. */
 
 /* The backend's answer to a ping, at most a second old: a failed ping is
  * remembered as long as a good one, so probes of a database that is down
@@ -37,7 +36,7 @@ static int backend_ready(struct ldr_handler_ctx *c) {
   struct ldr_err err;
   ldr_err_clear(&err);
   /* A probe never waits long for a database that does not answer. */
-  int64_t saved = c->backend->deadline_ns, limit = now + PING_LIMIT_NS;
+  int64_t saved = c->backend->deadline_ns, limit = now + LDR_PING_LIMIT_NS;
   if (saved == 0 || saved > limit) c->backend->deadline_ns = limit;
   enum ldr_rc rc = c->backend->ops->ping(c->backend, &err);
   c->backend->deadline_ns = saved;
