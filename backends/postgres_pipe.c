@@ -404,10 +404,10 @@ static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pg_conn *s, stru
   if (p->cmds == NULL)
     return ldr_err_set(err, LDR_EXHAUSTED, "%s: the request is larger than a call may hold", what);
   if (!PQenterPipelineMode(s->conn)) return ldr_pg_result_error(b, s, NULL, what, NULL, err);
-  for (; s->n_stale > 0; s->n_stale--) {
-    char sql[48];
-    snprintf(sql, sizeof sql, "DEALLOCATE %s", s->stale[s->n_stale - 1]);
-    free(s->stale[s->n_stale - 1]);
+  while (s->n_stale > 0) {
+    char sql[48], *name = s->stale[--s->n_stale]; /* out of the list before it is freed */
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    free(name);
     if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
       return ldr_pg_result_error(b, s, NULL, what, NULL, err);
     p->cmds[p->n++] = (struct cmd){.kind = CMD_DEALLOCATE};

@@ -62,14 +62,19 @@ static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out,
     l->last_errno = errno;
     return 0;
   }
-  l->last_errno = 0;
-  if (l->seen_valid && same_id(&before, &l->seen)) return 0;
+  if (l->seen_valid && same_id(&before, &l->seen)) {
+    l->last_errno = 0;
+    return 0;
+  }
   uint8_t *bytes = NULL;
   size_t len = 0;
   if (ldr_read_file(l->path, &bytes, &len) != 0) {
-    ldr_log(LDR_LOG_WARN, "registry %s: %s", l->path, strerror(errno));
+    /* Said once, not at every retry (a registry read once is retried every second). */
+    if (errno != l->last_errno) ldr_log(LDR_LOG_WARN, "registry %s: %s", l->path, strerror(errno));
+    l->last_errno = errno;
     return -1;
   }
+  l->last_errno = 0;
   if (stat_id(l->path, &after) != 0 || !same_id(&before, &after)) {
     free(bytes);
     return 0;

@@ -267,6 +267,14 @@ static void shut_down_queue(grpc_completion_queue *cq) {
   }
 }
 
+/* The exit status of a start that failed: 0 when SIGTERM or SIGINT asked for
+ * it (a stop while waiting for the database), else 1. */
+static int stopped_before_serving(void) {
+  if (!ldr_stop_signal_pending()) return 1;
+  ldr_log(LDR_LOG_INFO, "stopped before serving");
+  return 0;
+}
+
 static int run(const struct ldr_config *cfg) {
   struct server srv = {.cfg = cfg};
   grpc_completion_queue *shutdown_cq = NULL;
@@ -290,10 +298,7 @@ static int run(const struct ldr_config *cfg) {
   for (int i = 0; i < srv.nthreads; i++) {
     srv.workers[i].ws.metrics = ldr_metrics_worker(srv.metrics, i);
     if (ldr_worker_init(&srv, i) != 0) {
-      if (ldr_stop_signal_pending()) { /* asked to stop while waiting for the database */
-        ldr_log(LDR_LOG_INFO, "stopped before serving");
-        status = 0;
-      }
+      status = stopped_before_serving();
       goto out;
     }
   }
@@ -351,6 +356,7 @@ static int run(const struct ldr_config *cfg) {
         .stopping = &srv.stopping};
     if (ldr_http_start(&srv.http_env, &srv.http, &http_port, &err) != LDR_OK) {
       ldr_log(LDR_LOG_ERROR, "%s", err.msg);
+      status = stopped_before_serving();
       goto out;
     }
     ldr_metrics_http(srv.metrics, srv.http);

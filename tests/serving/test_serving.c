@@ -257,8 +257,8 @@ static void expired_values_kept(void **state) {
 }
 
 /* event_ts as any SQLite file may hold it, at the ends of int64 and beyond as
- * REAL: no overflow (UBSan), the far past expired, the far future fresh, NaN no
- * time (the entity not found). */
+ * REAL: no overflow (UBSan), the far past expired, the far future fresh.
+ * (SQLite stores a NaN as NULL, so no REAL here is one.) */
 static void timestamps_at_the_ends(void **state) {
   (void)state;
   static const struct {
