@@ -298,10 +298,10 @@ static void put_file(const char *path, const void *b, size_t n) {
   assert_int_equal(rename(tmp, path), 0);
 }
 
-static void loads_reloads_and_keeps_the_last_good_one(void **state) {
-  (void)state;
-  char path[128];
-  snprintf(path, sizeof path, "%s/missing.db", dir);
+/* A source of project "p" read once, over the file `name` in `dir` that is not
+ * there yet: nothing to acquire. The file's path goes to `path`. */
+static struct ldr_registry_source *source_of_missing(const char *name, char path[128]) {
+  snprintf(path, 128, "%s/%s", dir, name);
   struct ldr_registry_source *s = NULL;
   struct ldr_registry_location loc = {path, 0, NULL};
   struct ldr_err err;
@@ -309,6 +309,14 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 1, &s, &err), LDR_OK);
   assert_null(ldr_registry_acquire(s, 0, &err));
   assert_int_equal(err.rc, LDR_FAILED_PRECONDITION);
+  return s;
+}
+
+static void loads_reloads_and_keeps_the_last_good_one(void **state) {
+  (void)state;
+  char path[128];
+  struct ldr_registry_source *s = source_of_missing("missing.db", path);
+  struct ldr_err err = {0};
 
   size_t n;
   uint8_t *bytes = built_registry(0, &n);
@@ -343,14 +351,10 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
 static void read_once_waits_for_the_file(void **state) {
   (void)state;
   char path[128];
-  snprintf(path, sizeof path, "%s/later.db", dir);
-  struct ldr_registry_source *s = NULL;
-  struct ldr_registry_location loc = {path, 0, NULL};
+  struct ldr_registry_source *s = source_of_missing("later.db", path);
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 1, &s, &err), LDR_OK);
   assert_int_equal(ldr_registry_source_start(s), 0);
-  assert_null(ldr_registry_acquire(s, 0, &err));
   size_t n;
   uint8_t *bytes = built_registry(0, &n);
   put_file(path, bytes, n);
