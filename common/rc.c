@@ -13,6 +13,13 @@ static const struct {
 #undef LDR_RC_INFO
 };
 
+const char *ldr_rc_public_text(enum ldr_rc rc) {
+  return rc == LDR_UNAVAILABLE ? "the online store's database is unavailable; the server log has "
+                                 "the cause"
+         : rc == LDR_INTERNAL  ? "internal error; the server log has the cause"
+                               : NULL;
+}
+
 const char *ldr_rc_str(enum ldr_rc rc) {
   if ((size_t)rc >= sizeof rc_info / sizeof rc_info[0]) return "unknown";
   return rc_info[rc].text;

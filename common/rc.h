@@ -33,6 +33,11 @@ enum ldr_rc {
 /* Returns a static, human-readable name for `rc`. */
 const char *ldr_rc_str(enum ldr_rc rc);
 
+/* What a client is told of an LDR_INTERNAL or LDR_UNAVAILABLE failure, whose
+ * own message (the driver's words, the database's address) stays in the log;
+ * NULL for every other code, whose message is the client's to read. */
+const char *ldr_rc_public_text(enum ldr_rc rc);
+
 /* Returns the gRPC status number (grpc_status_code) for `rc`. */
 int ldr_rc_grpc_status(enum ldr_rc rc);
 

@@ -165,9 +165,7 @@ void ldr_http_answer_error(struct ldr_http_exchange *x, enum ldr_rc rc, const ch
               x->head ? (int)x->head->path_len : 0, x->head ? x->head->path : "", ldr_rc_str(rc),
               msg, more);
     }
-    msg = rc == LDR_UNAVAILABLE
-              ? "the online store's database is unavailable; the server log has the cause"
-              : "internal error; the server log has the cause";
+    msg = ldr_rc_public_text(rc);
   }
   ldr_http_answer_feast(x, status_of(rc), cls, msg);
 }

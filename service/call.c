@@ -165,10 +165,7 @@ int ldr_call_send_reply(struct call *c, enum ldr_rc rc) {
     /* The driver's words (and the database's address) stay in the log; the
      * client learns only what kind of failure it was. */
     log_failure(w, c->method ? c->method->name : "call", rc, c->ctx.err.msg);
-    c->status_msg = grpc_slice_from_static_string(
-        rc == LDR_UNAVAILABLE
-            ? "the online store's database is unavailable; the server log has the cause"
-            : "internal error; the server log has the cause");
+    c->status_msg = grpc_slice_from_static_string(ldr_rc_public_text(rc));
   } else {
     c->status_msg = grpc_slice_from_copied_string(c->ctx.err.msg);
   }
