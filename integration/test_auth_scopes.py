@@ -306,10 +306,23 @@ class ClientCertificates(unittest.TestCase):
             pid = server.proc.pid
             self.assertFalse(server.stub.OnlineRead(read_req(), timeout=10).results[0].found)
             before = self.peer_certificate(server.port)
-            for src, dst in (("server2.pem", "server.pem"), ("server2.key", "server.key")):
-                with open(os.path.join(folder, dst + ".tmp"), "wb") as f:
-                    f.write(self.pem(src))
-                os.replace(os.path.join(folder, dst + ".tmp"), os.path.join(folder, dst))
+
+            def replace(pairs):
+                for src, dst in pairs:
+                    with open(os.path.join(folder, dst + ".tmp"), "wb") as f:
+                        f.write(self.pem(src))
+                    os.replace(os.path.join(folder, dst + ".tmp"), os.path.join(folder, dst))
+            # A new certificate beside the old key: gRPC could not use the pair,
+            # so the reload says it keeps the old one, and new connections see it.
+            replace((("server2.pem", "server.pem"),))
+            server.proc.send_signal(signal.SIGHUP)
+            refused = "SIGHUP: keeping the TLS certificate loaded before: " \
+                "larder.tls.key: the private key does not match larder.tls.cert"
+            self.assertTrue(wait_until(lambda: refused in server.read_log(), 5 * SLOW), server.read_log()[-2000:])
+            self.assertNotIn("TLS certificate reloaded", server.read_log())
+            self.assertEqual(self.peer_certificate(server.port), before)
+            self.assertFalse(server.stub.OnlineRead(read_req(), timeout=10).results[0].found)
+            replace((("server2.pem", "server.pem"), ("server2.key", "server.key")))
             server.proc.send_signal(signal.SIGHUP)
 
             def rotated():

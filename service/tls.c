@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "common/file.h"
 
 struct ldr_tls {
@@ -37,6 +41,57 @@ static char *read_pem(const char *path, const char *field, const char *marker,
   return (char *)text;
 }
 
+/* gRPC takes PEM text as it is and finds out at the next handshake that it
+ * cannot be used, keeping the old certificate (or, at start-up, failing to
+ * listen) with a log line of its own. The same checks are made here first, so
+ * that the operator is told which file is wrong and a reload that will not
+ * take effect says so. */
+static int pem_certificates(const char *pem) {
+  BIO *bio = BIO_new_mem_buf(pem, -1);
+  int n = 0;
+  X509 *x;
+  while (bio != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    X509_free(x);
+    n++;
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  return n;
+}
+
+/* An encrypted key is not asked a passphrase for on the terminal: gRPC could
+ * not use it either. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+  (void)buf, (void)size, (void)rwflag, (void)u;
+  return -1;
+}
+
+static int usable(const char *cert, const char *key, const char *ca, struct ldr_err *err) {
+  BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+  X509 *leaf = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+  EVP_PKEY *pkey = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+  int ok = 0;
+  if (cb == NULL || kb == NULL)
+    ldr_err_set(err, LDR_NOMEM, "larder.tls: out of memory");
+  else if (leaf == NULL)
+    ldr_err_set(err, LDR_INVALID, "larder.tls.cert: the certificate cannot be read");
+  else if (pkey == NULL)
+    ldr_err_set(err, LDR_INVALID,
+                "larder.tls.key: the private key cannot be read (or is encrypted)");
+  else if (X509_check_private_key(leaf, pkey) != 1)
+    ldr_err_set(err, LDR_INVALID, "larder.tls.key: the private key does not match larder.tls.cert");
+  else if (ca != NULL && pem_certificates(ca) == 0)
+    ldr_err_set(err, LDR_INVALID, "larder.tls.client_ca: no certificate can be read from it");
+  else
+    ok = 1;
+  EVP_PKEY_free(pkey);
+  X509_free(leaf);
+  BIO_free(kb);
+  BIO_free(cb);
+  ERR_clear_error();
+  return ok;
+}
+
 /* A certificate config from the files, or NULL with `err` set. */
 static grpc_ssl_server_certificate_config *load(const struct ldr_config *cfg, struct ldr_err *err) {
   char *cert = read_pem(cfg->tls_cert, "larder.tls.cert", "CERTIFICATE-----", err);
@@ -45,7 +100,8 @@ static grpc_ssl_server_certificate_config *load(const struct ldr_config *cfg, st
                  ? read_pem(cfg->tls_client_ca, "larder.tls.client_ca", "CERTIFICATE-----", err)
                  : NULL;
   grpc_ssl_server_certificate_config *c = NULL;
-  if (cert != NULL && key != NULL && (cfg->tls_client_ca == NULL || ca != NULL)) {
+  if (cert != NULL && key != NULL && (cfg->tls_client_ca == NULL || ca != NULL) &&
+      usable(cert, key, ca, err)) {
     grpc_ssl_pem_key_cert_pair pair = {key, cert};
     /* gRPC's fetcher path insists on root certificates even when client
      * certificates are never requested; the server's own chain stands in,
