@@ -599,18 +599,14 @@ static enum ldr_rc make_keys(struct plan *pl, struct group *g) {
 
 /* ---- the read */
 
-/* Nonzero when a value stored at `t` is older than `ttl_ns` at `now`, in
- * seconds and nanoseconds apart: far-future timestamps cannot overflow. */
-static int older_than(const struct timespec *now, struct ldr_ts t, int64_t ttl_ns) {
-  int64_t age_s, age_ns = (int64_t)now->tv_nsec - t.ns;
+/* Nonzero when a value stored at `t` is more than `ttl_s` seconds old at
+ * `now`, in whole seconds as Feast's Go server counts (REGISTRY.md §7.3:
+ * `now - event_time > ttl`, the fractions of both ignored). */
+static int older_than(const struct timespec *now, struct ldr_ts t, int64_t ttl_s) {
+  int64_t age_s;
   /* Only a time before about -292 billion years overflows: older than any TTL. */
   if (__builtin_sub_overflow((int64_t)now->tv_sec, t.s, &age_s)) return 1;
-  if (age_ns < 0) {
-    age_ns += 1000000000;
-    age_s--;
-  }
-  int64_t ttl_s = ttl_ns / 1000000000, ttl_rem = ttl_ns % 1000000000;
-  return age_s > ttl_s || (age_s == ttl_s && age_ns > ttl_rem);
+  return age_s > ttl_s;
 }
 
 /* Fills a group's columns from its read (REGISTRY.md §7.1, §7.3): a found
@@ -624,7 +620,9 @@ static enum ldr_rc fill_group(struct plan *pl, struct group *g, const struct ldr
     cols[g->first_col + j].cells = ldr_arena_calloc(pl->a, n + 1, sizeof(struct ldr_cell));
     if (cols[g->first_col + j].cells == NULL) return no_memory(pl);
   }
-  int ttl = pl->env->cfg->enforce_ttl && g->view->ttl_ns > 0;
+  /* A TTL under a second never expires, as in Go (`ttl.Seconds == 0`). */
+  int64_t ttl_s = g->view->ttl_ns / 1000000000;
+  int ttl = pl->env->cfg->enforce_ttl && ttl_s > 0;
   for (size_t i = 0; i < n; i++) {
     const struct ldr_read_row *row = &r->out[i];
     for (size_t j = 0; j < g->n; j++) {
@@ -634,7 +632,7 @@ static enum ldr_rc fill_group(struct plan *pl, struct group *g, const struct ldr
       cell->ts = row->event_ts;
     }
     if (!row->found) continue;
-    int expired = ttl && row->has_event_ts && older_than(now, row->event_ts, g->view->ttl_ns);
+    int expired = ttl && row->has_event_ts && older_than(now, row->event_ts, ttl_s);
     for (size_t f = 0; f < row->n_features; f++) {
       const struct ldr_read_feature *rf = &row->features[f];
       struct named key = {rf->name, 0};

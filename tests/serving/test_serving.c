@@ -244,16 +244,18 @@ static void expired_values_kept(void **state) {
   put("driver_stats", 9, "conv_rate", dbl(0.75), now_s - 2 * DAY);
   put("driver_stats", 9, "trips", i64(4), now_s - 2 * DAY);
   put("driver_live", 9, "speed", dbl(60), now_s - 2 * DAY); /* no TTL */
+  put("plain", 9, "x", i64(5), now_s - 2 * DAY);            /* 0 s and 500 ms: none (Go) */
   struct request r = {.entities = "{\"driver_id\":[9]}",
-                      .features = "driver_stats:conv_rate driver_stats:trips driver_live:speed"};
+                      .features =
+                          "driver_stats:conv_rate driver_stats:trips driver_live:speed plain:x"};
   EXPECT_TABLE(&st.cfg, &r,
                "driver_id: 9 P 0; conv_rate: 0.75 O -172800; trips: 4 O -172800; "
-               "speed: 60 P -172800");
+               "speed: 60 P -172800; x: 5 P -172800");
   struct ldr_config off = st.cfg;
   off.enforce_ttl = 0;
   EXPECT_TABLE(&off, &r,
                "driver_id: 9 P 0; conv_rate: 0.75 P -172800; trips: 4 P -172800; "
-               "speed: 60 P -172800");
+               "speed: 60 P -172800; x: 5 P -172800");
 }
 
 /* event_ts as any SQLite file may hold it, at the ends of int64 and beyond as

@@ -144,6 +144,9 @@ uint8_t *ldr_test_push_registry(size_t *len) {
       fview("customer_stats", "customer", 2, customer_f, customer_t, customer_file, customer_push);
   views[2] = fview("global_stats", "__dummy", 1, total, int64, NULL, global_push);
   views[3] = fview("plain", "driver", 1, x, int64, driver_file, NULL);
+  views[3]->spec->ttl = alloc(sizeof *views[3]->spec->ttl); /* under a second: never expires */
+  google__protobuf__duration__init(views[3]->spec->ttl);
+  views[3]->spec->ttl->nanos = 500000000;
   views[4] = fview("disabled_view", "driver", 1, d, int64, driver_file, NULL);
   views[4]->spec->disabled = 1;
   views[5] = fview("materializing", "driver", 1, m, int64, driver_file, NULL);

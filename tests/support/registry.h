@@ -16,7 +16,7 @@
  *             driver_labels   (label view) label_ok BOOL; source driver_push
  *             customer_stats  rate FLOAT, label STRING; customer_file, customer_push
  *             global_stats    (entity-less) total INT64; global_push
- *             plain           x INT64; batch driver_file, no push source
+ *             plain           x INT64; ttl 0.5 s; batch driver_file, no push source
  *             disabled_view   d INT64; spec.disabled
  *             materializing   m INT64; meta.state MATERIALIZING
  *             versioned       v INT64; meta.current_version_number 2
