@@ -187,38 +187,15 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
     g->err->rc = LDR_FAILED_PRECONDITION;
     return LDR_FAILED_PRECONDITION;
   }
+  if (n == 0) return LDR_OK; /* an empty frame writes nothing (Feast: df.empty) */
   for (size_t j = 0; j < nf; j++) {
     fcols[j] = column_for(g, v, v->features[j].name);
     if (fcols[j] < 0 && !odfv)
       return ldr_err_set(g->err, LDR_INVALID, "%s: missing column '%s' for feature view '%s'",
                          f->field, v->features[j].name, v->name);
   }
-  rc = keys(g, v, rows);
-  if (rc != LDR_OK) return rc;
-  if (odfv) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    for (size_t r = 0; r < n; r++) {
-      event[r] = created[r] = (struct ldr_ts){now.tv_sec, (int32_t)now.tv_nsec};
-      has_event[r] = has_created[r] = 1;
-    }
-  } else {
-    const char *ts =
-        v->source && v->source->timestamp_field[0] ? v->source->timestamp_field : "event_timestamp";
-    long tcol = column_for(g, v, ts);
-    if (tcol < 0) tcol = find(g, "event_timestamp"); /* what Feast's remote store sends */
-    if (tcol < 0)
-      return ldr_err_set(g->err, LDR_INVALID,
-                         "%s: missing column '%s', the event timestamp of feature view '%s'",
-                         f->field, ts, v->name);
-    long ccol = -1;
-    if (v->source && v->source->created_column[0])
-      ccol = column_for(g, v, v->source->created_column);
-    if (ccol < 0) ccol = find(g, "created");
-    rc = timestamps(g, tcol, 1, event, has_event);
-    if (rc == LDR_OK) rc = timestamps(g, ccol, 0, created, has_created);
-    if (rc != LDR_OK) return rc;
-  }
+  /* The features first: when every cell is null Feast returns before it
+   * looks at the join keys or the timestamps, so nothing else is checked. */
   int any = 0;
   for (size_t r = 0; r < n; r++) {
     struct ldr_write_feature *row = &cells[r * nf];
@@ -251,12 +228,39 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
     }
     rows[r].features = row;
     rows[r].n_features = nf;
+  }
+  if (!any) return LDR_OK; /* every feature null (or absent): nothing to write (Feast) */
+  rc = keys(g, v, rows);
+  if (rc != LDR_OK) return rc;
+  if (odfv) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (size_t r = 0; r < n; r++) {
+      event[r] = created[r] = (struct ldr_ts){now.tv_sec, (int32_t)now.tv_nsec};
+      has_event[r] = has_created[r] = 1;
+    }
+  } else {
+    const char *ts =
+        v->source && v->source->timestamp_field[0] ? v->source->timestamp_field : "event_timestamp";
+    long tcol = column_for(g, v, ts);
+    if (tcol < 0) tcol = find(g, "event_timestamp"); /* what Feast's remote store sends */
+    if (tcol < 0)
+      return ldr_err_set(g->err, LDR_INVALID,
+                         "%s: missing column '%s', the event timestamp of feature view '%s'",
+                         f->field, ts, v->name);
+    long ccol = -1;
+    if (v->source && v->source->created_column[0])
+      ccol = column_for(g, v, v->source->created_column);
+    if (ccol < 0) ccol = find(g, "created");
+    rc = timestamps(g, tcol, 1, event, has_event);
+    if (rc == LDR_OK) rc = timestamps(g, ccol, 0, created, has_created);
+    if (rc != LDR_OK) return rc;
+  }
+  for (size_t r = 0; r < n; r++) {
     rows[r].event_ts = event[r];
     rows[r].has_created = has_created[r];
     rows[r].created_ts = created[r];
   }
-  if (!any) return LDR_OK; /* every feature null (or absent): nothing to write (Feast) */
-  if (n == 0) return LDR_OK;
   g->writes[g->n_writes++] = (struct ldr_write){table, rows, n};
   return LDR_OK;
 }

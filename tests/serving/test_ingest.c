@@ -661,13 +661,26 @@ static void push_all_null_features(void **state) {
                    LDR_OK);
   assert_int_equal(res.views_written, 0);
   assert_false(res.wrote);
-  /* No rows at all. */
+  /* Every feature null: Feast returns before the join keys and timestamps are
+   * looked at, so a null key or no event timestamp is no error. */
   assert_int_equal(push("driver_push",
-                        "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],"
-                        "\"label_ok\":[],\"event_timestamp\":[]}",
+                        "{\"driver_id\":[null],\"conv_rate\":[null],\"trips\":[null],"
+                        "\"speed\":[null],\"label_ok\":[null]}",
                         &res, &err),
                    LDR_OK);
   assert_false(res.wrote);
+  /* No rows at all (Feast's df.empty), whatever the columns. */
+  static const char *const empty[] = {
+      "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],"
+      "\"label_ok\":[],\"event_timestamp\":[]}",
+      "{}",
+      "{\"driver_id\":[]}",
+      "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],\"label_ok\":[]}",
+  };
+  for (size_t i = 0; i < N_OF(empty); i++) {
+    if (push("driver_push", empty[i], &res, &err) != LDR_OK) fail_msg("%s: %s", empty[i], err.msg);
+    assert_false(res.wrote);
+  }
   EXPECT_NOTHING();
 }
 
