@@ -228,8 +228,12 @@ static enum ldr_rc pg_open(struct ldr_backend *b, struct ldr_err *err) {
   s->named = c->prepared_statements;
   if (quote_identifier(s->schema, sizeof s->schema, schema_of(b)) != 0)
     return ldr_err_set(err, LDR_INVALID, "online_store.user: too long to name a schema");
+  s->host_at = c->host ? n : SIZE_MAX;
   add_param(s, &n, "host", c->host);
+  s->port_at = c->port ? n : SIZE_MAX;
   add_param(s, &n, "port", c->port);
+  char label[280];
+  for (s->n_hosts = 0; ldr_pg_host_label(b->cfg, s->n_hosts, label, sizeof label);) s->n_hosts++;
   add_param(s, &n, "dbname", c->database);
   add_param(s, &n, "user", c->user);
   add_param(s, &n, "password", c->password);

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,9 +123,10 @@ static int server_of(const struct ldr_backend *b, PGconn *conn) {
 }
 
 /* Opens a connection to a server that is `target` (target_session_attrs),
- * waiting at most until until_ns; *out is ready for use, or NULL on failure. */
-static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t until_ns,
-                             PGconn **out, struct ldr_err *err) {
+ * waiting at most until until_ns; *out is ready for use, or NULL on failure.
+ * *silent: the server did not answer in time. */
+static enum ldr_rc open_one(struct ldr_backend *b, const char *target, int64_t until_ns,
+                            PGconn **out, int *silent, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
   const struct ldr_postgres_options *o = options(b);
   char msg[200], servers[600];
@@ -137,6 +139,7 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
   while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
     int w = ldr_pg_wait_socket(conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
     if (w == 0) {
+      *silent = !ldr_backend_aborting();
       servers_of(b, servers, sizeof servers);
       rc = ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
                        "postgres at %s: no connection before the %s", servers,
@@ -166,6 +169,69 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
   conn = NULL;
 out:
   PQfinish(conn);
+  return rc;
+}
+
+/*
+ * With several hosts, larder tries them one at a time rather than handing
+ * libpq the list: libpq waits on a host that does not answer (a machine that
+ * is gone drops the packets; a stalled server accepts and never replies) until
+ * the kernel gives up, minutes later, and never reaches the next one — so a
+ * dead primary's writes would wait out every call's deadline although the
+ * promoted standby is next in the list. Each host but the last gets at most
+ * PG_HOST_WAIT_NS; one that did not answer is tried after the others for
+ * LDR_SQL_FALLBACK_NS, by every worker (a call whose deadline it took whole
+ * leaves the next call to the next host). Hosts that answer and refuse, or
+ * are not what `target` asks, cost a round trip and keep their place.
+ */
+#define PG_HOST_WAIT_NS (2 * 1000000000LL)
+#define PG_HOSTS_MAX 16
+static _Atomic int64_t silent_until_ns[PG_HOSTS_MAX];
+
+static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t until_ns,
+                             PGconn **out, struct ldr_err *err) {
+  struct pg_impl *s = impl(b);
+  const struct ldr_postgres_options *o = options(b);
+  size_t n = s->n_hosts;
+  int silent = 0;
+  if (n < 2 || n > PG_HOSTS_MAX || s->host_at == SIZE_MAX)
+    return open_one(b, target, until_ns, out, &silent, err);
+  /* libpq's prefer-standby on one host takes the primary: a standby is looked
+   * for on each host, and pg_connect makes the second pass for any server. */
+  if (!strcmp(target, "prefer-standby")) target = "standby";
+  size_t order[PG_HOSTS_MAX], k = 0;
+  int64_t now = ldr_now_ns();
+  for (int quiet = 0; quiet < 2; quiet++)
+    for (size_t i = 0; i < n; i++)
+      if ((atomic_load(&silent_until_ns[i]) > now) == quiet) order[k++] = i;
+  char host[256], port[8];
+  enum ldr_rc rc = LDR_UNAVAILABLE;
+  for (size_t j = 0; j < n; j++) {
+    size_t i = order[j];
+    nth_item(o->host, i, host, sizeof host);
+    if (!nth_item(o->port, i, port, sizeof port)) nth_item(o->port, 0, port, sizeof port);
+    s->val[s->host_at] = host;
+    if (s->port_at != SIZE_MAX) s->val[s->port_at] = port;
+    int64_t limit = until_ns;
+    now = ldr_now_ns();
+    if (j + 1 < n && (limit == 0 || now + PG_HOST_WAIT_NS < limit)) limit = now + PG_HOST_WAIT_NS;
+    silent = 0;
+    ldr_err_clear(err);
+    rc = open_one(b, target, limit, out, &silent, err);
+    if (rc == LDR_OK) {
+      atomic_store(&silent_until_ns[i], 0);
+      break;
+    }
+    if (silent) {
+      atomic_store(&silent_until_ns[i], ldr_now_ns() + LDR_SQL_FALLBACK_NS);
+      ldr_log(LDR_LOG_WARN, "postgres: %s:%s did not answer; the other hosts come first for %d s",
+              host, port, (int)(LDR_SQL_FALLBACK_NS / 1000000000));
+    }
+    if (rc == LDR_NOMEM || ldr_backend_aborting() || (until_ns != 0 && ldr_now_ns() >= until_ns))
+      break;
+  }
+  s->val[s->host_at] = o->host;
+  if (s->port_at != SIZE_MAX) s->val[s->port_at] = o->port;
   return rc;
 }
 

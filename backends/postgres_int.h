@@ -52,6 +52,10 @@ struct pg_impl {
   const char *kw[24];
   const char *val[24];
   size_t target;
+  /* Where host and port are in kw/val (SIZE_MAX: not given), and how many
+   * servers `host` lists: with several, larder tries them one at a time
+   * (postgres_conn.c, open_conn). */
+  size_t host_at, port_at, n_hosts;
   char keepalives_idle[16];
   char schema[200]; /* db_schema (or the user's name), quoted for SQL */
   int named;        /* larder.prepared_statements: named statements and session settings */

@@ -20,6 +20,26 @@ from test_mesh import NOT_SERVING, SERVING, H, health  # noqa: E402
 DB = {"postgres": "postgres", "mysql": "mariadb"}.get(harness.BACKEND)
 
 
+def tcp_ports(pid):
+    """The local ports of the TCP sockets process `pid` holds (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes:
+                    ports.append(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 @unittest.skipUnless(DB, "only for client-server databases")
 class Outage(unittest.TestCase):
     def test_database_down_then_back(self):
@@ -90,6 +110,65 @@ class Outage(unittest.TestCase):
         log = server.read_log()
         self.assertRegex(log, r"warn worker \d: OnlineRead: unavailable: .*%s" % harness.BACKEND)
         self.assertRegex(log, r"warn http: /get-online-features: unavailable: .*%s" % harness.BACKEND)
+
+    @unittest.skipUnless(DB == "postgres", "a list of hosts is PostgreSQL's (MySQL's replicas: read_hosts)")
+    def test_silent_host_is_passed(self):
+        """`host` lists a server that accepts and never answers (a stalled or
+        vanished machine) before the real one: larder starts within a couple of
+        seconds, not after libpq's wait on the first host, and calls go to the
+        second host; a call whose deadline the silent host takes whole leaves
+        the next one to the host that answers."""
+        import socket
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes handshakes; nothing ever replies
+        pg = harness.PrivateDatabase(DB)
+        env = dict(pg.env)
+        env.update({"TEST_PG_HOST": "127.0.0.1,127.0.0.1", "TEST_PG_DB": "feast", "TEST_PG_USER": "feast",
+                    "TEST_PG_PORT": "%d,%s" % (silent.getsockname()[1], pg.env["PG_PORT"]),
+                    "TEST_PG_PASSWORD": "feast"})
+        server = harness.Server(env=env, larder={"workers": 2})
+        pg.start()
+        t0 = time.monotonic()
+        try:
+            server.start()
+            started = time.monotonic() - t0
+            print("started past the silent host in %.2f s" % started)
+            self.assertLess(started, 8.0 * harness.SLOW)
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+            read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
+            for i in range(10):
+                t0 = time.monotonic()
+                stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
+                    feature_view="v", rows=[row(key(driver_id=1), {"f": Value_pb2.Value(int64_val=i)})]), timeout=5)
+                self.assertEqual(stub.OnlineRead(read, timeout=5).results[0].features["f"].int64_val, i)
+                self.assertLess(time.monotonic() - t0, 1.0 * harness.SLOW)
+            self.assertIn("did not answer; the other hosts come first", server.read_log())
+            # The database closes larder's connections: each worker reconnects
+            # within a call of 1.5 s. The silent host, met again once its 10 s
+            # are over, may take one call's deadline per worker; no more.
+            import psycopg
+            with psycopg.connect(host="127.0.0.1", port=pg.env["PG_PORT"], dbname="feast", user="feast",
+                                 password="feast", autocommit=True) as db:
+                ports = tcp_ports(server.proc.pid)
+                ended = db.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE client_port = ANY(%s)", (ports,)).fetchone()[0]
+            self.assertGreaterEqual(ended, 1)
+            codes = []
+            for i in range(8):
+                try:
+                    stub.OnlineRead(read, timeout=1.5)
+                    codes.append("OK")
+                except grpc.RpcError as err:
+                    codes.append(err.code().name)
+            print("after the database closed %d connections: %s" % (ended, codes))
+            self.assertLessEqual(len([c for c in codes if c != "OK"]), 2, codes)
+            self.assertEqual(codes[-4:], ["OK"] * 4, codes)
+        finally:
+            server.close()
+            silent.close()
+            pg.stop()
 
     def test_unreachable_at_start(self):
         """Start-up names the host and port; with wait_for_backend_s larder waits for it."""
