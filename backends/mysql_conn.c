@@ -127,8 +127,13 @@ static enum ldr_rc db_error(struct ldr_backend *b, struct my_conn *c, unsigned n
   case ER_LOCK_DEADLOCK:
     c->conflict = 1;
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: mysql: %s", what, msg);
+  case ER_OPTION_PREVENTS_STATEMENT:
+    /* A read-only server: a primary demoted in a switchover. The connection
+     * goes, so that the next one resolves `host` again and finds the server
+     * that now takes writes (as PostgreSQL's 25006 does). */
+    ldr_my_drop_connection(c);
+    return ldr_err_set(err, LDR_UNAVAILABLE, "%s: mysql refuses writes: %s", what, msg);
   case ER_LOCK_WAIT_TIMEOUT:
-  case ER_OPTION_PREVENTS_STATEMENT: /* a read-only server */
   case ER_RECORD_FILE_FULL:
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: mysql: %s", what, msg);
   default:

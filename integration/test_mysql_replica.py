@@ -107,6 +107,25 @@ class Replica(unittest.TestCase):
             reads.stop()
         primary_reads = reads.between(t_primary)
         self.assertEqual(Load.failed(primary_reads), [], "reads failed while the primary was away")
+
+        # The primary turns read-only (a switchover that keeps it up): writes
+        # answer UNAVAILABLE and their connections are closed, so that the next
+        # one resolves `host` again; writable again, writes succeed.
+        def larder_connections():
+            return set(primary.sql("SELECT id FROM information_schema.processlist WHERE user = 'feast'").split())
+        for _ in range(2 * WORKERS):
+            scaleout.write_rows(stub, [3], timeout=10)
+        before = larder_connections()
+        primary.sql("SET GLOBAL read_only = 1")
+        for _ in range(2 * WORKERS):
+            with self.assertRaises(grpc.RpcError) as cm:
+                scaleout.write_rows(stub, [3], timeout=5)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        closed = before - larder_connections()
+        print("read-only primary: %d of %d write connections closed" % (len(closed), len(before)))
+        self.assertTrue(closed, "the connections to a read-only primary were kept")
+        primary.sql("SET GLOBAL read_only = 0")
+        self.assertTrue(wait_for(lambda: self.writes(stub), seconds(10)))
         report("mariadb replica", reads_while_replica_stopped=len(down_reads), reads_failed=0,
                reads_back_on_replica_s="%.2f" % reads_back_s,
                reads_while_primary_away=len(primary_reads), reads_failed_then=0,
