@@ -119,8 +119,13 @@ static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *conn, v
   enum ldr_rc rc = a->n_keep ? ensure_schema(b, c, err) : LDR_OK;
   if (rc == LDR_OK && a->n_keep) rc = check_clash(b, c, a, err);
   if (rc != LDR_OK) return rc;
-  /* One simple query of several statements runs as one transaction. */
+  /* One simple query of several statements runs as one transaction, under
+   * this call's time limit: the session's statement_timeout is the last
+   * read's, which may have had a few milliseconds left. */
+  long limit = ldr_sql_timeout_ms(b->deadline_ns);
+  if (limit < 0) return ldr_err_set(err, LDR_DEADLINE, "update: the call's deadline passed");
   struct ldr_sb sql = {0};
+  ldr_sb_printf(&sql, "SET LOCAL statement_timeout = %ld;\n", limit);
   for (size_t i = 0; i < a->n_keep; i++) {
     const char *t = a->keep[i];
     ldr_sb_printf(
@@ -137,7 +142,7 @@ static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *conn, v
                   a->drop[i], sc, a->drop[i]);
   if (ldr_sb_str(&sql) == NULL)
     rc = ldr_err_set(err, LDR_NOMEM, "update: out of memory");
-  else if (sql.len > 0)
+  else if (a->n_keep + a->n_drop > 0)
     rc = ldr_pg_simple(b, c, ldr_sb_str(&sql), PGRES_COMMAND_OK, "update", NULL, err);
   ldr_sb_free(&sql);
   /* Statements of dropped tables are stale; the next use prepares them again.

@@ -110,6 +110,37 @@ class Deadline(unittest.TestCase):
             self.assertIsNone(server.proc.poll())
 
 
+    def test_update_after_a_short_call(self):
+        """A call with a short deadline leaves no short time limit behind: an
+        Update next on the same connection, whose DROP waits 0.6 s for
+        another session's lock, succeeds within its own 10 s."""
+        import threading
+        with harness.Server(larder={"workers": 1}) as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["v", "w"]), timeout=10)
+            write(stub, 1, 10)
+            for _ in range(3):
+                self.assertTrue(read(stub, 1, 0.2).results[0].found)
+            outcome = {}
+
+            def update():
+                t0 = time.monotonic()
+                try:
+                    stub.Update(pb.UpdateRequest(tables_to_keep=["v"], tables_to_delete=["w"]), timeout=10)
+                    outcome["code"] = "OK"
+                except grpc.RpcError as err:
+                    outcome["code"] = "%s: %s" % (err.code().name, err.details())
+                outcome["took"] = time.monotonic() - t0
+            with Lock(server, "%s_w" % server.project):
+                t = threading.Thread(target=update)
+                t.start()
+                time.sleep(0.6)
+            t.join(15)
+            print("Update after reads of 0.2 s, waiting for a lock: %s after %.2f s" % (
+                outcome.get("code"), outcome.get("took", -1)))
+            self.assertEqual(outcome.get("code"), "OK")
+            self.assertGreater(outcome["took"], 0.5)
+
     def test_call_without_a_deadline(self):
         """larder.default_deadline_s bounds the database work of a call that has no deadline."""
         with harness.Server(larder={"workers": 1, "default_deadline_s": 1}) as server:
