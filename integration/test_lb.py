@@ -163,8 +163,26 @@ class Replicas(unittest.TestCase):
                         "replica %d started again gets no calls" % (i + 1))
         return time.monotonic() - t0
 
+    def oversized(self, addr):
+        """Writes over larder.max_message_bytes (4 MiB) through the balancer:
+        RESOURCE_EXHAUSTED as from larder itself, whichever of the two refuses
+        it (nginx's client_max_body_size is 413, mapped)."""
+        channel = harness.grpc.insecure_channel(addr)
+        stub = harness.rpc.OnlineStoreStub(channel)
+        codes = {}
+        for size in (4 * 2**20 + 100, 9 * 2**20):
+            request = pb.OnlineWriteBatchRequest(feature_view="v", rows=[harness.row(
+                harness.key(driver_id=1), {"f": harness.Value_pb2.Value(bytes_val=b"x" * size)})])
+            with self.assertRaises(harness.grpc.RpcError) as cm:
+                stub.OnlineWriteBatch(request, timeout=seconds(10))
+            codes[size] = cm.exception.code().name
+        channel.close()
+        print("%s: writes of 4 MiB + 100 B and 9 MiB: %s" % (self.kind, codes))
+        self.assertEqual(set(codes.values()), {"RESOURCE_EXHAUSTED"}, codes)
+
     def run_balancer(self, kind):
         addr = self.start_balancer(kind)
+        self.oversized(addr)
         load = Load(addr, THREADS, scaleout.read_call()).start()
         figures = {}
         try:
