@@ -266,6 +266,8 @@ static int load_key(struct loader *l, const struct larder_key *k, const yaml_nod
   char field[64];
   void *slot = (char *)l->cfg + k->offset;
   snprintf(field, sizeof field, "larder.%s", k->key);
+  /* `workers:` with no value, or null: the default (docs/configuration.md). */
+  if (ldr_cfg_is_null(v)) return 0;
   switch (k->kind) {
   case K_INT:
     return ldr_cfg_int(l, v, field, (int)k->min, (int)k->max, slot);

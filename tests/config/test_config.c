@@ -470,6 +470,18 @@ static void scopes_and_limits(void **state) {
   assert_int_equal(cfg.watch_max_s, 3600);
   assert_int_equal(cfg.read_only, 0);
   ldr_config_destroy(&cfg);
+  /* A key with no value, or null, keeps its default. */
+  assert_int_equal(load("project: p\nlarder:\n  workers:\n  max_batch_rows: ~\n  admin_rpcs: null\n"
+                        "  log_level: Null\n  metrics_listen: NULL\n  http_listen:\n",
+                        &cfg, &err),
+                   0);
+  assert_int_equal(cfg.workers, 0);
+  assert_int_equal(cfg.max_batch_rows, 10000);
+  assert_int_equal(cfg.admin_rpcs, 0);
+  assert_int_equal(cfg.log_level, 1);
+  assert_null(cfg.metrics_listen);
+  assert_null(cfg.http_listen);
+  ldr_config_destroy(&cfg);
   if (load("project: p\nlarder:\n  auth:\n    tokens_env: RW\n    scoped:\n"
            "      - {tokens_file: ro.txt, scopes: [read]}\n"
            "      - {tokens_env: ADM, tokens_file: /adm.txt, scopes: [admin, read, write]}\n"
