@@ -447,6 +447,8 @@ static void my_close(struct ldr_backend *b) {
 
 #define MY_STRING(k, member) LDR_STRING_KEY(struct ldr_mysql_options, k, member, 0)
 
+#define BATCH_WHY "batches are always written with multi-row statements"
+
 static const struct ldr_config_field fields[] = {
     MY_STRING("host", host),
     LDR_INT_KEY(struct ldr_mysql_options, "port", port, 1, 65535),
@@ -456,13 +458,15 @@ static const struct ldr_config_field fields[] = {
     MY_STRING("ssl_ca", ssl_ca),
     MY_STRING("ssl_cert", ssl_cert),
     MY_STRING("ssl_key", ssl_key),
-    /* Feast's batching switch: larder always writes a batch with multi-row statements. */
-    {.key = "batch_write", .kind = LDR_FIELD_BOOL, .offset = LDR_NO_FIELD},
+    /* Feast's batching switch, at its default (DESIGN §5): larder always
+     * writes a batch with multi-row statements, in one transaction. */
+    {.key = "batch_write", .kind = LDR_FIELD_FALSE_ONLY, .offset = LDR_NO_FIELD, .why = BATCH_WHY},
     {.key = "batch_size",
-     .kind = LDR_FIELD_INT,
+     .kind = LDR_FIELD_INT_ONLY,
      .offset = LDR_NO_FIELD,
      .min = 1,
-     .max = 1000000000},
+     .max = 0,
+     .why = BATCH_WHY},
 };
 
 /* larder's keys of this store (issue 15). */

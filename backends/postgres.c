@@ -299,7 +299,8 @@ static void pg_close(struct ldr_backend *b) {
 #define PG_STRING(k, member, req) LDR_STRING_KEY(struct ldr_postgres_options, k, member, req)
 static const char *const sslmodes[] = {"disable",   "allow",       "prefer", "require",
                                        "verify-ca", "verify-full", NULL};
-static const char *const conn_types[] = {"singleton", "pool", NULL};
+static const char *const conn_types[] = {"singleton", NULL};
+#define POOL_WHY "no connection pool: one connection per worker thread"
 static const char *const read_froms[] = {"primary", "standby", "any", NULL};
 
 static const struct ldr_config_field fields[] = {
@@ -321,14 +322,25 @@ static const struct ldr_config_field fields[] = {
     PG_STRING("sslcert_path", sslcert_path, 0),
     PG_STRING("sslrootcert_path", sslrootcert_path, 0),
     LDR_INT_KEY(struct ldr_postgres_options, "keepalives_idle", keepalives_idle, 1, 86400),
-    /* Feast's connection pool settings: larder opens one connection per worker. */
-    {.key = "min_conn", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 100000},
-    {.key = "max_conn", .kind = LDR_FIELD_INT, .offset = LDR_NO_FIELD, .min = 0, .max = 100000},
+    /* Feast's connection pool settings, at their defaults (DESIGN §5): larder
+     * opens one connection per worker, so another value would not be done. */
+    {.key = "min_conn",
+     .kind = LDR_FIELD_INT_ONLY,
+     .offset = LDR_NO_FIELD,
+     .min = 1,
+     .max = 1,
+     .why = POOL_WHY},
+    {.key = "max_conn",
+     .kind = LDR_FIELD_INT_ONLY,
+     .offset = LDR_NO_FIELD,
+     .min = 10,
+     .max = 10,
+     .why = POOL_WHY},
     {.key = "conn_type",
      .kind = LDR_FIELD_STRING,
      .offset = LDR_NO_FIELD,
      .choices = conn_types,
-     .why = "Feast's connection types"},
+     .why = POOL_WHY},
     LDR_VECTOR_OPTIONS,
 };
 

@@ -19,6 +19,8 @@ enum ldr_field_kind {
   LDR_FIELD_INT,        /* int, in [min, max] */
   LDR_FIELD_BOOL,       /* int, 0 or 1 */
   LDR_FIELD_FALSE_ONLY, /* only false is accepted */
+  LDR_FIELD_INT_ONLY,   /* Feast's integer setting larder does not implement: only its default,
+                           `min`, is accepted (and null); with max < min, only null */
   LDR_FIELD_PORTS,      /* char *, malloc'd: a port, or ports separated by commas (libpq's
                            multi-host form), each in 1-65535; stored as "5432" or "5432,5433" */
   LDR_FIELD_ADDRESSES,  /* char **, malloc'd and NULL-terminated: a list of "host:port" */

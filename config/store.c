@@ -157,6 +157,15 @@ static int load_field(struct loader *l, void *opts, const struct ldr_config_fiel
     if (b) return ldr_cfg_fail(l, v, "%s: only false is accepted (%s in larder)", field, f->why);
     return 0;
   }
+  case LDR_FIELD_INT_ONLY: {
+    long x = 0;
+    if (ldr_cfg_long(l, v, field, LONG_MIN, LONG_MAX, &x) != 0) return -1;
+    if (f->max < f->min)
+      return ldr_cfg_fail(l, v, "%s: only null is accepted (%s in larder)", field, f->why);
+    if (x != f->min)
+      return ldr_cfg_fail(l, v, "%s: only %ld is accepted (%s in larder)", field, f->min, f->why);
+    return 0;
+  }
   case LDR_FIELD_INT: {
     long x = 0;
     if (ldr_cfg_long(l, v, field, f->min, f->max, &x) != 0) return -1;

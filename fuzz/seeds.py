@@ -186,7 +186,7 @@ def main():
                    "  max_connection_age_grace_s: 5\n  max_concurrent_streams: 100\n")
     save("config", "project: ${A}\nonline_store:\n  type: feast.infra.online_stores.contrib.postgres.PostgreSQLOnlineStore\n"
                    "  host: $HOME\n  port: 5432\n  database: d\n  db_schema: s\n  user: u\n  password: ${PW}\n"
-                   "  sslmode: require\n  min_conn: 1\n  max_conn: 4\n")
+                   "  sslmode: require\n  min_conn: 1\n  max_conn: 10\n")
     save("config", "project: p\nonline_store:\n  type: mysql\n  host: h\n  port: 3306\n  database: d\n"
                    "  user: u\n  password: p\n")
     save("config", "project: p\nproject: q\n")

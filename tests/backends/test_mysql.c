@@ -30,7 +30,7 @@ static void feast_keys_and_defaults(void **state) {
       "project: p\nonline_store:\n  type: "
       "feast.infra.online_stores.mysql_online_store.mysql.MySQLOnlineStore\n"
       "  host: db\n  port: 3307\n  user: u\n  password: ${PGPASS}\n  database: d\n"
-      "  batch_write: true\n  batch_size: 100\n  ssl_ca: /ca.pem\n  ssl_cert: c.pem\n"
+      "  batch_write: false\n  batch_size: null\n  ssl_ca: /ca.pem\n  ssl_cert: c.pem\n"
       "  ssl_key: k.pem\n";
   if (load_for(&ldr_mysql_schema, text, &cfg, &err) != 0) fail_msg("%s", err.msg);
   assert_string_equal(cfg.store.type_name, "mysql");
@@ -47,6 +47,22 @@ static void feast_keys_and_defaults(void **state) {
                    -1);
   assert_string_equal(err.msg, "fs.yaml:4:16: online_store.batch_write: expected true or false");
   ldr_config_destroy(&cfg);
+  /* Feast's batching settings only at their defaults (DESIGN §5): larder would not do them. */
+  static const char *const refused[][2] = {
+      {"  batch_write: true\n",
+       "fs.yaml:4:16: online_store.batch_write: only false is accepted (batches are always "
+       "written with multi-row statements in larder)"},
+      {"  batch_size: 100\n",
+       "fs.yaml:4:15: online_store.batch_size: only null is accepted (batches are always written "
+       "with multi-row statements in larder)"},
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    char bad[160];
+    snprintf(bad, sizeof bad, "project: p\nonline_store:\n  type: mysql\n%s", refused[i][0]);
+    assert_int_equal(load_for(&ldr_mysql_schema, bad, &cfg, &err), -1);
+    assert_string_equal(err.msg, refused[i][1]);
+    ldr_config_destroy(&cfg);
+  }
 }
 
 /* larder.read_hosts (issue 15): replicas that serve reads, checked entry by entry. */

@@ -21,8 +21,8 @@ static void feast_keys_and_defaults(void **state) {
     char text[512];
     snprintf(text, sizeof text,
              "project: p\nonline_store:\n  type: %s\n  host: db.internal\n  database: feast\n"
-             "  user: feast\n  password: ${PGPASS}\n  min_conn: 2\n  max_conn: 20\n"
-             "  conn_type: pool\n  vector_enabled: false\n",
+             "  user: feast\n  password: ${PGPASS}\n  min_conn: 1\n  max_conn: 10\n"
+             "  conn_type: singleton\n  vector_enabled: false\n",
              types[i]);
     struct ldr_config cfg;
     struct ldr_config_error err;
@@ -121,8 +121,16 @@ static void errors(void **state) {
       {"project: p\nonline_store:\n  type: postgres\n  sslmode: always\n",
        "fs.yaml:4:12: online_store.sslmode: 'always' is not one of: disable, allow, prefer, "
        "require"},
-      {"project: p\nonline_store:\n  type: postgres\n  conn_type: shared\n",
-       "fs.yaml:4:14: online_store.conn_type: 'shared' is not one of: singleton, pool"},
+      {"project: p\nonline_store:\n  type: postgres\n  conn_type: pool\n",
+       "fs.yaml:4:14: online_store.conn_type: only 'singleton' is accepted (no connection pool: "
+       "one connection per worker thread in larder)"},
+      {"project: p\nonline_store:\n  type: postgres\n  max_conn: 20\n",
+       "fs.yaml:4:13: online_store.max_conn: only 10 is accepted (no connection pool: one "
+       "connection per worker thread in larder)"},
+      {"project: p\nonline_store:\n  type: postgres\n  min_conn: 0\n",
+       "fs.yaml:4:13: online_store.min_conn: only 1 is accepted"},
+      {"project: p\nonline_store:\n  type: postgres\n  min_conn: many\n",
+       "fs.yaml:4:13: online_store.min_conn: expected an integer"},
       {"project: p\nonline_store:\n  type: postgres\n  port: 99999\n",
        "fs.yaml:4:9: online_store.port: expected a port (1-65535) or ports separated by commas, "
        "not '99999'"},
