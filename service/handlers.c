@@ -360,18 +360,27 @@ static enum ldr_rc no_index_clash(struct ldr_handler_ctx *c, const char **tables
 static enum ldr_rc update(struct ldr_handler_ctx *c) {
   ProtobufCAllocator al = arena_allocator(c->arena);
   const char **keep = NULL, **drop = NULL;
-  enum ldr_rc rc = precheck(c, &larder__v1__update_request__descriptor, 0, NULL, NULL);
+  /* Counted on the wire, before any name is looked at: RESOURCE_EXHAUSTED
+   * comes before INVALID_ARGUMENT (DESIGN §9), as in Teardown's precheck. */
+  struct ldr_wire_scan scan;
+  enum ldr_rc rc =
+      ldr_wire_scan(&larder__v1__update_request__descriptor, c->req, c->req_len, &scan, &c->err);
   if (rc != LDR_OK) return rc;
-  Larder__V1__UpdateRequest *req = larder__v1__update_request__unpack(&al, c->req_len, c->req);
-  if (req == NULL) return ldr_undecodable(c, "UpdateRequest");
-  if (req->n_tables_to_keep + req->n_tables_to_delete > (size_t)c->cfg->max_batch_rows)
+  size_t n_keep = scan.top_count[1], n_drop = scan.top_count[2]; /* tables_to_keep, _delete */
+  if (n_keep + n_drop > (size_t)c->cfg->max_batch_rows)
     return ldr_err_set(
         &c->err, LDR_EXHAUSTED,
         "%s: %zu tables to keep and %zu to delete exceed larder.max_batch_rows (%ld)",
-        req->n_tables_to_keep > (size_t)c->cfg->max_batch_rows ? "tables_to_keep"
-        : req->n_tables_to_keep == 0                           ? "tables_to_delete"
-                                                               : "tables_to_keep, tables_to_delete",
-        req->n_tables_to_keep, req->n_tables_to_delete, c->cfg->max_batch_rows);
+        n_keep > (size_t)c->cfg->max_batch_rows ? "tables_to_keep"
+        : n_keep == 0                           ? "tables_to_delete"
+                                                : "tables_to_keep, tables_to_delete",
+        n_keep, n_drop, c->cfg->max_batch_rows);
+  if (scan.bad_field) {
+    c->err = scan.field_err;
+    return c->err.rc;
+  }
+  Larder__V1__UpdateRequest *req = larder__v1__update_request__unpack(&al, c->req_len, c->req);
+  if (req == NULL) return ldr_undecodable(c, "UpdateRequest");
   rc = table_list(c, req->tables_to_keep, req->n_tables_to_keep, "tables_to_keep", &keep);
   if (rc == LDR_OK)
     rc = table_list(c, req->tables_to_delete, req->n_tables_to_delete, "tables_to_delete", &drop);
