@@ -116,16 +116,28 @@ static enum ldr_rc op_update(struct ldr_backend *b, struct ldr_sql_conn *conn, v
   struct ddl_arg *a = varg;
   struct pg_conn *c = pgc(conn);
   const char *sc = impl(b)->schema;
-  enum ldr_rc rc = a->n_keep ? ensure_schema(b, c, err) : LDR_OK;
-  if (rc == LDR_OK && a->n_keep) rc = check_clash(b, c, a, err);
-  if (rc != LDR_OK) return rc;
-  /* One simple query of several statements runs as one transaction, under
-   * this call's time limit: the session's statement_timeout is the last
-   * read's, which may have had a few milliseconds left. */
+  /* Everything here runs under this call's time limit, not the session's
+   * statement_timeout, which is the last read's and may have had a few
+   * milliseconds left. With named statements the session's is set (and
+   * remembered, as a read's pipeline does); without session state (pgbouncer)
+   * the session keeps the server's, and the DDL below sets its own. */
   long limit = ldr_sql_timeout_ms(b->deadline_ns);
   if (limit < 0) return ldr_err_set(err, LDR_DEADLINE, "update: the call's deadline passed");
+  enum ldr_rc rc = LDR_OK;
+  if (impl(b)->named && c->timeout_ms != limit) {
+    char set[64];
+    snprintf(set, sizeof set, "SET statement_timeout = %ld", limit);
+    c->timeout_ms = -1; /* unknown until it took */
+    rc = ldr_pg_simple(b, c, set, PGRES_COMMAND_OK, "update", NULL, err);
+    if (rc != LDR_OK) return rc;
+    c->timeout_ms = limit;
+  }
+  if (a->n_keep) rc = ensure_schema(b, c, err);
+  if (rc == LDR_OK && a->n_keep) rc = check_clash(b, c, a, err);
+  if (rc != LDR_OK) return rc;
+  /* One simple query of several statements runs as one transaction. */
   struct ldr_sb sql = {0};
-  ldr_sb_printf(&sql, "SET LOCAL statement_timeout = %ld;\n", limit);
+  if (!impl(b)->named) ldr_sb_printf(&sql, "SET LOCAL statement_timeout = %ld;\n", limit);
   for (size_t i = 0; i < a->n_keep; i++) {
     const char *t = a->keep[i];
     ldr_sb_printf(

@@ -124,7 +124,7 @@ static int server_of(const struct ldr_backend *b, PGconn *conn) {
 
 /* Opens a connection to a server that is `target` (target_session_attrs),
  * waiting at most until until_ns; *out is ready for use, or NULL on failure.
- * *silent: the server did not answer in time. */
+ * *silent: the time ran out before the server sent a byte. */
 static enum ldr_rc open_one(struct ldr_backend *b, const char *target, int64_t until_ns,
                             PGconn **out, int *silent, struct ldr_err *err) {
   struct pg_impl *s = impl(b);
@@ -139,7 +139,10 @@ static enum ldr_rc open_one(struct ldr_backend *b, const char *target, int64_t u
   while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
     int w = ldr_pg_wait_socket(conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until_ns);
     if (w == 0) {
-      *silent = !ldr_backend_aborting();
+      ConnStatusType cs = PQstatus(conn);
+      *silent = !ldr_backend_aborting() &&
+                (cs == CONNECTION_STARTED || cs == CONNECTION_MADE ||
+                 cs == CONNECTION_AWAITING_RESPONSE || cs == CONNECTION_SSL_STARTUP);
       servers_of(b, servers, sizeof servers);
       rc = ldr_err_set(err, b->deadline_ns ? LDR_DEADLINE : LDR_UNAVAILABLE,
                        "postgres at %s: no connection before the %s", servers,
@@ -178,15 +181,23 @@ out:
  * is gone drops the packets; a stalled server accepts and never replies) until
  * the kernel gives up, minutes later, and never reaches the next one — so a
  * dead primary's writes would wait out every call's deadline although the
- * promoted standby is next in the list. Each host but the last gets at most
- * PG_HOST_WAIT_NS; one that did not answer is tried after the others for
- * LDR_SQL_FALLBACK_NS, by every worker (a call whose deadline it took whole
- * leaves the next call to the next host). Hosts that answer and refuse, or
- * are not what `target` asks, cost a round trip and keep their place.
+ * promoted standby is next in the list.
+ *
+ * Each host gets at most PG_HOST_WAIT_NS. One that sent nothing back in
+ * PG_QUIET_AFTER_NS or more is quiet for LDR_SQL_FALLBACK_NS, for every
+ * worker: tried after the others, and then for PG_QUIET_WAIT_NS only, so that
+ * a call whose deadline a dead host took leaves the next call to the next
+ * host, and a dead host at the end of the list costs calls little. A host that
+ * answers and refuses, or is not what `target` asks, costs a round trip and
+ * keeps its place. When every host was tried without the call's deadline
+ * passing, the answer is UNAVAILABLE (pg_connect then looks for any server
+ * where a standby was preferred; backends/sql.c backs off).
  */
 #define PG_HOST_WAIT_NS (2 * 1000000000LL)
+#define PG_QUIET_WAIT_NS (250 * 1000000LL)
+#define PG_QUIET_AFTER_NS (250 * 1000000LL)
 #define PG_HOSTS_MAX 16
-static _Atomic int64_t silent_until_ns[PG_HOSTS_MAX];
+static _Atomic int64_t quiet_until_ns[PG_HOSTS_MAX];
 
 static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t until_ns,
                              PGconn **out, struct ldr_err *err) {
@@ -199,36 +210,53 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
   /* libpq's prefer-standby on one host takes the primary: a standby is looked
    * for on each host, and pg_connect makes the second pass for any server. */
   if (!strcmp(target, "prefer-standby")) target = "standby";
+  /* Each flag read once: other workers change them meanwhile. */
+  int quiet[PG_HOSTS_MAX];
   size_t order[PG_HOSTS_MAX], k = 0;
   int64_t now = ldr_now_ns();
-  for (int quiet = 0; quiet < 2; quiet++)
+  for (size_t i = 0; i < n; i++) quiet[i] = atomic_load(&quiet_until_ns[i]) > now;
+  for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < n; i++)
-      if ((atomic_load(&silent_until_ns[i]) > now) == quiet) order[k++] = i;
+      if (quiet[i] == pass) order[k++] = i;
   char host[256], port[8];
   enum ldr_rc rc = LDR_UNAVAILABLE;
   for (size_t j = 0; j < n; j++) {
     size_t i = order[j];
+    host[0] = port[0] = '\0';
     nth_item(o->host, i, host, sizeof host);
     if (!nth_item(o->port, i, port, sizeof port)) nth_item(o->port, 0, port, sizeof port);
     s->val[s->host_at] = host;
     if (s->port_at != SIZE_MAX) s->val[s->port_at] = port;
-    int64_t limit = until_ns;
-    now = ldr_now_ns();
-    if (j + 1 < n && (limit == 0 || now + PG_HOST_WAIT_NS < limit)) limit = now + PG_HOST_WAIT_NS;
+    int64_t start = ldr_now_ns(), window = quiet[i] ? PG_QUIET_WAIT_NS : PG_HOST_WAIT_NS;
+    int64_t limit = until_ns != 0 && until_ns < start + window ? until_ns : start + window;
     silent = 0;
     ldr_err_clear(err);
     rc = open_one(b, target, limit, out, &silent, err);
     if (rc == LDR_OK) {
-      atomic_store(&silent_until_ns[i], 0);
+      atomic_store(&quiet_until_ns[i], 0);
       break;
     }
-    if (silent) {
-      atomic_store(&silent_until_ns[i], ldr_now_ns() + LDR_SQL_FALLBACK_NS);
-      ldr_log(LDR_LOG_WARN, "postgres: %s:%s did not answer; the other hosts come first for %d s",
-              host, port, (int)(LDR_SQL_FALLBACK_NS / 1000000000));
+    int64_t end = ldr_now_ns();
+    ldr_log(LDR_LOG_DEBUG, "postgres: %s:%s as %s: %s after %lld ms%s", host, port, target,
+            ldr_rc_str(rc), (long long)((end - start) / 1000000),
+            silent ? " (nothing sent back)" : "");
+    if (silent && end - start >= PG_QUIET_AFTER_NS) {
+      if (!quiet[i])
+        ldr_log(LDR_LOG_WARN,
+                "postgres: %s%s%s:%s sent nothing in %lld ms; the other hosts come "
+                "first for %d s",
+                strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+                (long long)((end - start) / 1000000), (int)(LDR_SQL_FALLBACK_NS / 1000000000));
+      atomic_store(&quiet_until_ns[i], end + LDR_SQL_FALLBACK_NS);
     }
-    if (rc == LDR_NOMEM || ldr_backend_aborting() || (until_ns != 0 && ldr_now_ns() >= until_ns))
-      break;
+    if (rc == LDR_NOMEM || ldr_backend_aborting()) break;
+    if (until_ns != 0 && end >= until_ns) break; /* the call's own deadline: DEADLINE_EXCEEDED */
+    if (rc == LDR_DEADLINE) {                    /* this host's window, not the call's deadline */
+      ldr_err_clear(err);
+      rc = ldr_err_set(err, LDR_UNAVAILABLE, "postgres at %s%s%s:%s: no connection within %lld ms",
+                       strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+                       (long long)(window / 1000000));
+    }
   }
   s->val[s->host_at] = o->host;
   if (s->port_at != SIZE_MAX) s->val[s->port_at] = o->port;

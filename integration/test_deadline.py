@@ -112,7 +112,7 @@ class Deadline(unittest.TestCase):
 
     def test_update_after_a_short_call(self):
         """A call with a short deadline leaves no short time limit behind: an
-        Update next on the same connection, whose DROP waits 0.6 s for
+        Update next on the same connection, whose DROP waits 0.8 s for
         another session's lock, succeeds within its own 10 s."""
         import threading
         with harness.Server(larder={"workers": 1}) as server:
@@ -120,7 +120,7 @@ class Deadline(unittest.TestCase):
             stub.Update(pb.UpdateRequest(tables_to_keep=["v", "w"]), timeout=10)
             write(stub, 1, 10)
             for _ in range(3):
-                self.assertTrue(read(stub, 1, 0.2).results[0].found)
+                self.assertTrue(read(stub, 1, 0.2 * harness.SLOW).results[0].found)
             outcome = {}
 
             def update():
@@ -134,7 +134,7 @@ class Deadline(unittest.TestCase):
             with Lock(server, "%s_w" % server.project):
                 t = threading.Thread(target=update)
                 t.start()
-                time.sleep(0.6)
+                time.sleep(0.5 + 0.3 * harness.SLOW)  # longer than the reads' deadlines
             t.join(15)
             print("Update after reads of 0.2 s, waiting for a lock: %s after %.2f s" % (
                 outcome.get("code"), outcome.get("took", -1)))

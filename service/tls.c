@@ -45,12 +45,14 @@ static char *read_pem(const char *path, const char *field, const char *marker,
  * cannot be used, keeping the old certificate (or, at start-up, failing to
  * listen) with a log line of its own. The same checks are made here first, so
  * that the operator is told which file is wrong and a reload that will not
- * take effect says so. */
+ * take effect says so — read as gRPC reads them: certificates with their
+ * trust settings (_AUX), and a key with the empty passphrase, never asked
+ * for on a terminal. */
 static int pem_certificates(const char *pem) {
   BIO *bio = BIO_new_mem_buf(pem, -1);
   int n = 0;
   X509 *x;
-  while (bio != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+  while (bio != NULL && (x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) != NULL) {
     X509_free(x);
     n++;
   }
@@ -59,17 +61,10 @@ static int pem_certificates(const char *pem) {
   return n;
 }
 
-/* An encrypted key is not asked a passphrase for on the terminal: gRPC could
- * not use it either. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u) {
-  (void)buf, (void)size, (void)rwflag, (void)u;
-  return -1;
-}
-
 static int usable(const char *cert, const char *key, const char *ca, struct ldr_err *err) {
   BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
-  X509 *leaf = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
-  EVP_PKEY *pkey = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+  X509 *leaf = cb ? PEM_read_bio_X509_AUX(cb, NULL, NULL, NULL) : NULL;
+  EVP_PKEY *pkey = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, (void *)"") : NULL;
   int ok = 0;
   if (cb == NULL || kb == NULL)
     ldr_err_set(err, LDR_NOMEM, "larder.tls: out of memory");
