@@ -671,8 +671,7 @@ static void push_all_null_features(void **state) {
   assert_false(res.wrote);
   /* No rows at all (Feast's df.empty), whatever the columns. */
   static const char *const empty[] = {
-      "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],"
-      "\"label_ok\":[],\"event_timestamp\":[]}",
+      "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],\"event_timestamp\":[]}",
       "{}",
       "{\"driver_id\":[]}",
       "{\"driver_id\":[],\"conv_rate\":[],\"trips\":[],\"speed\":[],\"label_ok\":[]}",
