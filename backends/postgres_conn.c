@@ -184,8 +184,8 @@ out:
  * promoted standby is next in the list.
  *
  * Each host gets at most PG_HOST_WAIT_NS. One that sent nothing back in
- * PG_QUIET_AFTER_NS or more is quiet for LDR_SQL_FALLBACK_NS, for every
- * worker: tried after the others, and then for PG_QUIET_WAIT_NS only, so that
+ * PG_QUIET_NS or more is quiet for LDR_SQL_FALLBACK_NS, for every worker:
+ * tried after the others, and then for PG_QUIET_NS only, so that
  * a call whose deadline a dead host took leaves the next call to the next
  * host, and a dead host at the end of the list costs calls little. A host that
  * answers and refuses, or is not what `target` asks, costs a round trip and
@@ -194,8 +194,7 @@ out:
  * where a standby was preferred; backends/sql.c backs off).
  */
 #define PG_HOST_WAIT_NS (2 * 1000000000LL)
-#define PG_QUIET_WAIT_NS (250 * 1000000LL)
-#define PG_QUIET_AFTER_NS (250 * 1000000LL)
+#define PG_QUIET_NS (250 * 1000000LL)
 #define PG_HOSTS_MAX 16
 static _Atomic int64_t quiet_until_ns[PG_HOSTS_MAX];
 
@@ -218,16 +217,17 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < n; i++)
       if (quiet[i] == pass) order[k++] = i;
-  char host[256], port[8];
+  char host[256], port[8], label[280];
   enum ldr_rc rc = LDR_UNAVAILABLE;
   for (size_t j = 0; j < n; j++) {
     size_t i = order[j];
     host[0] = port[0] = '\0';
     nth_item(o->host, i, host, sizeof host);
     if (!nth_item(o->port, i, port, sizeof port)) nth_item(o->port, 0, port, sizeof port);
+    ldr_pg_host_label(b->cfg, i, label, sizeof label);
     s->val[s->host_at] = host;
     if (s->port_at != SIZE_MAX) s->val[s->port_at] = port;
-    int64_t start = ldr_now_ns(), window = quiet[i] ? PG_QUIET_WAIT_NS : PG_HOST_WAIT_NS;
+    int64_t start = ldr_now_ns(), window = quiet[i] ? PG_QUIET_NS : PG_HOST_WAIT_NS;
     int64_t limit = until_ns != 0 && until_ns < start + window ? until_ns : start + window;
     silent = 0;
     ldr_err_clear(err);
@@ -237,15 +237,12 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
       break;
     }
     int64_t end = ldr_now_ns();
-    ldr_log(LDR_LOG_DEBUG, "postgres: %s:%s as %s: %s after %lld ms%s", host, port, target,
-            ldr_rc_str(rc), (long long)((end - start) / 1000000),
-            silent ? " (nothing sent back)" : "");
-    if (silent && end - start >= PG_QUIET_AFTER_NS) {
+    ldr_log(LDR_LOG_DEBUG, "postgres: %s as %s: %s after %lld ms%s", label, target, ldr_rc_str(rc),
+            (long long)((end - start) / 1000000), silent ? " (nothing sent back)" : "");
+    if (silent && end - start >= PG_QUIET_NS) {
       if (!quiet[i])
         ldr_log(LDR_LOG_WARN,
-                "postgres: %s%s%s:%s sent nothing in %lld ms; the other hosts come "
-                "first for %d s",
-                strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+                "postgres: %s sent nothing in %lld ms; the other hosts come first for %d s", label,
                 (long long)((end - start) / 1000000), (int)(LDR_SQL_FALLBACK_NS / 1000000000));
       atomic_store(&quiet_until_ns[i], end + LDR_SQL_FALLBACK_NS);
     }
@@ -253,8 +250,7 @@ static enum ldr_rc open_conn(struct ldr_backend *b, const char *target, int64_t 
     if (until_ns != 0 && end >= until_ns) break; /* the call's own deadline: DEADLINE_EXCEEDED */
     if (rc == LDR_DEADLINE) {                    /* this host's window, not the call's deadline */
       ldr_err_clear(err);
-      rc = ldr_err_set(err, LDR_UNAVAILABLE, "postgres at %s%s%s:%s: no connection within %lld ms",
-                       strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+      rc = ldr_err_set(err, LDR_UNAVAILABLE, "postgres at %s: no connection within %lld ms", label,
                        (long long)(window / 1000000));
     }
   }
