@@ -343,7 +343,6 @@ static void give_up(struct pg_conn *c) {
  * the message goes to the client only for codes that name no driver text. */
 enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const PGresult *res,
                                 const char *what, const char *table, struct ldr_err *err) {
-  (void)b;
   char msg[200];
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   message_of(res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn), msg, sizeof msg);
@@ -357,6 +356,21 @@ enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const 
   if (state && !strcmp(state, "25006")) {
     ldr_pg_drop_connection(c);
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: postgres refuses writes: %s", what, msg);
+  }
+  /* A statement larder prepared is gone from the session: the server
+   * connection under it changed, as behind a pooler that lends connections
+   * per transaction (pgbouncer's pool_mode = transaction, which refuses
+   * larder's startup options unless told to ignore them). The session's
+   * statements and settings cannot be trusted: a new connection starts clean. */
+  if (state && !strcmp(state, "26000") && impl(b)->named) {
+    ldr_log(LDR_LOG_ERROR,
+            "postgres: a prepared statement vanished from the session: a pooler lends server "
+            "connections per transaction; set larder.prepared_statements: false behind it");
+    ldr_pg_drop_connection(c);
+    return ldr_err_set(err, LDR_UNAVAILABLE,
+                       "%s: postgres lost the session's prepared statements (behind a "
+                       "transaction pooler, set larder.prepared_statements: false)",
+                       what);
   }
   if (state && !strcmp(state, "42P01") && table) return ldr_sql_not_found(err, table);
   if (state && !strcmp(state, "57014"))

@@ -6,7 +6,11 @@ server sees no more connections than pgbouncer's small pool; a call's
 deadline still stops its statement (SET LOCAL's function form, in the
 call's own transaction), and nothing of it stays on the pooled server
 connections. With named statements and startup options (the default),
-larder cannot pass through pgbouncer: it refuses to start, saying why."""
+larder cannot pass through pgbouncer: it refuses to start, saying why; a
+pgbouncer that ignores the options lets it start, and the first read that
+lands on a server connection without its statements (the ones they were
+prepared on ended) is served again on a new session, and the log names the
+setting."""
 import os
 import shutil
 import subprocess
@@ -35,48 +39,59 @@ class Pgbouncer(unittest.TestCase):
     def setUpClass(cls):
         cls.db = Primary("postgres", durable=False).start()
         cls.dir = tempfile.mkdtemp(prefix="larder-pgbouncer-")
-        cls.port = harness.free_port()
-        with open(os.path.join(cls.dir, "userlist.txt"), "w") as f:
+        os.chmod(cls.dir, 0o755)
+        cls.bouncers = []
+        cls.port = cls.start_pgbouncer("strict")
+
+    @classmethod
+    def start_pgbouncer(cls, name, extra=""):
+        """A pgbouncer of the test's own in transaction pooling, in front of the database: its port."""
+        port = harness.free_port()
+        home = os.path.join(cls.dir, name)
+        os.mkdir(home)
+        with open(os.path.join(home, "userlist.txt"), "w") as f:
             f.write('"feast" "feast"\n')
-        with open(os.path.join(cls.dir, "pgbouncer.ini"), "w") as f:
+        with open(os.path.join(home, "pgbouncer.ini"), "w") as f:
             f.write("[databases]\nfeast = host=127.0.0.1 port=%s dbname=feast\n\n[pgbouncer]\n"
                     "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
                     "auth_type = scram-sha-256\nauth_file = %s/userlist.txt\n"
                     "pool_mode = transaction\ndefault_pool_size = %d\nmax_db_connections = %d\n"
-                    "max_client_conn = 500\n" % (cls.db.env["PG_PORT"], cls.port, cls.dir, POOL, POOL))
+                    "max_client_conn = 500\n%s" % (cls.db.env["PG_PORT"], port, home, POOL, POOL, extra))
         # pgbouncer refuses to run as root: it then runs as nobody.
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        os.chmod(cls.dir, 0o755)
-        for name in ("userlist.txt", "pgbouncer.ini"):
-            os.chmod(os.path.join(cls.dir, name), 0o644)
-        cls.log = open(os.path.join(cls.dir, "pgbouncer.log"), "ab")
-        cls.bouncer = subprocess.Popen([scaleout.program("pgbouncer")] + user +
-                                       [os.path.join(cls.dir, "pgbouncer.ini")],
-                                       stdout=cls.log, stderr=subprocess.STDOUT)
-        ok = scaleout.wait_for(lambda: cls.psql("SELECT 1") == "1" or cls.bouncer.poll() is not None, 10)
-        if not ok or cls.bouncer.poll() is not None:
+        os.chmod(home, 0o755)
+        for file in ("userlist.txt", "pgbouncer.ini"):
+            os.chmod(os.path.join(home, file), 0o644)
+        log = open(os.path.join(home, "pgbouncer.log"), "ab")
+        proc = subprocess.Popen([scaleout.program("pgbouncer")] + user + [os.path.join(home, "pgbouncer.ini")],
+                                stdout=log, stderr=subprocess.STDOUT)
+        cls.bouncers.append((proc, log))
+        ok = scaleout.wait_for(lambda: cls.psql("SELECT 1", port) == "1" or proc.poll() is not None, 10)
+        if not ok or proc.poll() is not None:
             raise AssertionError("pgbouncer did not start")
+        return port
 
     @classmethod
     def tearDownClass(cls):
-        cls.bouncer.terminate()
-        cls.bouncer.wait(timeout=10)
-        cls.log.close()
+        for proc, log in cls.bouncers:
+            proc.terminate()
+            proc.wait(timeout=10)
+            log.close()
         cls.db.stop()
         shutil.rmtree(cls.dir, True)
 
     @classmethod
-    def psql(cls, sql):
+    def psql(cls, sql, port=None):
         """A query through pgbouncer, as the application user."""
-        out = subprocess.run([scaleout.program("psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", str(cls.port),
+        out = subprocess.run([scaleout.program("psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", str(port or cls.port),
                               "-U", "feast", "-d", "feast", "-c", sql],
                              env=dict(os.environ, PGPASSWORD="feast"), capture_output=True, text=True, timeout=30)
         return out.stdout.strip() if out.returncode == 0 else None
 
-    def replica(self, prepared=False, project=None):
+    def replica(self, prepared=False, project=None, port=None, workers=WORKERS):
         store = ("online_store:\n  type: postgres\n  host: 127.0.0.1\n  port: %d\n  database: feast\n"
-                 "  user: feast\n  password: feast\n  sslmode: disable\n" % self.port)
-        settings = {"workers": WORKERS, "prepared_statements": prepared}
+                 "  user: feast\n  password: feast\n  sslmode: disable\n" % (port or self.port))
+        settings = {"workers": workers, "prepared_statements": prepared}
         server = harness.Server(backend="postgres", store=store, larder=settings)
         if project:  # the replicas of one deployment share their project
             server.project = project
@@ -168,6 +183,33 @@ class Pgbouncer(unittest.TestCase):
         self.assertEqual(out.returncode, 1, out.stderr)
         self.assertIn("unsupported startup parameter: options", out.stderr)
 
+    def test_session_state_lost_behind_a_lenient_pooler(self):
+        """With ignore_startup_parameters = options, pgbouncer lets larder's named statements
+        through. Once the server connections they were prepared on are gone (ended here; pgbouncer
+        itself replaces them after server_lifetime), larder's next read lands on a new one without
+        them: larder drops its session as a lost one and serves the read on a new session, logging
+        what to set."""
+        port = self.start_pgbouncer("lenient", "ignore_startup_parameters = options\n")
+        server = self.replica(prepared=True, port=port, workers=1).start()
+        self.addCleanup(server.stop)
+        read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
+        server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
+        scaleout.write_rows(server.stub, [1])
+        for _ in range(2):  # the read's statement is prepared, then used as prepared
+            self.assertTrue(server.stub.OnlineRead(read, timeout=10).results[0].found)
+        # The server connections pgbouncer holds end; larder's connection to pgbouncer stays.
+        ended = self.db.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE usename = 'feast' AND pid <> pg_backend_pid()", database="postgres")
+        self.assertGreater(int(ended), 0)
+        # The session is dropped as a lost one, and the call served again on a new one,
+        # which prepares what it needs; the log says what to set.
+        self.assertTrue(server.stub.OnlineRead(read, timeout=10).results[0].found)
+        log = server.read_log()
+        self.assertIn("a prepared statement vanished", log)
+        self.assertIn("set larder.prepared_statements: false", log)
+        scaleout.write_rows(server.stub, [2])
+        self.assertTrue(server.stub.OnlineRead(read, timeout=10).results[0].found)
+        report("pgbouncer ignoring options", server_connections_ended=int(ended), read_after="OK")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
