@@ -61,16 +61,19 @@ void ldr_conn_close(struct conn *c) {
   struct ldr_http *h = c->h;
   release_body(c);
   atomic_store(&c->state, CLOSED);
-  epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
   if (c->ssl != NULL) SSL_free(c->ssl);
   c->ssl = NULL;
-  close(c->fd);
   ldr_sb_free(&c->x.out);
   free(c->in);
   free(c->body);
   free(c->out);
   c->in = c->body = c->out = NULL;
+  /* The descriptor goes under the lock the ticker arms connections under:
+   * the ticker cannot arm it after it is closed and reused by a new
+   * connection (whose events would then reach this one). */
   pthread_mutex_lock(&h->lock);
+  epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -94,10 +97,13 @@ static void conn_park_as(struct conn *c, int again) {
    * when the socket is full, EPOLLOUT waits for the client to read. */
   atomic_store(&c->pending, writing || again);
   c->w = NULL;
-  atomic_store_explicit(&c->state, PARKED, memory_order_release);
+  /* Armed before it is PARKED: the ticker claims only PARKED connections, so
+   * it cannot arm this one in between and have its arming overwritten. */
+  atomic_store_explicit(&c->state, PARKING, memory_order_release);
   struct epoll_event ev = {.events = (writing || again ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT,
                            .data.ptr = c};
   epoll_ctl(c->h->ep, EPOLL_CTL_MOD, c->fd, &ev);
+  atomic_store_explicit(&c->state, PARKED, memory_order_release);
 }
 
 static void conn_park(struct conn *c) { conn_park_as(c, 0); }
@@ -258,7 +264,13 @@ static int on_head(struct conn *c) {
   c->chunk_raw = 0;
   c->body_len = 0;
   c->over_budget = 0;
-  if (atomic_load(&h->draining)) return refuse(c, 503);
+  if (atomic_load(&h->draining)) { /* 503 and closed: /health's as when not ready */
+    ldr_http_answer_draining(&c->x);
+    c->x.close = 1;
+    c->head_len = 0;
+    ldr_http_count(c->w, NULL, c->x.status, 0);
+    return conn_reply(c, &c->x);
+  }
   /* Route and token first, then size (HTTP.md §1). */
   struct ldr_auth *auth = atomic_load(c->h->env->auth);
   if (ldr_http_admit(&c->x, auth, c->cert_scopes, &c->route) != 0) c->early = 1;
@@ -454,10 +466,59 @@ static long conn_read(struct conn *c) {
   }
 }
 
+/* Drops what a lingering connection received; 1 when it is done (the
+ * client closed, failed, or sent more than LINGER_MAX), 0 to wait for more. */
+static int linger_drain(struct conn *c) {
+  char buf[READ_CHUNK];
+  for (;;) {
+    ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+    if (r == 0) return 1;
+    if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : 1;
+    c->lingered += (size_t)r;
+    if (c->lingered > LINGER_MAX) return 1;
+  }
+}
+
+/*
+ * Closes a connection whose answer is out while the client may still be
+ * sending (a body refused from its head: 413, 401, 503 ...). close() with
+ * bytes unread makes the kernel reset the connection, and a client still
+ * sending its body then fails on its write before it reads the answer. So
+ * the write side is shut (after TLS's close_notify) and what comes is read
+ * and dropped until the client closes, for at most receive_timeout_s (the
+ * ticker) and LINGER_MAX bytes: RFC 9112 §9.6, nginx's lingering_close.
+ */
+static void conn_linger(struct conn *c) {
+  if (c->eof) { /* the client is done sending: nothing to wait for */
+    ldr_conn_close(c);
+    return;
+  }
+  c->lingering = 1;
+  if (c->ssl != NULL) {
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+  }
+  shutdown(c->fd, SHUT_WR);
+  release_body(c);
+  atomic_store_explicit(&c->started_ns, ldr_now_ns(), memory_order_relaxed);
+  if (linger_drain(c)) {
+    ldr_conn_close(c);
+    return;
+  }
+  conn_park(c);
+}
+
 /* Serves a connection this thread owns for an event; leaves it parked again
  * or closed. */
 void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expired) {
   c->w = w;
+  if (c->lingering) { /* its time is up (expired), or more to drop */
+    if (expired || linger_drain(c))
+      ldr_conn_close(c);
+    else
+      conn_park(c);
+    return;
+  }
   int64_t now = ldr_now_ns();
   int64_t limit = (int64_t)c->h->env->cfg->receive_timeout_s * 1000000000;
   if (expired) {
@@ -495,7 +556,7 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
       }
       if (c->out_len > 0) break; /* the rest when the socket has room */
       if (c->closing) {
-        ldr_conn_close(c);
+        conn_linger(c);
         return;
       }
     }
@@ -504,8 +565,12 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
       ldr_conn_close(c);
       return;
     }
-    if (conn_process(c) != 0 || (c->closing && c->out_len == 0)) {
+    if (conn_process(c) != 0) {
       ldr_conn_close(c);
+      return;
+    }
+    if (c->closing && c->out_len == 0) {
+      conn_linger(c);
       return;
     }
     /* Go on while there is more to take without waiting: the socket gave

@@ -72,6 +72,10 @@ int ldr_http_admit(struct ldr_http_exchange *x, const struct ldr_auth *auth, uns
 /* Answers with a bare status: 503 while draining, 413, 408, 400 ... */
 void ldr_http_answer_status(struct ldr_http_exchange *x, int status);
 
+/* Answers a request that comes while the server drains: 503, and for
+ * /health the empty 503 of a server that is not ready (HTTP.md §3). */
+void ldr_http_answer_draining(struct ldr_http_exchange *x);
+
 /* Answers a failed operation: its status from `rc` (and the serving fault),
  * the body Feast's error handler writes (HTTP.md §2). */
 void ldr_http_answer_error(struct ldr_http_exchange *x, enum ldr_rc rc, const char *cls,

@@ -135,6 +135,7 @@ long ldr_http_parse_head(const char *buf, size_t len, size_t *scanned, struct ld
 
 enum {
   S_SIZE,
+  S_SIZE_WS,
   S_EXT,
   S_SIZE_LF,
   S_DATA,
@@ -165,8 +166,10 @@ long ldr_http_dechunk(struct ldr_http_chunks *st, const char *in, size_t len, ch
         st->left = st->left * 16 + (uint64_t)hex(c);
       } else if (st->digits == 0) {
         return -400;
-      } else if (c == ';' || c == ' ' || c == '\t') {
+      } else if (c == ';') {
         st->state = S_EXT;
+      } else if (c == ' ' || c == '\t') {
+        st->state = S_SIZE_WS;
       } else if (c == '\r') {
         st->state = S_SIZE_LF;
       } else {
@@ -174,10 +177,19 @@ long ldr_http_dechunk(struct ldr_http_chunks *st, const char *in, size_t len, ch
       }
       i++;
       break;
-    case S_EXT:
+    case S_SIZE_WS: /* whitespace after the size leads to an extension or the line's end */
+      if (c == ';')
+        st->state = S_EXT;
+      else if (c == '\r')
+        st->state = S_SIZE_LF;
+      else if (c != ' ' && c != '\t')
+        return -400;
+      i++;
+      break;
+    case S_EXT: /* extensions are ignored, but hold no control bytes (RFC 9112 §7.1.1) */
       if (c == '\r')
         st->state = S_SIZE_LF;
-      else if (c == '\n')
+      else if (!vchar((unsigned char)c))
         return -400;
       i++;
       break;
@@ -213,13 +225,13 @@ long ldr_http_dechunk(struct ldr_http_chunks *st, const char *in, size_t len, ch
       break;
     case S_TRAILER_START:
       st->state = c == '\r' ? S_END_LF : S_TRAILER_LINE;
-      if (c == '\n') return -400;
+      if (c != '\r' && !vchar((unsigned char)c)) return -400;
       i++;
       break;
-    case S_TRAILER_LINE:
+    case S_TRAILER_LINE: /* trailers are dropped, but hold no control bytes either */
       if (c == '\r')
         st->state = S_TRAILER_LF;
-      else if (c == '\n')
+      else if (!vchar((unsigned char)c))
         return -400;
       i++;
       break;

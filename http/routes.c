@@ -77,6 +77,12 @@ int ldr_http_admit(struct ldr_http_exchange *x, const struct ldr_auth *auth, uns
     put_detail(x, 405, "Method Not Allowed");
     return -1;
   }
+  /* /health's probes send no body, and a body there would take from the
+   * budget of all bodies without a token: refused from the head. */
+  if (get && (h->chunked || h->content_length > 0)) {
+    ldr_http_answer_feast(x, 400, "FeastError", "body: GET /health takes none");
+    return -1;
+  }
   x->scopes = cert_scopes;
   if (match->scope == 0) {
     *route = match;
@@ -101,6 +107,14 @@ int ldr_http_admit(struct ldr_http_exchange *x, const struct ldr_auth *auth, uns
   }
   *route = match;
   return 0;
+}
+
+void ldr_http_answer_draining(struct ldr_http_exchange *x) {
+  const struct ldr_http_head *h = x->head;
+  if (path_is(h, "/health") && (h->method == LDR_HTTP_GET || h->method == LDR_HTTP_HEAD))
+    x->status = 503; /* no body, no Content-Type (HTTP.md §3) */
+  else
+    ldr_http_answer_status(x, 503);
 }
 
 static int status_of(enum ldr_rc rc) {

@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,10 @@ static SSL_CTX *tls_context(const struct ldr_config *cfg, struct ldr_err *err) {
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  /* A client that closes without close_notify has still sent its request:
+   * its end is the end of its bytes, as over plain TCP (bodies are framed by
+   * Content-Length or chunks, so nothing cut short passes for whole). */
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
@@ -182,12 +187,43 @@ static void bury(struct ldr_http *h, int all) {
   }
 }
 
-static void accept_some(struct worker *w) {
+/* Takes the listener out of epoll until the ticker puts it back (TICK_MS). */
+static void rest_listener(struct ldr_http *h) {
+  struct epoll_event ev = {.events = 0, .data.ptr = &listen_tag};
+  atomic_store(&h->rest_until_ns, ldr_now_ns() + TICK_MS * 1000000LL);
+  epoll_ctl(h->ep, EPOLL_CTL_MOD, h->lfd, &ev);
+}
+
+/* accept() found no descriptor left (EMFILE, ENFILE), under accept_lock. The
+ * listener stays readable while connections wait, so every thread would wake
+ * for it again and again: the spare descriptor makes room to take one and
+ * close it (the client may try another replica). Without a spare (something
+ * else took the room), the listener rests a tick. */
+static void refuse_one(struct ldr_http *h) {
+  static atomic_llong logged_ns;
+  if (h->spare < 0) h->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (h->spare >= 0) {
+    close(h->spare);
+    int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) close(fd);
+    h->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  if (h->spare < 0) rest_listener(h);
+  long long now = ldr_now_ns(), last = atomic_load(&logged_ns);
+  if (now - last > 10000000000LL && atomic_compare_exchange_strong(&logged_ns, &last, now))
+    ldr_log(LDR_LOG_WARN, "http: no file descriptor left for a new connection (the process's "
+                          "limit, ulimit -n): it was closed");
+}
+
+static void accept_connections(struct worker *w) {
   struct ldr_http *h = w->h;
   const struct ldr_config *cfg = h->env->cfg;
   for (int k = 0; k < 16; k++) {
     int fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) refuse_one(h);
+      return;
+    }
     if (atomic_fetch_add(&h->nconns, 1) >= cfg->http_max_connections || atomic_load(&h->draining)) {
       atomic_fetch_sub(&h->nconns, 1);
       close(fd); /* at the limit: the client may try another replica */
@@ -238,10 +274,20 @@ static void accept_some(struct worker *w) {
   }
 }
 
+static void accept_some(struct worker *w) {
+  struct ldr_http *h = w->h;
+  /* One thread at a time: the room a spare descriptor leaves is for the
+   * refusal, not for another thread's accept (refuse_one). */
+  if (pthread_mutex_trylock(&h->accept_lock) != 0) return;
+  accept_connections(w);
+  pthread_mutex_unlock(&h->accept_lock);
+}
+
 /*
  * Timeouts, by whichever thread comes by after TICK_MS: a request not in
  * within receive_timeout_s gets 408, a reply the client does not take or an
- * idle connection is closed (at once while draining). A parked connection
+ * idle connection is closed (at once while draining), and a lingering one
+ * after receive_timeout_s (a second while draining). A parked connection
  * that is due is claimed (PARKED -> EXPIRED) and armed for writing, which
  * wakes a thread at once to deal with it; one that a thread serves is left
  * alone. Only parked connections' fields are read here, and only atomics.
@@ -251,6 +297,11 @@ static void tick(struct ldr_http *h, int64_t now) {
   int draining = atomic_load(&h->draining);
   if (!draining && now - last < TICK_MS * 1000000LL) return;
   if (!atomic_compare_exchange_strong(&h->last_tick_ns, &last, now)) return;
+  long long rest = atomic_load(&h->rest_until_ns);
+  if (rest != 0 && now >= rest && atomic_compare_exchange_strong(&h->rest_until_ns, &rest, 0)) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(h->ep, EPOLL_CTL_MOD, h->lfd, &ev);
+  }
   if (pthread_mutex_trylock(&h->lock) != 0) return;
   atomic_fetch_add(&h->epoch, 1);
   bury(h, 0);
@@ -259,9 +310,12 @@ static void tick(struct ldr_http *h, int64_t now) {
     if (atomic_load_explicit(&c->state, memory_order_acquire) != PARKED) continue;
     int64_t started = atomic_load_explicit(&c->started_ns, memory_order_relaxed);
     int64_t last_io = atomic_load_explicit(&c->last_ns, memory_order_relaxed);
-    int due = atomic_load(&c->pending) ? now - last_io > limit
-              : started                ? now - started > limit
-                                       : draining || now - last_io > IDLE_NS;
+    /* A lingering connection (conn.c, conn_linger) has a second while the
+     * server drains: the stop does not wait receive_timeout_s for it. */
+    int due = c->lingering               ? now - started > (draining ? 1000000000 : limit)
+              : atomic_load(&c->pending) ? now - last_io > limit
+              : started                  ? now - started > limit
+                                         : draining || now - last_io > IDLE_NS;
     int expect = PARKED;
     if (!due || !atomic_compare_exchange_strong(&c->state, &expect, EXPIRED)) continue;
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
@@ -291,7 +345,11 @@ static void *worker_main(void *arg) {
        * thread serves (the ticker's wake-up racing a real event) is left to
        * it, and it arms the connection again when done. */
       int expect = PARKED, expired = 0;
-      if (!atomic_compare_exchange_strong(&c->state, &expect, OWNED)) {
+      while (!atomic_compare_exchange_strong(&c->state, &expect, OWNED) && expect == PARKING) {
+        sched_yield(); /* armed a moment ago by a thread about to mark it PARKED */
+        expect = PARKED;
+      }
+      if (expect != PARKED) {
         if (expect != EXPIRED || !atomic_compare_exchange_strong(&c->state, &expect, OWNED))
           continue;
         expired = 1;
@@ -360,6 +418,8 @@ static void free_http(struct ldr_http *h) {
   if (h->ep >= 0) close(h->ep);
   if (h->wake >= 0) close(h->wake);
   if (h->lfd >= 0) close(h->lfd);
+  if (h->spare >= 0) close(h->spare);
+  pthread_mutex_destroy(&h->accept_lock);
   if (h->ctx != NULL) SSL_CTX_free(h->ctx);
   pthread_mutex_destroy(&h->tls_lock);
   pthread_mutex_destroy(&h->lock);
@@ -387,6 +447,9 @@ enum ldr_rc ldr_http_start(const struct ldr_http_env *env, struct ldr_http **out
   if (h == NULL) return ldr_err_set(err, LDR_NOMEM, "http: out of memory");
   h->env = env;
   h->lfd = h->ep = h->wake = -1;
+  h->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  atomic_init(&h->rest_until_ns, 0);
+  pthread_mutex_init(&h->accept_lock, NULL);
   pthread_mutex_init(&h->tls_lock, NULL);
   pthread_mutex_init(&h->lock, NULL);
   size_t budget = ldr_config_call_bytes(cfg);

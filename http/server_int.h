@@ -29,13 +29,19 @@
 /* Requests one connection has answered before its thread turns to other
  * connections' events (a client pipelining without end keeps no thread). */
 #define ANSWERS_PER_EVENT 16
+/* A connection closed after its answer (a body refused from its head, a
+ * framing error) drops what the client still sends, up to this much and for
+ * at most receive_timeout_s, before it is closed (conn.c, conn_linger). */
+#define LINGER_MAX (64u << 20)
 
 struct worker;
 
 /* Who has a connection: parked in epoll (armed), served by one thread,
  * claimed by the ticker for a timeout (then armed to wake a thread), or
- * closed (its memory waits until no thread can still hold an event for it). */
-enum { PARKED, OWNED, EXPIRED, CLOSED };
+ * closed (its memory waits until no thread can still hold an event for it).
+ * PARKING: its thread is arming it; the ticker leaves it alone (its arming
+ * would be overwritten), and an event that comes meanwhile waits for PARKED. */
+enum { PARKED, OWNED, EXPIRED, CLOSED, PARKING };
 
 struct conn {
   int fd;
@@ -70,6 +76,8 @@ struct conn {
   int eof;                    /* the peer closed its side: answer what is in, then close */
   int over_budget;            /* the body budget had no room for more of this request */
   int answered;               /* requests answered in the current event */
+  atomic_int lingering;       /* answered, shut for writing, dropping what comes (ticker reads) */
+  size_t lingered;            /* bytes dropped so */
 };
 
 /* The HTTP statuses larder answers, each with a slot in the counters; the
@@ -110,6 +118,13 @@ struct ldr_http {
   atomic_llong last_tick_ns;
   atomic_int draining, stop;
   atomic_int nconns;
+  /* One thread accepts at a time. With no descriptor left (EMFILE), `spare`
+   * is given up to take the waiting connection and close it at once, as past
+   * http_max_connections, instead of every thread waking for it again; when
+   * even that fails the listener rests until `rest_until_ns` (server.c). */
+  pthread_mutex_t accept_lock;
+  int spare;
+  atomic_llong rest_until_ns;
   atomic_size_t body_bytes; /* bytes of bodies being received, all connections */
   size_t body_budget;
   pthread_mutex_t tls_lock; /* guards `ctx` between SIGHUP and accepts */

@@ -17,6 +17,7 @@ HTTP.md), on SQLite, with the vectors' registry (tests/data/http_vectors.json):
   Expect: 100-continue;
 - Auth, Routes, ReadOnly, PersistentConnections, Draining."""
 import datetime
+import http.client
 import json
 import os
 import signal
@@ -1080,6 +1081,19 @@ class Limits(unittest.TestCase):
         reply = SERVER.http("POST", "/push", body=ok, headers={"Content-Type": "application/json"})
         self.assertEqual(reply.status, 200, reply)
 
+    def test_a_client_still_sending_reads_its_refusal(self):
+        """A body refused from its head while the client goes on sending it (32 MiB,
+        past what socket buffers hold): larder drops what comes until the client is
+        done, so the client's write succeeds and it reads the 413, where a close
+        with bytes unread would have reset the connection under it (RFC 9112 §9.6)."""
+        conn = http.client.HTTPConnection("127.0.0.1", SERVER.http_port, timeout=30)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/push", body=b"x" * (32 << 20), headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read()
+        self.assertEqual(resp.status, 413, body)
+        self.assertIn("max_message_bytes", body.decode())
+
     def test_chunked_body_over_max_message_bytes(self):
         data = json.dumps(push_df(driver_id=[9411, 9412, 9413], tag=["x" * MAX_BYTES, "b", "c"])).encode()
         before = STORE.snapshot()
@@ -1565,6 +1579,17 @@ class Routes(unittest.TestCase):
         reply = SERVER.http("GET", "/health")
         self.assertEqual((reply.status, reply.body, reply.header("Content-Length")), (200, b"", "0"))
 
+    def test_health_with_a_body_is_refused_from_its_head(self):
+        """/health needs no token, so a body there would take from the bodies' budget
+        unchecked: 400 from the head, before the body is read."""
+        raw = Raw(SERVER.http_port)
+        self.addCleanup(raw.close)
+        raw.send(request_head("GET", "/health", 4 * MAX_BYTES))
+        status, _, body = raw.response(timeout=5 * SLOW)
+        self.assertEqual(status, 400, body)
+        self.assertIn("GET /health takes none", body.decode())
+        self.assertTrue(raw.closed_within(5 * SLOW), "the connection stayed open for a body it will not read")
+
 
 class Unprepared(unittest.TestCase):
     def test_http_listen_needs_a_registry(self):
@@ -1649,12 +1674,65 @@ class PersistentConnections(unittest.TestCase):
         print("200 requests, 1 connection; statuses %s" % {s: statuses.count(s) for s in sorted(set(statuses))})
 
 
+class Descriptors(unittest.TestCase):
+    def test_out_of_descriptors_closes_new_connections_without_spinning(self):
+        """larder raises its soft descriptor limit to the hard one. Past that, a new
+        HTTP connection is taken and closed at once (as past http_max_connections),
+        not left to wake every thread again and again; once connections go, new ones
+        are served."""
+        server = start(rows=False, wrapper=["prlimit", "--nofile=64:160"])
+        self.addCleanup(server.kill)
+        with open("/proc/%d/limits" % server.proc.pid) as f:
+            soft = [line.split()[3] for line in f if line.startswith("Max open files")][0]
+        self.assertEqual(soft, "160")
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(260):
+            socks.append(socket.create_connection(("127.0.0.1", server.http_port), timeout=5))
+        time.sleep(1)
+
+        def cpu_s():
+            with open("/proc/%d/stat" % server.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        t0, c0 = time.monotonic(), cpu_s()
+        time.sleep(2)
+        busy = (cpu_s() - c0) / (time.monotonic() - t0)
+        closed = 0
+        for s in socks:
+            s.setblocking(False)
+            try:
+                closed += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        self.assertLess(busy, 0.25 * harness.SLOW, "larder's threads spin on a listener they cannot accept from")
+        # At most 160 descriptors are connections: every one past them was closed, none left waiting.
+        self.assertGreaterEqual(closed, 260 - 160, "connections past the descriptor limit were left waiting")
+        for s in socks:
+            s.close()
+        socks.clear()
+        t1 = time.monotonic()
+        while True:
+            try:
+                self.assertEqual(server.http("GET", "/health", timeout=5).status, 200)
+                break
+            except (OSError, harness.ConnectionDropped):
+                if time.monotonic() - t1 > 10 * harness.SLOW:
+                    raise
+                time.sleep(0.1)
+        print("out of descriptors: soft limit raised to %s; %d of 260 connections closed at once; "
+              "CPU %.2f s/s meanwhile" % (soft, closed, busy))
+
+
 class Draining(unittest.TestCase):
     def test_sigterm_with_a_request_in_flight(self):
         """SIGTERM while a push waits for the database (SQLite locked by another
         connection): it completes (200, stored) once the lock goes; meanwhile a new
         connection is refused or answered 503 with Connection: close, and so is a new
-        request on an open connection (or that idle connection is closed); larder exits 0."""
+        request on an open connection (or that idle connection is closed); a /health
+        probe is answered as /health when not ready; larder exits 0."""
         server = start(rows=False, larder={"grace_period_s": 30})
         self.addCleanup(server.kill)
         self.assertTrue(hc.wait_healthy(server))
@@ -1673,10 +1751,27 @@ class Draining(unittest.TestCase):
                 result["error"] = e
         t = threading.Thread(target=push)
         t.start()
+        # A probe whose head is cut in two by the signal.
+        probe = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+        self.addCleanup(probe.close)
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         time.sleep(0.5)
         self.assertTrue(t.is_alive(), "the push did not wait for the lock: %r" % result)
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
+        # /health answers as when not ready: 503, no body, no Content-Type (HTTP.md §3).
+        probe.sendall(b"\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            more = probe.recv(4096)
+            if not more:
+                break
+            answer += more
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 503 "), answer)
+        self.assertNotIn(b"content-type:", head.lower(), answer)
+        self.assertIn(b"content-length: 0", head.lower(), answer)
+        self.assertEqual(rest, b"", answer)
         # A new connection.
         try:
             fresh = harness.Http(server.http_port, timeout=3)

@@ -3,7 +3,8 @@
 SQLite: requests over TLS on one persistent connection, a reply of many TLS
 records; a plaintext request to the HTTPS port and an unknown CA refused, not
 hung; with client_ca, a client certificate required and tls.client_scopes
-applied (a read-only certificate gets 403 on /push); SIGHUP replaces the
+applied (a read-only certificate gets 403 on /push); a request whose client
+closes without close_notify is still served; SIGHUP replaces the
 certificate for new connections while an open one keeps working."""
 import http.client
 import json
@@ -102,6 +103,28 @@ class Https(HttpsBase):
             reply = json.loads(body)
             self.assertEqual(reply["results"][0]["values"], ids)
             self.assertGreater(len(body), 64 * 1024)
+            conn.close()
+            # A whole request, then the TCP connection closed without TLS's
+            # close_notify, both in one segment: served, as over plain TCP.
+            push = json.dumps({"push_source_name": "driver_push", "df": {
+                "driver_id": [777], "conv_rate": [0.625], "trips": [1], "rating": [1.0], "active": [True],
+                "tag": ["t"], "speed": [1.0], "event_timestamp": ["2024-05-01T00:00:00"]}}).encode()
+            raw = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+            tls_sock = self.context().wrap_socket(raw, server_hostname="127.0.0.1")
+            tls_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            tls_sock.sendall(b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(push), push))
+            tls_sock.shutdown(socket.SHUT_WR)  # drops the TLS state: no close_notify goes out
+            tls_sock.close()
+            conn = self.https(server, self.context())
+            def pushed():
+                status, body, _ = self.request(conn, "POST", GET, {"entities": {"driver_id": [777]},
+                                                                   "features": ["driver_stats:conv_rate"]})
+                return status == 200 and json.loads(body)["results"][1]["values"] == [0.625]
+            t0 = time.monotonic()
+            while not pushed() and time.monotonic() - t0 < 5 * harness.SLOW:
+                time.sleep(0.05)
+            self.assertTrue(pushed(), "a request followed by a close without close_notify was dropped")
             conn.close()
             plain = self.refused(server, plaintext=True)
             rogue = self.refused(server, self.context(ca="rogue-ca.pem"))

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "backends/backend.h"
 #include "common/log.h"
@@ -189,6 +190,15 @@ int main(int argc, char **argv) {
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* Connections are descriptors, and a soft limit of 1,024 (a shell's
+     * usual) would stop accepts short of http_max_connections: the process
+     * takes what its hard limit allows, as systemd's services and Go's
+     * runtime do. Nothing in larder uses select(). */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     status = ldr_server_run(&cfg);
   } else {
     status = admin(&cfg, apply, argv + optind, argc - optind);

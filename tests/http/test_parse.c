@@ -337,6 +337,8 @@ static void chunked_bodies(void **state) {
       {"chunk extensions", "5;name=val\r\nhello\r\n1 ; x=\"a;b\"\r\n!\r\n0;last\r\n\r\n", "hello!",
        0},
       {"an extension after a tab", "2\t;x\r\nhi\r\n0\r\n\r\n", "hi", 0},
+      {"whitespace before the line's end", "2 \t \r\nhi\r\n0\r\n\r\n", "hi", 0},
+      {"an extension with a tab and obs-text", "2;x=\"a\t\xe9\"\r\nhi\r\n0\r\n\r\n", "hi", 0},
       {"trailers", "2\r\nok\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n", "ok", 0},
       {"CR LF inside a chunk is data", "4\r\n\r\n\r\n\r\n0\r\n\r\n", "\r\n\r\n", 0},
       {"bytes after the end are left", "1\r\nx\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "x", 11},
@@ -387,6 +389,14 @@ static void chunked_refused(void **state) {
       {"a bare CR in a trailer", "0\r\nX: 1\rY\r\n\r\n", 64, -400},
       {"a bare LF for the last line", "0\r\n\n", 64, -400},
       {"CR without LF at the end", "0\r\n\rX", 64, -400},
+      /* After the size: whitespace, then an extension or the line's end (RFC 9112 §7.1.1);
+       * extensions and trailers hold no control bytes. */
+      {"words after the size", "5 junk\r\nhello\r\n0\r\n\r\n", 64, -400},
+      {"a tab and a word after the size", "5\tx\r\nhello\r\n", 64, -400},
+      {"a control byte in an extension", "5;a\x1f\r\nhello\r\n", 64, -400},
+      {"a DEL in an extension", "5;a\x7f\r\nhello\r\n", 64, -400},
+      {"a control byte in a trailer", "0\r\nX: a\002b\r\n\r\n", 64, -400},
+      {"a control byte starting a trailer", "0\r\n\x01X: 1\r\n\r\n", 64, -400},
       /* 413: a chunk or the body past `max`, and size lines too long to be sizes. */
       {"one chunk past max", "10\r\n", 15, -413},
       {"the second chunk past max", "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 8, -413},
@@ -404,6 +414,11 @@ static void chunked_refused(void **state) {
       assert_true(d.out_len <= cases[i].max);
     }
   }
+  /* NUL bytes, which strlen() would not reach, in an extension and a trailer. */
+  static const char nul_ext[] = "5;a\0b\r\nhello\r\n0\r\n\r\n",
+                    nul_trailer[] = "0\r\nX: a\0b\r\n\r\n";
+  assert_int_equal(dechunk(nul_ext, sizeof nul_ext - 1, 0, 64).r, -400);
+  assert_int_equal(dechunk(nul_trailer, sizeof nul_trailer - 1, 0, 64).r, -400);
   /* A body of exactly `max` bytes fits. */
   static const char exact[] = "5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n";
   struct dechunked d = dechunk(exact, sizeof exact - 1, 0, 8);
