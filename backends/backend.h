@@ -66,6 +66,10 @@ struct ldr_read_row {
   struct ldr_read_feature *features;
 };
 
+/* The most features one read of a view may name, on every store: SQLite's
+ * limit on a statement's placeholders (RESOURCE_EXHAUSTED past it). */
+#define LDR_READ_FEATURES_MAX 8192
+
 /* One view's part of a read: its keys, and where the results go. */
 struct ldr_read {
   const char *table;

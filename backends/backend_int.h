@@ -77,10 +77,6 @@ enum ldr_rc ldr_collect_row_of_ref(struct ldr_collector *c, size_t u, const void
 /* The order of a collector's distinct keys: their bytes, then their lengths. */
 int ldr_blob_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb);
 
-/* The most features one read of a view may name, on every store: SQLite's
- * limit on a statement's placeholders (RESOURCE_EXHAUSTED past it). */
-#define LDR_READ_FEATURES_MAX 8192
-
 /* LDR_OK, or RESOURCE_EXHAUSTED naming requested_features when a read names
  * more than LDR_READ_FEATURES_MAX features. */
 enum ldr_rc ldr_read_features_check(const struct ldr_read *r, struct ldr_err *err);

@@ -14,6 +14,8 @@ import tempfile
 import time
 import unittest
 
+import h2.exceptions
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SLOW, Value_pb2, grpc, key, pb, row  # noqa: E402
@@ -234,6 +236,32 @@ class IdleStreams(unittest.TestCase):
             self.assertLess(took, 3.0 * SLOW)
             with self.assertRaises(grpc.RpcError):
                 list(pending)
+
+    def test_watch_waiting_for_its_request_ends_on_sigterm(self):
+        """A Watch whose request has not come (the client keeps its side open) is ended
+        with UNAVAILABLE when the server stops: the stop does not wait for its
+        receive_timeout_s or the whole grace period."""
+        with harness.Server(larder={"receive_timeout_s": 30, "grace_period_s": 30}) as server:
+            raw = RawH2(server.port)
+            try:
+                sid = raw.open(WATCH)
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                server.proc.terminate()
+                self.assertEqual(server.proc.wait(timeout=60), 0)
+                took = time.monotonic() - t0
+                try:
+                    raw.wait(lambda: raw.status(sid) is not None, 2)
+                except h2.exceptions.ProtocolError:  # frames after the server's GOAWAY
+                    raw.terminated = raw.terminated or "GOAWAY"
+                print("stopped with a request-less Watch open in %.2f s: status %s, %s" % (
+                    took, raw.status(sid), raw.terminated))
+                self.assertLess(took, 3.0 * SLOW)
+                # Ended by the server: UNAVAILABLE, or the connection closed with its GOAWAY.
+                self.assertIn(raw.status(sid), (Code.UNAVAILABLE.value[0], None), raw.headers.get(sid))
+                self.assertTrue(raw.status(sid) is not None or raw.terminated, "the Watch was left open")
+            finally:
+                raw.close()
 
     def test_calls_ended_to_make_room_logged_once_a_second(self):
         """A worker holds at most 1024 unary calls in flight; past that it ends the one

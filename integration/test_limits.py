@@ -655,6 +655,27 @@ class Limits(unittest.TestCase):
             print("deadline of 10^9 s:", results)
             self.assertEqual([results[m] for m in ("OnlineRead", "Check")], [6, True], results)
 
+    def test_compressed_requests_refused(self):
+        """gRPC would inflate a compressed request without a bound before larder
+        saw it (4 MiB of gzip can hold gigabytes): compressed calls are
+        UNIMPLEMENTED naming the algorithm, and uncompressed ones go on."""
+        with harness.Server() as server:
+            stub = server.stub
+            stub.Update(pb.UpdateRequest(tables_to_keep=["zip"]), timeout=10)
+            write = pb.OnlineWriteBatchRequest(feature_view="zip", rows=[row(key(driver_id=3), {"f": V(int64_val=7)})])
+            read = pb.OnlineReadRequest(feature_view="zip", entity_keys=[key(driver_id=3)])
+            for name, call in (("OnlineWriteBatch", lambda: stub.OnlineWriteBatch(
+                                    write, timeout=10, compression=grpc.Compression.Gzip)),
+                               ("OnlineRead", lambda: stub.OnlineRead(
+                                   read, timeout=10, compression=grpc.Compression.Deflate))):
+                with self.assertRaises(grpc.RpcError, msg=name) as cm:
+                    call()
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED, cm.exception.details())
+            self.assertFalse(stub.OnlineRead(read, timeout=10).results[0].found)  # the compressed write did nothing
+            stub.OnlineWriteBatch(write, timeout=10)
+            self.assertEqual(stub.OnlineRead(read, timeout=10).results[0].features["f"].int64_val, 7)
+            print("compressed calls:", cm.exception.code().name, cm.exception.details())
+
     # ---- item 8d: a view named like another view's index ----
     def test_view_named_like_an_index(self):
         """Views x and x_ek: in one Update, INVALID_ARGUMENT naming tables_to_keep[1];

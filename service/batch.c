@@ -52,13 +52,16 @@ static size_t group_order(struct worker *w, struct call **out) {
  * then keeps from batch to batch (worker.c). */
 #define CHUNK_KEYS (2 * LDR_BATCH_KEYS)
 
-/* Answers a call from its read (rc LDR_OK) or with the read's error. */
-static void answer(struct call *c, enum ldr_rc rc, const struct ldr_err *err) {
+/* Answers a call from its read (rc LDR_OK) or with the read's error; 0 while
+ * the call waits for its reply to go, -1 when it is finished. */
+static int answer(struct call *c, enum ldr_rc rc, const struct ldr_err *err) {
   if (rc == LDR_OK)
     rc = ldr_read_reply(&c->ctx, &c->job);
   else
     c->ctx.err = *err;
-  if (ldr_call_send_reply(c, rc) != 0) ldr_call_finish(c);
+  if (ldr_call_send_reply(c, rc) == 0) return 0;
+  ldr_call_finish(c);
+  return -1;
 }
 
 /* Whether the calls all read one table for the same features (one group). */
@@ -88,7 +91,12 @@ static void serve(struct worker *w, struct call **calls, size_t n) {
     serve(w, calls + n / 2, n - n / 2);
     return;
   }
-  for (size_t k = 0; k < n; k++) answer(calls[k], rc, &err);
+  /* Requests go once every reply is built: rows of one read may point into
+   * another's request (reads joined in one statement share names). */
+  for (size_t k = 0; k < n; k++)
+    if (answer(calls[k], rc, &err) != 0) calls[k] = NULL;
+  for (size_t k = 0; k < n; k++)
+    if (calls[k] != NULL) ldr_call_release_request(calls[k]);
   ldr_arena_reset(&w->batch_arena);
 }
 

@@ -92,6 +92,13 @@ enum ldr_rc ldr_call_take_payload(struct call *c) {
     ctx->req_len = GRPC_SLICE_LENGTH(*only);
     return LDR_OK;
   }
+  /* Compressed messages are refused by the channel (server.c); this holds
+   * whatever comes: no request past the limit is copied or decoded. */
+  size_t len = grpc_byte_buffer_length(c->payload);
+  if (len > (size_t)ctx->cfg->max_message_bytes)
+    return ldr_err_set(&ctx->err, LDR_EXHAUSTED,
+                       "request: %zu bytes, more than larder.max_message_bytes (%ld)", len,
+                       (long)ctx->cfg->max_message_bytes);
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init(&reader, c->payload))
     return ldr_err_set(&ctx->err, LDR_INVALID, "request: cannot decompress the message");
@@ -197,6 +204,15 @@ int ldr_call_send_reply(struct call *c, enum ldr_rc rc) {
   return 0;
 }
 
+void ldr_call_release_request(struct call *c) {
+  if (c->arena.held > LDR_LARGE_CALL_BYTES || c->ctx.req_len > LDR_LARGE_CALL_BYTES) c->w->trim = 1;
+  if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
+  c->payload = NULL;
+  c->ctx.req = NULL;
+  c->ctx.req_len = 0;
+  ldr_arena_reset(&c->arena);
+}
+
 void ldr_call_finish(struct call *c) {
   if (c->reply != NULL) grpc_byte_buffer_destroy(c->reply);
   if (c->payload != NULL) grpc_byte_buffer_destroy(c->payload);
@@ -276,7 +292,9 @@ static int on_received(struct call *c) {
     rc = c->method->fn(&c->ctx);
     w->backend->deadline_ns = 0;
   }
-  return ldr_call_send_reply(c, rc);
+  if (ldr_call_send_reply(c, rc) != 0) return -1;
+  ldr_call_release_request(c);
+  return 0;
 }
 
 /* A matched call: its credentials are checked before its message is read. */

@@ -228,6 +228,11 @@ enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job
   Larder__V1__OnlineReadRequest *req =
       larder__v1__online_read_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return ldr_undecodable(c, "OnlineReadRequest");
+  /* Sizes before names (RESOURCE_EXHAUSTED first), and before the read is
+   * served with others, whose shared statement it would fail. */
+  if (req->n_requested_features > LDR_READ_FEATURES_MAX)
+    return ldr_err_set(&c->err, LDR_EXHAUSTED, "requested_features: more than %d features",
+                       LDR_READ_FEATURES_MAX);
   rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", job->table, &c->err);
   if (rc != LDR_OK) return rc;
   size_t n = req->n_entity_keys;

@@ -198,6 +198,12 @@ static grpc_server *create_grpc(const struct ldr_config *cfg, void **handles) {
     add_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
             cfg->max_connection_age_grace_s * 1000);
   add_arg(args, &nargs, GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
+  /* Uncompressed messages only: gRPC checks max_receive_message_length
+   * against a message as it came and inflates it without a bound, so 4 MiB
+   * of gzip could take gigabytes before larder saw it. A compressed request
+   * is UNIMPLEMENTED, naming the algorithm (docs/api.md). */
+  add_arg(args, &nargs, GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET,
+          1 << GRPC_COMPRESS_NONE);
   grpc_channel_args chargs = {nargs, args};
   grpc_server *s = grpc_server_create(&chargs, NULL);
   for (size_t i = 0; s != NULL && i < ldr_n_methods; i++)

@@ -221,6 +221,10 @@ enum ldr_rc ldr_call_take_payload(struct call *c);
 int ldr_call_send_reply(struct call *c, enum ldr_rc rc);
 /* Releases what a finished call holds and hands its context back to the pool. */
 void ldr_call_finish(struct call *c);
+/* Releases a call's request (its message and what was decoded from it) once
+ * its reply is on its way: a client that does not take the reply holds the
+ * reply alone until receive_timeout_s, not the request beside it. */
+void ldr_call_release_request(struct call *c);
 /* Counts a call's end and, at debug level, writes its access-log line. */
 void ldr_call_account(struct call *c, enum ldr_rc rc);
 

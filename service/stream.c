@@ -223,12 +223,11 @@ void ldr_stream_tick(struct worker *w, int64_t now) {
                   "request: the next message did not arrive within larder.receive_timeout_s");
       continue;
     }
-    if (watch && !c->hold) continue;
-    if (!watch && !stopping) continue;
-    if (stopping) {
+    if (stopping) { /* every stream: a Watch still waiting for its request too */
       end_for_shutdown(c);
       continue;
     }
+    if (!watch || !c->hold) continue;
     /* A Watch lasts larder.watch_max_s at the most: its client watches again. */
     if (now - c->started_ns >= watch_max) {
       stream_send(c, 0, 1, LDR_OK, NULL);
