@@ -20,6 +20,7 @@ LARDER_TEST_BACKEND:
   case of the initial state asked through ServingService.GetOnlineFeatures gives
   the vector's body once rendered as HTTP.md §4.3-4.4 (or INVALID_ARGUMENT for its
   400s and 404s): one serving logic, two encodings."""
+import json
 import os
 import sys
 import unittest
@@ -163,6 +164,27 @@ class HttpVectors(unittest.TestCase):
         client.close()
         summary("http_cases", passed, failed)
         print("connections opened for %d cases: %d" % (len(VECTORS["http_cases"]), client.opened))
+
+
+    def test_body_is_json_whatever_its_content_type(self):
+        """Feast's documented `curl -d` sends a form content type: larder reads the JSON (docs/http.md)."""
+        hc.wait_healthy(self.server)
+        case = next(c for c in VECTORS["http_cases"]
+                    if c["request"]["path"] == "/get-online-features" and c["expect"]["status"] == 200
+                    and "body" in c["request"])
+        client = harness.Http(self.server.http_port)
+        self.addCleanup(client.close)
+        body = json.dumps(case["request"]["body"]).encode()
+        want = client.request("POST", "/get-online-features", body=body,
+                              headers={"Content-Type": "application/json"})
+        self.assertEqual(want.status, 200, want.body)
+        for ctype in ("application/x-www-form-urlencoded", "text/plain", None):
+            reply = client.request("POST", "/get-online-features", body=body,
+                                   headers={"Content-Type": ctype} if ctype else {})
+            self.assertEqual((reply.status, reply.body), (200, want.body), ctype)
+        reply = client.request("POST", "/get-online-features", body=b"features=a",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(reply.status, 422, reply.body)
 
 
 class HttpAuth(unittest.TestCase):
