@@ -23,6 +23,7 @@ void ldr_pg_drop_connection(struct pg_conn *c) {
   c->conn = NULL;
   ldr_stmt_clear(&c->stmts, free);
   ldr_pg_forget_stale(c);
+  c->tag = 0;
   c->timeout_ms = -1;
   c->generic = 0;
   c->sql.host = -1;
@@ -357,12 +358,13 @@ enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const 
     ldr_pg_drop_connection(c);
     return ldr_err_set(err, LDR_UNAVAILABLE, "%s: postgres refuses writes: %s", what, msg);
   }
-  /* A statement larder prepared is gone from the session: the server
+  /* A statement larder prepared is gone from the session (26000), or a name
+   * it never used there is taken (42P05): the server
    * connection under it changed, as behind a pooler that lends connections
    * per transaction (pgbouncer's pool_mode = transaction, which refuses
    * larder's startup options unless told to ignore them). The session's
    * statements and settings cannot be trusted: a new connection starts clean. */
-  if (state && !strcmp(state, "26000") && impl(b)->named) {
+  if (state && (!strcmp(state, "26000") || !strcmp(state, "42P05")) && impl(b)->named) {
     ldr_log(LDR_LOG_ERROR,
             "postgres: a prepared statement vanished from the session: a pooler lends server "
             "connections per transaction; set larder.prepared_statements: false behind it");

@@ -35,6 +35,9 @@ struct pg_conn {
   char *stale[LDR_STMT_CACHE]; /* evicted from the cache: deallocated by the next pipeline */
   size_t n_stale;
   unsigned long long seq;
+  /* A random part of the session's statement names (0: not drawn yet): two
+   * sessions that a pooler mixes up never run each other's statements. */
+  unsigned long long tag;
   long timeout_ms;  /* the session's statement_timeout; -1: not known */
   int generic;      /* the session plans prepared statements once (plan_cache_mode) */
   int conflict;     /* the last statement lost a deadlock or a serialization race */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "backends/postgres_int.h"
 #include "common/log.h"
@@ -237,12 +238,19 @@ static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pi
     return text ? LDR_OK
                 : ldr_err_set(err, LDR_EXHAUSTED, "the request is larger than a call may hold");
   }
-  cmd.name = malloc(32);
+  cmd.name = malloc(48);
   if (cmd.name == NULL) {
     ldr_sb_free(&sql);
     return ldr_err_set(err, LDR_NOMEM, "postgres: out of memory");
   }
-  snprintf(cmd.name, 32, "ldr_%llu", ++c->seq);
+  /* Named per session: behind a pooler that ignores startup options and
+   * lends server connections per transaction (a misconfiguration, see
+   * docs/scale-out.md), a statement of another session is never taken for
+   * this one's, whose name it would share: the name is missing (26000) and
+   * the session is dropped (ldr_pg_result_error). */
+  while (c->tag == 0)
+    if (getrandom(&c->tag, sizeof c->tag, 0) != sizeof c->tag) c->tag = (uintptr_t)c ^ c->seq;
+  snprintf(cmd.name, 48, "ldr_%016llx_%llu", c->tag, ++c->seq);
   int sent =
       PQsendPrepare(c->conn, cmd.name, ldr_sb_str(&sql), stmt_nparams[kind], stmt_types[kind]);
   if (sent && ldr_log_enabled(LDR_LOG_DEBUG))

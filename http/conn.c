@@ -499,7 +499,15 @@ static void conn_linger(struct conn *c) {
     ERR_clear_error();
   }
   shutdown(c->fd, SHUT_WR);
+  /* Nothing more is read or written: the buffers go now, not when it closes
+   * (the bodies' budget no longer counts them). */
   release_body(c);
+  free(c->in);
+  free(c->body);
+  free(c->out);
+  c->in = c->body = c->out = NULL;
+  c->in_len = c->in_cap = c->body_len = c->body_cap = c->out_len = c->out_off = c->out_cap = 0;
+  ldr_sb_free(&c->x.out);
   atomic_store_explicit(&c->started_ns, ldr_now_ns(), memory_order_relaxed);
   if (linger_drain(c)) {
     ldr_conn_close(c);
@@ -530,8 +538,12 @@ void ldr_conn_event(struct worker *w, struct conn *c, uint32_t events, int expir
       return;
     }
     if (c->out_len == 0 && started && now - started > limit) { /* a request that does not come */
-      if (c->handshake || refuse(c, 408) != 0 || c->out_len == 0) {
+      if (c->handshake || refuse(c, 408) != 0) {
         ldr_conn_close(c);
+        return;
+      }
+      if (c->out_len == 0) { /* the 408 is out: as after any answer that closes */
+        conn_linger(c);
         return;
       }
       conn_park(c);

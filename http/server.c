@@ -242,7 +242,7 @@ static void accept_connections(struct worker *w) {
     int64_t now = ldr_now_ns();
     atomic_init(&c->last_ns, now);
     atomic_init(&c->started_ns, 0);
-    atomic_init(&c->state, PARKED);
+    atomic_init(&c->state, PARKING); /* PARKED once armed: the ticker leaves it until then */
     atomic_init(&c->pending, 0);
     c->cert_scopes = cfg->tls_client_ca ? cfg->tls_client_scopes
                                         : LDR_SCOPE_READ | LDR_SCOPE_WRITE | LDR_SCOPE_ADMIN;
@@ -270,6 +270,8 @@ static void accept_connections(struct worker *w) {
     if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
       atomic_store(&c->state, OWNED);
       ldr_conn_close(c);
+    } else {
+      atomic_store_explicit(&c->state, PARKED, memory_order_release);
     }
   }
 }

@@ -30,6 +30,11 @@ static enum ldr_rc precheck(struct ldr_handler_ctx *c, const ProtobufCMessageDes
   if (counted && scan.top_count[counted] > (size_t)c->cfg->max_batch_rows)
     return ldr_err_set(&c->err, LDR_EXHAUSTED, "%s: %zu %s exceed larder.max_batch_rows (%ld)",
                        counted_name, scan.top_count[counted], unit, c->cfg->max_batch_rows);
+  /* OnlineReadRequest's requested_features (field 3): sizes before names. */
+  if (desc == &larder__v1__online_read_request__descriptor &&
+      scan.top_count[3] > LDR_READ_FEATURES_MAX)
+    return ldr_err_set(&c->err, LDR_EXHAUSTED, "requested_features: more than %d features",
+                       LDR_READ_FEATURES_MAX);
   if (scan.bad_field) {
     c->err = scan.field_err;
     return c->err.rc;
@@ -228,11 +233,6 @@ enum ldr_rc ldr_read_prepare(struct ldr_handler_ctx *c, struct ldr_read_job *job
   Larder__V1__OnlineReadRequest *req =
       larder__v1__online_read_request__unpack(&al, c->req_len, c->req);
   if (req == NULL) return ldr_undecodable(c, "OnlineReadRequest");
-  /* Sizes before names (RESOURCE_EXHAUSTED first), and before the read is
-   * served with others, whose shared statement it would fail. */
-  if (req->n_requested_features > LDR_READ_FEATURES_MAX)
-    return ldr_err_set(&c->err, LDR_EXHAUSTED, "requested_features: more than %d features",
-                       LDR_READ_FEATURES_MAX);
   rc = ldr_table_name(c->cfg->project, req->feature_view, "feature_view", job->table, &c->err);
   if (rc != LDR_OK) return rc;
   size_t n = req->n_entity_keys;

@@ -379,13 +379,15 @@ static void read_checks(void **state) {
   expect(&limits, "missing view", "OnlineRead", req, len, LDR_NOT_FOUND,
          "feature_view: table \"my_project_nope\" does not exist");
   {
-    /* Too many features, with a bad view name: the size is what is reported. */
+    /* Too many features, with a bad view name and a name that is not UTF-8:
+     * the size is what is reported. */
     Larder__V1__OnlineReadRequest many = LARDER__V1__ONLINE_READ_REQUEST__INIT;
     many.feature_view = "a-b";
     many.n_requested_features = LDR_READ_FEATURES_MAX + 1;
     many.requested_features =
         ldr_arena_calloc(&arena, many.n_requested_features, sizeof *many.requested_features);
     for (size_t i = 0; i < many.n_requested_features; i++) many.requested_features[i] = (char *)"f";
+    many.requested_features[7] = (char *)"\xff";
     req = packed(&many.base, &len);
     expect(&limits, "too many features and a bad view", "OnlineRead", req, len, LDR_EXHAUSTED,
            "requested_features: more than 8192 features");
