@@ -366,8 +366,9 @@ enum ldr_rc ldr_pg_result_error(struct ldr_backend *b, struct pg_conn *c, const 
    * statements and settings cannot be trusted: a new connection starts clean. */
   if (state && (!strcmp(state, "26000") || !strcmp(state, "42P05")) && impl(b)->named) {
     ldr_log(LDR_LOG_ERROR,
-            "postgres: a prepared statement vanished from the session: a pooler lends server "
-            "connections per transaction; set larder.prepared_statements: false behind it");
+            "postgres: a prepared statement vanished from the session, or its name was taken: a "
+            "pooler lends server connections per transaction; set "
+            "larder.prepared_statements: false behind it");
     ldr_pg_drop_connection(c);
     return ldr_err_set(err, LDR_UNAVAILABLE,
                        "%s: postgres lost the session's prepared statements (behind a "

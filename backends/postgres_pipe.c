@@ -248,8 +248,12 @@ static enum ldr_rc statement(struct ldr_backend *b, struct pg_conn *c, struct pi
    * docs/scale-out.md), a statement of another session is never taken for
    * this one's, whose name it would share: the name is missing (26000) and
    * the session is dropped (ldr_pg_result_error). */
-  while (c->tag == 0)
-    if (getrandom(&c->tag, sizeof c->tag, 0) != sizeof c->tag) c->tag = (uintptr_t)c ^ c->seq;
+  while (c->tag == 0) {
+    ssize_t got = getrandom(&c->tag, sizeof c->tag, GRND_NONBLOCK);
+    if (got < 0 && errno == EINTR) continue;
+    /* The pool not ready yet (just after boot): distinct from other sessions still. */
+    if (got != (ssize_t)sizeof c->tag) c->tag = (uintptr_t)c ^ (unsigned long long)ldr_now_ns();
+  }
   snprintf(cmd.name, 48, "ldr_%016llx_%llu", c->tag, ++c->seq);
   int sent =
       PQsendPrepare(c->conn, cmd.name, ldr_sb_str(&sql), stmt_nparams[kind], stmt_types[kind]);
@@ -413,7 +417,7 @@ static enum ldr_rc begin_pipeline(struct ldr_backend *b, struct pg_conn *s, stru
     return ldr_err_set(err, LDR_EXHAUSTED, "%s: the request is larger than a call may hold", what);
   if (!PQenterPipelineMode(s->conn)) return ldr_pg_result_error(b, s, NULL, what, NULL, err);
   while (s->n_stale > 0) {
-    char sql[48], *name = s->stale[--s->n_stale]; /* out of the list before it is freed */
+    char sql[80], *name = s->stale[--s->n_stale]; /* out of the list before it is freed */
     snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
     free(name);
     if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))

@@ -195,7 +195,7 @@ class Pgbouncer(unittest.TestCase):
         read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
         server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
         scaleout.write_rows(server.stub, [1])
-        for _ in range(4):  # the read's statement is prepared, then used as prepared (both workers)
+        for _ in range(4):  # the read's statement is prepared, then used as prepared
             self.assertTrue(server.stub.OnlineRead(read, timeout=10).results[0].found)
         # The server connections pgbouncer holds end; larder's connection to pgbouncer stays.
         ended = self.db.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
