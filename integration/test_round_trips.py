@@ -392,6 +392,9 @@ class StatementCache(unittest.TestCase):
         self.server.stub.OnlineWriteBatch(pb.OnlineWriteBatchRequest(
             feature_view=some[-1], rows=[row(key(driver_id=1), {"f": V.Value(int64_val=69)})]), timeout=30)
         self.read(some, "the read after a Teardown")
+        # Served on the session it had: no statement of it went missing (which larder would
+        # recover from by a new session, logging it).
+        self.assertNotIn("a prepared statement vanished", self.server.read_log())
 
     def test_2_more_tables_than_the_cache(self):
         for i in range(4):
