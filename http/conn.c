@@ -55,6 +55,16 @@ static void release_body(struct conn *c) {
   c->reserved = 0;
 }
 
+/* Frees what a connection reads into and writes from. */
+static void drop_buffers(struct conn *c) {
+  ldr_sb_free(&c->x.out);
+  free(c->in);
+  free(c->body);
+  free(c->out);
+  c->in = c->body = c->out = NULL;
+  c->in_len = c->in_cap = c->body_len = c->body_cap = c->out_len = c->out_off = c->out_cap = 0;
+}
+
 /* Ends a connection its thread owns. Its memory stays until every thread
  * has come round its loop: one may hold an event for it from before. */
 void ldr_conn_close(struct conn *c) {
@@ -63,11 +73,7 @@ void ldr_conn_close(struct conn *c) {
   atomic_store(&c->state, CLOSED);
   if (c->ssl != NULL) SSL_free(c->ssl);
   c->ssl = NULL;
-  ldr_sb_free(&c->x.out);
-  free(c->in);
-  free(c->body);
-  free(c->out);
-  c->in = c->body = c->out = NULL;
+  drop_buffers(c);
   /* The descriptor goes under the lock the ticker arms connections under:
    * the ticker cannot arm it after it is closed and reused by a new
    * connection (whose events would then reach this one). */
@@ -228,13 +234,18 @@ static void exchange_init(struct conn *c) {
 
 /* Answers a request that cannot be read on (bad framing, too large, too
  * slow) and closes the connection once the answer is out. */
+/* Sends the answer `x` holds for a request not read on, and closes after it. */
+static int answer_and_close(struct conn *c) {
+  c->x.close = 1;
+  c->head_len = 0;
+  ldr_http_count(c->w, NULL, c->x.status, 0);
+  return conn_reply(c, &c->x);
+}
+
 static int refuse(struct conn *c, int status) {
   exchange_init(c);
   ldr_http_answer_status(&c->x, status);
-  c->x.close = 1;
-  c->head_len = 0;
-  ldr_http_count(c->w, NULL, status, 0);
-  return conn_reply(c, &c->x);
+  return answer_and_close(c);
 }
 
 /* Makes this request hold `total` bytes of the budget of all bodies (it
@@ -266,10 +277,7 @@ static int on_head(struct conn *c) {
   c->over_budget = 0;
   if (atomic_load(&h->draining)) { /* 503 and closed: /health's as when not ready */
     ldr_http_answer_draining(&c->x);
-    c->x.close = 1;
-    c->head_len = 0;
-    ldr_http_count(c->w, NULL, c->x.status, 0);
-    return conn_reply(c, &c->x);
+    return answer_and_close(c);
   }
   /* Route and token first, then size (HTTP.md §1). */
   struct ldr_auth *auth = atomic_load(c->h->env->auth);
@@ -281,10 +289,7 @@ static int on_head(struct conn *c) {
     /* The answer does not depend on the body: answer now and close, rather
      * than take in a body only to drop it (or make a client waiting for
      * "100 Continue" wait in vain). */
-    c->x.close = 1;
-    c->head_len = 0;
-    ldr_http_count(c->w, NULL, c->x.status, 0);
-    return conn_reply(c, &c->x);
+    return answer_and_close(c);
   }
   if (has_body && !c->early && reserve_body(c, READ_CHUNK) != 0) return refuse(c, 503);
   if (has_body && c->head.expect_continue && !c->early &&
@@ -502,12 +507,7 @@ static void conn_linger(struct conn *c) {
   /* Nothing more is read or written: the buffers go now, not when it closes
    * (the bodies' budget no longer counts them). */
   release_body(c);
-  free(c->in);
-  free(c->body);
-  free(c->out);
-  c->in = c->body = c->out = NULL;
-  c->in_len = c->in_cap = c->body_len = c->body_cap = c->out_len = c->out_off = c->out_cap = 0;
-  ldr_sb_free(&c->x.out);
+  drop_buffers(c);
   atomic_store_explicit(&c->started_ns, ldr_now_ns(), memory_order_relaxed);
   if (linger_drain(c)) {
     ldr_conn_close(c);
