@@ -24,17 +24,19 @@ static int registry_unsupported(struct loader *l, const char *fmt, const char *w
   return 0;
 }
 
-/* The scheme of a URL-like `path` into `out` (letters, digits, + - . only),
- * or 0 when `path` has none. */
+/* The scheme of a URL-like `path` into `out`, or 0 when `path` has none (or
+ * one that does not fit in `cap`). */
 static int scheme_of(const char *path, char *out, size_t cap) {
   const char *end = strstr(path, "://");
-  if (end == NULL) return 0;
-  size_t n = (size_t)(end - path);
-  snprintf(out, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), path);
-  for (char *p = out; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          *p == '+' || *p == '-' || *p == '.'))
-      *p = '?';
+  if (end == NULL || end == path || (size_t)(end - path) >= cap) return 0;
+  /* RFC 3986's scheme: a letter, then letters, digits, '+', '-', '.'. Text
+   * before "://" that is not one (a password, a host, a query) is no scheme,
+   * and is never quoted back. */
+  for (const char *p = path; p < end; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (p > path && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))))
+      return 0;
+  snprintf(out, cap, "%.*s", (int)(end - path), path);
   return 1;
 }
 

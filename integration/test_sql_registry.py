@@ -329,6 +329,33 @@ class Served(unittest.TestCase):
             self.assertLessEqual(took, CHANGE_LIMIT)
 
 
+    def test_a_row_without_its_proto_refuses_the_load(self):
+        """A row whose proto is empty decodes, to an object without a spec: the
+        load that reads it is refused whole and the registry before it keeps
+        serving (REGISTRY.md §6), rather than one without that entity."""
+        project = self.project + "_blank"
+        sql = fr.SqlRegistry(self.url)
+        sql.apply(project, driver, driver_stats)
+        with fr.make_server(project, fr.registry_yaml("sql", self.url), store=self.store) as s:
+            base_rows(s.stub)
+            fr.wait_served(s.channel, STEADY, LOAD_LIMIT)
+            c = sql.connect()
+            try:
+                with c.tx():
+                    c.q("UPDATE entities SET entity_proto = %s, last_updated_timestamp = last_updated_timestamp + 1 "
+                        "WHERE project_id = %s AND entity_name = %s", (b"", project, "driver"))
+            finally:
+                c.close()
+            refused = "table entities: the row of 'driver' does not decode"
+            t0 = time.monotonic()
+            while refused not in s.read_log() and time.monotonic() - t0 < CHANGE_LIMIT:
+                self.ok(s.channel, STEADY)
+                time.sleep(0.1)
+            self.assertIn(refused, s.read_log())
+            resp = self.ok(s.channel, STEADY)
+            self.assertEqual(cells(columns(resp)["conv_rate"])[0], (V.Value(float_val=0.5), PRESENT, ts(T + 1)))
+
+
 class Outage(unittest.TestCase):
     """The registry's database goes away under load and comes back. PostgreSQL
     and MariaDB: a server of the test's own, stopped and started, with a

@@ -112,13 +112,13 @@ enum ldr_rc ldr_registry_source_new(const struct ldr_registry_location *loc, int
 }
 
 /* How long to wait before the next check: the poll interval, or sooner when
- * the loader asked (a retry, a confirmation). With an interval of 0 the
- * registry is read once: the thread only retries, every second unless the
- * loader asks otherwise, until that succeeded (a file `feast apply` has not
- * written yet, a database not up yet). */
+ * the loader asked (a retry, a confirmation). Until a registry has loaded (a
+ * file `feast apply` has not written yet, a database not up yet) the thread
+ * retries every second unless the loader asks otherwise, whatever the
+ * interval; with an interval of 0 the registry is then read no more. */
 static int64_t wait_ms(const struct ldr_registry_source *s) {
-  if (s->check_s <= 0)
-    return atomic_load(&s->cur) != NULL ? -1 : s->next_ms > 0 ? s->next_ms : UNLOADED_RETRY_MS;
+  if (atomic_load(&s->cur) == NULL) return s->next_ms > 0 ? s->next_ms : UNLOADED_RETRY_MS;
+  if (s->check_s <= 0) return -1;
   int64_t ms = (int64_t)s->check_s * 1000;
   if (s->next_ms > 0 && s->next_ms < ms) ms = s->next_ms;
   return ms;

@@ -1,7 +1,9 @@
 /*
  * A file registry's loader: the file is read again when its size,
  * modification time or inode changed, and only when it did not change while
- * it was read (a file still being written is tried at the next check).
+ * it was read (a file still being written is tried again a second later).
+ * A file that cannot be read, or is the one last refused, is a failed check
+ * each time (larder_registry_up 0) until a good one loads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +14,8 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "registry/source_int.h"
+
+#define RETRY_MS 1000 /* after a file changed while it was read */
 
 /* What identifies one version of the file. */
 struct file_id {
@@ -27,7 +31,8 @@ struct file_loader {
   char *project;
   struct file_id seen; /* the version last loaded or last refused */
   int seen_valid;
-  int last_errno; /* the stat error last logged, so it is logged once */
+  int seen_refused; /* and it was refused */
+  int last_errno;   /* the stat error last logged, so it is logged once */
 };
 
 static int same_id(const struct file_id *a, const struct file_id *b) {
@@ -52,7 +57,6 @@ static const char *fallback(int loaded) {
 static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out, int64_t *next_ms) {
   struct file_loader *l = (struct file_loader *)base;
   struct file_id before, after;
-  (void)next_ms;
   if (stat_id(l->path, &before) != 0) {
     /* A registry that `feast apply` has not written yet is normal for a
      * store that only serves the OnlineStore service: not a warning. */
@@ -60,11 +64,11 @@ static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out,
       ldr_log(errno == ENOENT && !loaded ? LDR_LOG_INFO : LDR_LOG_WARN, "registry %s: %s; %s",
               l->path, strerror(errno), fallback(loaded));
     l->last_errno = errno;
-    return 0;
+    return -1; /* a failed check until the file is there */
   }
   if (l->seen_valid && same_id(&before, &l->seen)) {
     l->last_errno = 0;
-    return 0;
+    return l->seen_refused ? -1 : 0;
   }
   uint8_t *bytes = NULL;
   size_t len = 0;
@@ -77,6 +81,7 @@ static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out,
   l->last_errno = 0;
   if (stat_id(l->path, &after) != 0 || !same_id(&before, &after)) {
     free(bytes);
+    *next_ms = RETRY_MS;
     return 0;
   }
   l->seen = before;
@@ -85,6 +90,7 @@ static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out,
   ldr_err_clear(&err);
   enum ldr_rc rc = ldr_registry_parse(bytes, len, l->project, out, &err);
   free(bytes);
+  l->seen_refused = rc != LDR_OK;
   if (rc != LDR_OK) {
     ldr_log(LDR_LOG_WARN, "registry %s: %s; %s", l->path, err.msg, fallback(loaded));
     return -1;

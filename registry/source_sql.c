@@ -131,6 +131,21 @@ static enum ldr_rc undecodable(struct load *ld, const struct ldr_row_cell *name,
                      (int)(name->len > 100 ? 100 : name->len), (const char *)name->data);
 }
 
+/* The name in a decoded object's spec, or NULL without one: an empty or NULL
+ * proto decodes, to a message without a spec, which the build would skip,
+ * and the load would succeed without that object. */
+static const char *spec_name(const ProtobufCMessage *m) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "spec");
+  const ProtobufCMessage *spec =
+      f != NULL ? *(ProtobufCMessage *const *)(const void *)((const char *)m + f->offset) : NULL;
+  if (spec == NULL) return NULL;
+  f = protobuf_c_message_descriptor_get_field_by_name(spec->descriptor, "name");
+  return f != NULL && f->type == PROTOBUF_C_TYPE_STRING
+             ? *(char *const *)(const void *)((const char *)spec + f->offset)
+             : NULL;
+}
+
 /* (project_id, name, proto) of an object table. */
 static enum ldr_rc object_row(void *arg, const struct ldr_row_cell *c, size_t n,
                               struct ldr_err *err) {
@@ -162,7 +177,8 @@ static enum ldr_rc object_row(void *arg, const struct ldr_row_cell *c, size_t n,
   default:
     return LDR_OK;
   }
-  if (m == NULL) return undecodable(ld, &c[1], err);
+  const char *named = m != NULL ? spec_name(m) : NULL;
+  if (named == NULL || named[0] == '\0') return undecodable(ld, &c[1], err);
   return push(ld->a, &ld->lists[ld->table], m) == 0
              ? LDR_OK
              : ldr_err_set(err, LDR_NOMEM, "registry: out of memory");

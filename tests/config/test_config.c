@@ -344,6 +344,9 @@ static void registries(void **state) {
        "mysql://u:p@h/ro", NULL, 1},
       {"project: p\nregistry:\n  registry_type: sql\n  path: postgresq://u:p@h/db\n", NULL,
        "registry.path: the scheme 'postgresq' is not a database", 600},
+      /* Text before "://" that is no scheme is not quoted back. */
+      {"project: p\nregistry:\n  registry_type: sql\n  path: u:p@h/db?x=y://z\n", NULL,
+       "registry.path: an SQL registry needs a database URL", 600},
       {"project: p\nregistry:\n  registry_type: sql\n  path: sqlite://\n", NULL,
        "registry.path: an in-memory SQLite registry", 600},
       {"project: p\nregistry:\n  registry_type: snowflake.registry\n  path: x\n", NULL,

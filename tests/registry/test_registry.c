@@ -298,15 +298,23 @@ static void put_file(const char *path, const void *b, size_t n) {
   assert_int_equal(rename(tmp, path), 0);
 }
 
-/* A source of project "p" read once, over the file `name` in `dir` that is not
- * there yet: nothing to acquire. The file's path goes to `path`. */
-static struct ldr_registry_source *source_of_missing(const char *name, char path[128]) {
+static int failing(struct ldr_registry_source *s) {
+  struct ldr_registry_stats st;
+  ldr_registry_source_stats(s, &st);
+  return st.failing;
+}
+
+/* A source of project "p" checked every `check_s` (0: read once), over the
+ * file `name` in `dir` that is not there yet: nothing to acquire. The file's
+ * path goes to `path`. */
+static struct ldr_registry_source *source_of_missing(const char *name, int check_s,
+                                                     char path[128]) {
   snprintf(path, 128, "%s/%s", dir, name);
   struct ldr_registry_source *s = NULL;
   struct ldr_registry_location loc = {path, 0, NULL};
   struct ldr_err err;
   ldr_err_clear(&err);
-  assert_int_equal(ldr_registry_source_new(&loc, 0, "p", 1, &s, &err), LDR_OK);
+  assert_int_equal(ldr_registry_source_new(&loc, check_s, "p", 1, &s, &err), LDR_OK);
   assert_null(ldr_registry_acquire(s, 0, &err));
   assert_int_equal(err.rc, LDR_FAILED_PRECONDITION);
   return s;
@@ -315,8 +323,9 @@ static struct ldr_registry_source *source_of_missing(const char *name, char path
 static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   (void)state;
   char path[128];
-  struct ldr_registry_source *s = source_of_missing("missing.db", path);
+  struct ldr_registry_source *s = source_of_missing("missing.db", 0, path);
   struct ldr_err err = {0};
+  assert_int_equal(failing(s), 1); /* no file: a failed check */
 
   size_t n;
   uint8_t *bytes = built_registry(0, &n);
@@ -329,11 +338,20 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   assert_int_equal(r->n_views, 7);
   ldr_registry_release(s, 0);
 
+  assert_int_equal(failing(s), 0);
   put_file(path, "\xff\xff", 2);
   assert_int_equal(ldr_registry_source_check(s), 0);
   r = ldr_registry_acquire(s, 0, &err);
   assert_int_equal(r->n_views, 7); /* the last good registry */
   ldr_registry_release(s, 0);
+  assert_int_equal(failing(s), 1);
+  /* The file refused, unchanged, is still a failure at the next check. */
+  assert_int_equal(ldr_registry_source_check(s), 0);
+  assert_int_equal(failing(s), 1);
+  /* So is a file that is gone. */
+  unlink(path);
+  assert_int_equal(ldr_registry_source_check(s), 0);
+  assert_int_equal(failing(s), 1);
 
   bytes = built_registry(2, &n);
   put_file(path, bytes, n);
@@ -341,17 +359,15 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   r = ldr_registry_acquire(s, 0, &err);
   assert_int_equal(r->n_views, 9);
   ldr_registry_release(s, 0);
+  assert_int_equal(failing(s), 0);
   assert_int_equal(ldr_registry_source_loads(s), 2);
   ldr_registry_source_free(s);
   unlink(path);
 }
 
-/* cache_ttl_seconds 0 loads once, but a file missing at start is waited for:
- * the reload thread retries until it has loaded (it never started before). */
-static void read_once_waits_for_the_file(void **state) {
-  (void)state;
-  char path[128];
-  struct ldr_registry_source *s = source_of_missing("later.db", path);
+/* Starts `s`'s checking thread, writes the registry at `path` and sees it
+ * served within 3 s. */
+static void waits_for_the_file(struct ldr_registry_source *s, const char *path) {
   struct ldr_err err;
   ldr_err_clear(&err);
   assert_int_equal(ldr_registry_source_start(s), 0);
@@ -368,6 +384,17 @@ static void read_once_waits_for_the_file(void **state) {
   ldr_registry_release(s, 0);
   ldr_registry_source_free(s);
   unlink(path);
+}
+
+/* A file missing at start is waited for, a retry a second, whatever the
+ * interval: with cache_ttl_seconds 0 (read once) and with Feast's 600. */
+static void a_missing_file_is_waited_for(void **state) {
+  (void)state;
+  for (int check_s = 0; check_s <= 600; check_s += 600) {
+    char path[128];
+    struct ldr_registry_source *s = source_of_missing("later.db", check_s, path);
+    waits_for_the_file(s, path);
+  }
 }
 
 struct reader {
@@ -493,7 +520,7 @@ int main(void) {
       cmocka_unit_test_teardown(every_kind_of_view, reset),
       cmocka_unit_test_teardown(durations_out_of_range, reset),
       cmocka_unit_test_teardown(loads_reloads_and_keeps_the_last_good_one, reset),
-      cmocka_unit_test_teardown(read_once_waits_for_the_file, reset),
+      cmocka_unit_test_teardown(a_missing_file_is_waited_for, reset),
       cmocka_unit_test_teardown(readers_during_reloads, reset),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
