@@ -350,7 +350,16 @@ class Parity(unittest.TestCase):
         def fs(ch, name, full=True):
             return self.ok(ch, request(service=name, entities=[("driver_id", ints(1))], full=full))
 
+        def metadata(ch):
+            # The view's current version, not the tag: Feast's metadata names
+            # current_version_number of the view get_any_feature_view returns
+            # (utils._populate_response_from_feature_data).
+            for name, listed in (("fs_stats_v1", "stats"), ("fs_stats_alias_v1", "s")):
+                resp = self.ok(ch, request(service=name, entities=[("driver_id", ints(1))], metadata=True))
+                self.assertEqual([(m.name, m.version) for m in resp.metadata.feature_view_metadata], [(listed, 2)])
+
         def on(ch):
+            metadata(ch)
             resp = fs(ch, "fs_stats_v1")
             self.assertEqual(names(resp), ["driver_id", "stats@v1__x"])
             self.assert_cells(columns(resp)["stats@v1__x"], [(V.Value(int64_val=101), PRESENT, T + 101)])
@@ -368,6 +377,7 @@ class Parity(unittest.TestCase):
             self.assert_cells(columns(resp)["stats@v1__y"], [(EMPTY, NOT_FOUND, 0)])
 
         def off(ch):
+            metadata(ch)
             resp = fs(ch, "fs_stats_v1")
             self.assertEqual(names(resp), ["driver_id", "stats@v1__x"])
             self.assert_cells(columns(resp)["stats@v1__x"], [(V.Value(int64_val=100), PRESENT, T + 100)])

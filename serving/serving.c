@@ -318,16 +318,17 @@ static enum ldr_rc resolve_service(struct plan *pl, const char *name) {
       continue;
     }
     const char *prefix = p->name;
-    int table_version = versioning ? v->version : 0, meta_version = v->version;
+    /* The metadata names the view's current version whatever the tag: Feast
+     * reads the view's current definition for a service (REGISTRY.md §7.4). */
+    int table_version = versioning ? v->version : 0;
     if (p->has_version_tag) {
       prefix = arena_printf(pl->a, "%s@v%d", p->name, p->version_tag);
       if (prefix == NULL) return no_memory(pl);
       table_version = versioning ? p->version_tag : 0;
-      meta_version = p->version_tag;
     }
     check_view(pl, "feature_service", v, p->name);
     struct group *g = group_of(pl, v, prefix, table_version, p, "feature_service");
-    if (g == NULL || add_view_meta(pl, p->name, meta_version) != LDR_OK) return no_memory(pl);
+    if (g == NULL || add_view_meta(pl, p->name, v->version) != LDR_OK) return no_memory(pl);
     for (size_t j = 0; j < p->n_features; j++) {
       if (ldr_view_feature(v, p->features[j]) == NULL) {
         defer(pl, LDR_FAILED_PRECONDITION,
