@@ -371,11 +371,14 @@ static enum ldr_rc read_stmt(struct ldr_backend *b, struct my_conn *s, struct re
   }
   st = ldr_stmt_find(&s->stmts, ldr_sb_str(&key));
   if (st == NULL) {
-    /* The part's number (v) routes each row to the collector of its view. */
+    /* The part's number (v) routes each row to the collector of its view.
+     * Keys and names are read as bytes: a UNION of text columns of two
+     * collations is an error (1271), and tables made before and after a
+     * server's default changed differ; they are compared here byte for byte. */
     for (size_t i = 0; i < n; i++) {
       ldr_sb_printf(&sql,
-                    "%sSELECT %zu AS v, entity_key, feature_name, value, event_ts FROM `%s` "
-                    "WHERE entity_key IN (",
+                    "%sSELECT %zu AS v, CAST(entity_key AS BINARY), CAST(feature_name AS BINARY), "
+                    "value, event_ts FROM `%s` WHERE entity_key IN (",
                     i ? " UNION ALL " : "", i, tables[i]);
       ldr_sb_repeat(&sql, parts[i].kb, "?", ",");
       if (parts[i].fb) {
