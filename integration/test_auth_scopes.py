@@ -138,7 +138,8 @@ class AdminAndWarnings(unittest.TestCase):
 
     def test_warns_when_open_beyond_loopback(self):
         """Listening on 0.0.0.0 with neither auth nor TLS: a warn line that mentions
-        larder.auth and larder.tls. None on 127.0.0.1, none with auth."""
+        larder.auth and larder.tls, for gRPC and for the HTTP API. None on
+        127.0.0.1, none with auth."""
         def warnings(host, larder=None):
             server = harness.Server(larder=larder)
             relisten(server, host)
@@ -150,6 +151,11 @@ class AdminAndWarnings(unittest.TestCase):
         print("0.0.0.0, no auth, no TLS:", open_lines)
         self.assertEqual(len(open_lines), 1, "no warning that the port is open to anyone")
         self.assertEqual(warnings("127.0.0.1"), [])
+        # The HTTP API takes the same tokens: open beyond loopback, it is warned about too.
+        http_open = warnings("127.0.0.1", {"http_listen": "0.0.0.0:%d" % harness.free_port()})
+        print("gRPC on 127.0.0.1, HTTP on 0.0.0.0:", http_open)
+        self.assertEqual(len(http_open), 1, "no warning that the HTTP port is open to anyone")
+        self.assertIn("HTTP", http_open[0])
         folder = tempfile.mkdtemp(prefix="larder-tok-")
         self.assertEqual(warnings("0.0.0.0", {"auth": "{tokens_file: %s}" % token_file(folder, "t", new_token("t"))}),
                          [])

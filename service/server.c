@@ -212,6 +212,16 @@ static grpc_server *create_grpc(const struct ldr_config *cfg, void **handles) {
   return s;
 }
 
+/* A warning when `addr` (the gRPC or the HTTP listener: both take the same
+ * tokens and certificate) is open beyond loopback with neither. */
+static void warn_if_open(const struct ldr_config *cfg, const char *what, const char *addr) {
+  if (!beyond_loopback(addr) || cfg->n_token_sources != 0 || cfg->tls_cert != NULL) return;
+  ldr_log(LDR_LOG_WARN,
+          "%s listening beyond loopback (%s) with neither larder.auth nor larder.tls: any client "
+          "that reaches the port can read%s; see docs/security.md",
+          what, addr, cfg->read_only ? "" : " and write features");
+}
+
 static void log_started(const struct server *srv, int port, int metrics_port, int http_port) {
   const struct ldr_config *cfg = srv->cfg;
   ldr_log(LDR_LOG_INFO,
@@ -229,11 +239,8 @@ static void log_started(const struct server *srv, int port, int metrics_port, in
   if (http_port)
     ldr_log(LDR_LOG_INFO, "Feast's HTTP API at %s://%s (port %d), %d threads",
             cfg->tls_cert ? "https" : "http", cfg->http_listen, http_port, ldr_http_threads(cfg));
-  if (beyond_loopback(cfg->listen) && cfg->n_token_sources == 0 && cfg->tls_cert == NULL)
-    ldr_log(LDR_LOG_WARN,
-            "listening beyond loopback (%s) with neither larder.auth nor larder.tls: any client "
-            "that reaches the port can read%s; see docs/security.md",
-            cfg->listen, cfg->read_only ? "" : " and write features");
+  warn_if_open(cfg, "gRPC", cfg->listen);
+  if (http_port) warn_if_open(cfg, "the HTTP API", cfg->http_listen);
 }
 
 /* Serves until SIGTERM or SIGINT; SIGHUP reloads. */
