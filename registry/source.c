@@ -63,7 +63,7 @@ int ldr_registry_source_check(struct ldr_registry_source *s) {
   s->next_ms = 0;
   int got = s->loader->check(s->loader, atomic_load(&s->cur) != NULL, &r, &s->next_ms);
   if (got < 0) {
-    atomic_fetch_add(&s->failures, 1);
+    if (got == -1) atomic_fetch_add(&s->failures, 1);
     atomic_store(&s->failing, 1);
     return 0;
   }

@@ -2,8 +2,9 @@
  * A file registry's loader: the file is read again when its size,
  * modification time or inode changed, and only when it did not change while
  * it was read (a file still being written is tried again a second later).
- * A file that cannot be read, or is the one last refused, is a failed check
- * each time (larder_registry_up 0) until a good one loads.
+ * A file that cannot be read, or is the one last refused, keeps the source
+ * failing (larder_registry_up 0) until a good one loads; the same failure
+ * seen again at later checks is not counted again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,23 +61,24 @@ static int check(struct ldr_loader *base, int loaded, struct ldr_registry **out,
   if (stat_id(l->path, &before) != 0) {
     /* A registry that `feast apply` has not written yet is normal for a
      * store that only serves the OnlineStore service: not a warning. */
-    if (errno != l->last_errno)
-      ldr_log(errno == ENOENT && !loaded ? LDR_LOG_INFO : LDR_LOG_WARN, "registry %s: %s; %s",
-              l->path, strerror(errno), fallback(loaded));
+    if (errno == l->last_errno) return -2;
+    ldr_log(errno == ENOENT && !loaded ? LDR_LOG_INFO : LDR_LOG_WARN, "registry %s: %s; %s",
+            l->path, strerror(errno), fallback(loaded));
     l->last_errno = errno;
-    return -1; /* a failed check until the file is there */
+    return -1; /* failing until the file is there */
   }
   if (l->seen_valid && same_id(&before, &l->seen)) {
     l->last_errno = 0;
-    return l->seen_refused ? -1 : 0;
+    return l->seen_refused ? -2 : 0;
   }
   uint8_t *bytes = NULL;
   size_t len = 0;
   if (ldr_read_file(l->path, &bytes, &len) != 0) {
     /* Said once, not at every retry (a registry read once is retried every second). */
-    if (errno != l->last_errno) ldr_log(LDR_LOG_WARN, "registry %s: %s", l->path, strerror(errno));
+    int again = errno == l->last_errno;
+    if (!again) ldr_log(LDR_LOG_WARN, "registry %s: %s", l->path, strerror(errno));
     l->last_errno = errno;
-    return -1;
+    return again ? -2 : -1;
   }
   l->last_errno = 0;
   if (stat_id(l->path, &after) != 0 || !same_id(&before, &after)) {

@@ -10,7 +10,8 @@
  * A loader looks at where the registry lives and, when it changed, builds the
  * new one. check() returns 1 with *out a new registry, 0 when nothing changed,
  * -1 when the attempt failed (the loader logs once per failure streak; the
- * source keeps the registry it has). *next_ms is when the loader wants to be
+ * source keeps the registry it has), -2 when it failed as the last one did
+ * and nothing was read (still failing, not counted again). *next_ms is when the loader wants to be
  * asked again at the latest (0: at the usual interval).
  */
 struct ldr_loader {

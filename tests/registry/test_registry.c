@@ -304,6 +304,12 @@ static int failing(struct ldr_registry_source *s) {
   return st.failing;
 }
 
+static unsigned long failures(struct ldr_registry_source *s) {
+  struct ldr_registry_stats st;
+  ldr_registry_source_stats(s, &st);
+  return st.failures;
+}
+
 /* A source of project "p" checked every `check_s` (0: read once), over the
  * file `name` in `dir` that is not there yet: nothing to acquire. The file's
  * path goes to `path`. */
@@ -326,6 +332,9 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   struct ldr_registry_source *s = source_of_missing("missing.db", 0, path);
   struct ldr_err err = {0};
   assert_int_equal(failing(s), 1); /* no file: a failed check */
+  assert_int_equal(failures(s), 1);
+  assert_int_equal(ldr_registry_source_check(s), 0);
+  assert_int_equal(failures(s), 1); /* the same failure again is not counted again */
 
   size_t n;
   uint8_t *bytes = built_registry(0, &n);
@@ -345,13 +354,16 @@ static void loads_reloads_and_keeps_the_last_good_one(void **state) {
   assert_int_equal(r->n_views, 7); /* the last good registry */
   ldr_registry_release(s, 0);
   assert_int_equal(failing(s), 1);
-  /* The file refused, unchanged, is still a failure at the next check. */
+  assert_int_equal(failures(s), 2);
+  /* The file refused, unchanged, keeps the source failing, counted once. */
   assert_int_equal(ldr_registry_source_check(s), 0);
   assert_int_equal(failing(s), 1);
-  /* So is a file that is gone. */
+  assert_int_equal(failures(s), 2);
+  /* A file that is gone is a new failure. */
   unlink(path);
   assert_int_equal(ldr_registry_source_check(s), 0);
   assert_int_equal(failing(s), 1);
+  assert_int_equal(failures(s), 3);
 
   bytes = built_registry(2, &n);
   put_file(path, bytes, n);
