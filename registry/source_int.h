@@ -11,8 +11,9 @@
  * new one. check() returns 1 with *out a new registry, 0 when nothing changed,
  * -1 when the attempt failed (the loader logs once per failure streak; the
  * source keeps the registry it has), -2 when it failed as the last one did
- * and nothing was read (still failing, not counted again). *next_ms is when the loader wants to be
- * asked again at the latest (0: at the usual interval).
+ * and nothing was read (still failing, not counted again). *next_ms is when
+ * the loader wants to be asked again at the latest (0: at the usual
+ * interval).
  */
 struct ldr_loader {
   int (*check)(struct ldr_loader *l, int loaded, struct ldr_registry **out, int64_t *next_ms);
