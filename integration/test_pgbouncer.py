@@ -190,7 +190,8 @@ class Pgbouncer(unittest.TestCase):
         them: larder drops its session as a lost one and serves the read on a new session, logging
         what to set."""
         port = self.start_pgbouncer("lenient", "ignore_startup_parameters = options\n")
-        server = self.replica(prepared=True, port=port, workers=2).start()
+        # One worker: every read runs on the session that prepared the statement.
+        server = self.replica(prepared=True, port=port, workers=1).start()
         self.addCleanup(server.stop)
         read = pb.OnlineReadRequest(feature_view="v", entity_keys=[key(driver_id=1)])
         server.stub.Update(pb.UpdateRequest(tables_to_keep=["v"]), timeout=10)
@@ -201,6 +202,10 @@ class Pgbouncer(unittest.TestCase):
         ended = self.db.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                             "WHERE usename = 'feast' AND pid <> pg_backend_pid()", database="postgres")
         self.assertGreater(int(ended), 0)
+        # The backends are gone before the next read: one still exiting would end
+        # pgbouncer's client connection as well, and larder would start afresh.
+        self.assertTrue(scaleout.wait_for(lambda: self.server_connections() == 0, 10))
+        time.sleep(0.2)  # pgbouncer sees the closed server connections
         # The session is dropped as a lost one, and the call served again on a new one,
         # which prepares what it needs; the log says what to set.
         for _ in range(4):
