@@ -9,6 +9,7 @@ of idle streams leave every other client, probes included, answered within a
 second. Runs on SQLite: this is the transport's behaviour, the same for every
 store."""
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -102,6 +103,40 @@ class IdleStreams(unittest.TestCase):
             finally:
                 raw.close()
             self.assertTrue(server.stub.OnlineRead(small_read(), timeout=10).results[0].found)
+
+    def test_silent_connections_closed_after_receive_timeout(self):
+        """A new connection that has not sent its HTTP/2 preface and SETTINGS within
+        larder.receive_timeout_s is closed (gRPC's own bound is 120 s); one that
+        did stays open however long it is idle, and takes calls."""
+        with harness.Server(larder={"receive_timeout_s": 1}) as server:
+            ready = RawH2(server.port)
+            self.addCleanup(ready.close)
+            sends = {"nothing": b"", "half the preface": b"PRI * HTTP/2.0\r\n",
+                     "the preface without SETTINGS": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}
+            socks, t0 = {}, time.monotonic()
+            for what, data in sends.items():
+                socks[what] = socket.create_connection(("127.0.0.1", server.port))
+                self.addCleanup(socks[what].close)
+                socks[what].sendall(data)
+            closed = {}
+            for what, s in socks.items():
+                s.settimeout(max(0.1, t0 + 1 + 2.0 * SLOW - time.monotonic()))
+                try:
+                    while s.recv(4096):  # the server's SETTINGS, then the end
+                        pass
+                    closed[what] = time.monotonic() - t0
+                except ConnectionResetError:
+                    closed[what] = time.monotonic() - t0
+                except socket.timeout:
+                    closed[what] = None
+            print("closed after (s):", closed)
+            for what, took in closed.items():
+                self.assertIsNotNone(took, "a connection that sent %s is open after %.0f s"
+                                     % (what, 1 + 2.0 * SLOW))
+                self.assertGreaterEqual(took, 0.9, what)
+            sid = ready.open(CHECK, message=H.HealthCheckRequest().SerializeToString())
+            ready.wait(lambda: ready.status(sid) is not None, 1.0 * SLOW)
+            self.assertEqual(ready.status(sid), 0, ready.headers.get(sid))
 
     def test_max_concurrent_streams_advertised(self):
         """SETTINGS_MAX_CONCURRENT_STREAMS is 100 by default, or the configured value."""

@@ -198,6 +198,10 @@ static grpc_server *create_grpc(const struct ldr_config *cfg, void **handles) {
     add_arg(args, &nargs, GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
             cfg->max_connection_age_grace_s * 1000);
   add_arg(args, &nargs, GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
+  /* A new connection's TLS handshake and HTTP/2 preface and SETTINGS must
+   * arrive within receive_timeout_s, as a call's message must: gRPC's own
+   * 120 s let a client hold silent connections for two minutes each. */
+  add_arg(args, &nargs, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, cfg->receive_timeout_s * 1000);
   /* Uncompressed messages only: gRPC checks max_receive_message_length
    * against a message as it came and inflates it without a bound, so 4 MiB
    * of gzip could take gigabytes before larder saw it. A compressed request
