@@ -317,9 +317,18 @@ enum ldr_rc ldr_ingest_push(const struct ldr_ingest_env *env, const struct ldr_f
   size_t targets = 0;
   for (size_t i = 0; i < reg->n_views; i++) {
     const struct ldr_view *v = &reg->views[i];
-    if (v->kind != LDR_VIEW_ON_DEMAND && v->source && v->source->push_source &&
-        !strcmp(v->source->push_source, source))
-      targets++;
+    if (v->kind == LDR_VIEW_ON_DEMAND || v->source == NULL || v->source->push_source == NULL ||
+        strcmp(v->source->push_source, source))
+      continue;
+    /* Rows keyed without the view's join keys could never be read: the whole
+     * push is refused, before anything is written. */
+    const char *why = v->unservable;
+    if (why != NULL)
+      return ldr_err_set(
+          err, LDR_FAILED_PRECONDITION,
+          "push source '%.100s' feeds feature view '%s', which cannot be written: %s", source,
+          v->name, why);
+    targets++;
   }
   if (targets == 0) {
     out->fault = LDR_INGEST_NO_PUSH_SOURCE;
@@ -358,7 +367,7 @@ enum ldr_rc ldr_ingest_write(const struct ldr_ingest_env *env, const struct ldr_
                        "columns of on-demand feature view '%s' with transform_on_write: false",
                        v->name);
   }
-  if (v->unservable != NULL && !odfv)
+  if (v->unservable != NULL)
     return ldr_err_set(err, LDR_FAILED_PRECONDITION,
                        "feature_view_name: '%s' cannot be written: %s", v->name, v->unservable);
   struct ingest g;

@@ -747,6 +747,31 @@ static void push_sources_and_read_only(void **state) {
   EXPECT_NOTHING();
 }
 
+/* A view whose entity is not in the registry has no join keys to key its rows
+ * by, and no read could find them: a push to its source, and a write to it or
+ * to such a stored on-demand view, is refused before anything is written. */
+static void views_without_their_entity_refused(void **state) {
+  (void)state;
+  struct ldr_ingest_result res;
+  struct ldr_err err;
+  static const char frame[] =
+      "{\"ghost\":[1],\"driver_id\":[1],\"x\":[1],\"ratio\":[0.5],\"event_timestamp\":[0]}";
+  EXPECT_REFUSED(push("ghost_push", frame, &res, &err), &err, LDR_FAILED_PRECONDITION,
+                 "push source 'ghost_push' feeds feature view 'orphan', which cannot be written: "
+                 "its entity 'ghost' is not in the registry");
+  assert_false(res.wrote);
+  EXPECT_REFUSED(write_cfg(&st.cfg, "orphan", 0, frame, &res, &err), &err, LDR_FAILED_PRECONDITION,
+                 "feature_view_name: 'orphan' cannot be written: its entity 'ghost' is not in the "
+                 "registry");
+  assert_false(res.wrote);
+  EXPECT_REFUSED(write_cfg(&st.cfg, "odfv_orphan", 0, frame, &res, &err), &err,
+                 LDR_FAILED_PRECONDITION,
+                 "feature_view_name: 'odfv_orphan' cannot be written: its entity 'ghost' is not "
+                 "in the registry");
+  assert_false(res.wrote);
+  EXPECT_NOTHING();
+}
+
 /* Feast's dummy key {__dummy_id: ""} for an entity-less view. */
 static void push_entityless(void **state) {
   (void)state;
@@ -981,6 +1006,7 @@ int main(void) {
       cmocka_unit_test_setup(push_all_null_features, clear),
       cmocka_unit_test_setup(push_refusals_write_nothing, clear),
       cmocka_unit_test_setup(push_sources_and_read_only, clear),
+      cmocka_unit_test_setup(views_without_their_entity_refused, clear),
       cmocka_unit_test_setup(push_entityless, clear),
       cmocka_unit_test_setup(push_repeated_column, clear),
       cmocka_unit_test_setup(write_views, clear),

@@ -7,6 +7,7 @@
 #include "feast/core/Registry.pb-c.h"
 #include "tests/support/store.h"
 
+/* orphan's and odfv_orphan's tables exist too: the tests see that nothing lands there. */
 const char *const ldr_test_push_views[] = {"driver_stats",
                                            "driver_live",
                                            "driver_labels",
@@ -17,6 +18,8 @@ const char *const ldr_test_push_views[] = {"driver_stats",
                                            "materializing",
                                            "versioned",
                                            "odfv_stored",
+                                           "orphan",
+                                           "odfv_orphan",
                                            NULL};
 
 static struct ldr_arena *A;
@@ -121,6 +124,8 @@ uint8_t *ldr_test_push_registry(size_t *len) {
       source("customer_file", 0, "ts", "created_at", 2, renames, NULL);
   Feast__Core__DataSource *customer_push =
       source("customer_push", 1, "ts", "created_at", 0, NULL, customer_file);
+  Feast__Core__DataSource *ghost_push =
+      source("ghost_push", 1, "event_timestamp", "created", 0, NULL, driver_file);
   Feast__Core__DataSource *global_push =
       source("global_push", 1, "", "", 0, NULL, source("global_file", 0, "", "", 0, NULL, NULL));
 
@@ -131,7 +136,7 @@ uint8_t *ldr_test_push_registry(size_t *len) {
   static const char *const total[] = {"total"}, *const x[] = {"x"}, *const d[] = {"d"},
                            *const m[] = {"m"}, *const v[] = {"v"};
   static const int int64[] = {4};
-  enum { NV = 7 };
+  enum { NV = 8 };
   Feast__Core__FeatureView **views = alloc(NV * sizeof *views);
   views[0] = fview("driver_stats", "driver", 2, driver_f, driver_t, driver_file, driver_push);
   views[0]->spec->ttl = alloc(sizeof *views[0]->spec->ttl);
@@ -153,6 +158,7 @@ uint8_t *ldr_test_push_registry(size_t *len) {
   views[5]->meta->state = FEAST__CORE__FEATURE_VIEW_STATE__MATERIALIZING;
   views[6] = fview("versioned", "driver", 1, v, int64, driver_file, NULL);
   views[6]->meta->current_version_number = 2;
+  views[7] = fview("orphan", "ghost", 1, x, int64, driver_file, ghost_push);
   r.n_feature_views = NV;
   r.feature_views = views;
 
@@ -198,24 +204,26 @@ uint8_t *ldr_test_push_registry(size_t *len) {
   r.label_views = alloc(sizeof *r.label_views);
   r.label_views[0] = lv;
 
-  /* On-demand views: one stored (write_to_online_store), one computed. */
+  /* On-demand views: stored (write_to_online_store), computed, and stored
+   * with an entity the registry lacks. */
   static const char *const odfv_f[] = {"ratio", "note"}, *const out_f[] = {"out"};
   static const int odfv_t[] = {5, 2};
-  r.n_on_demand_feature_views = 2;
-  r.on_demand_feature_views = alloc(2 * sizeof *r.on_demand_feature_views);
-  for (int i = 0; i < 2; i++) {
+  static const char *const odfv_names[] = {"odfv_stored", "odfv_computed", "odfv_orphan"};
+  r.n_on_demand_feature_views = 3;
+  r.on_demand_feature_views = alloc(3 * sizeof *r.on_demand_feature_views);
+  for (int i = 0; i < 3; i++) {
     Feast__Core__OnDemandFeatureView *o = alloc(sizeof *o);
     Feast__Core__OnDemandFeatureViewSpec *os = alloc(sizeof *os);
     feast__core__on_demand_feature_view__init(o);
     feast__core__on_demand_feature_view_spec__init(os);
-    os->name = i ? "odfv_computed" : "odfv_stored";
+    os->name = (char *)odfv_names[i];
     os->project = LDR_TEST_PROJECT;
-    os->write_to_online_store = !i;
-    os->n_features = i ? 1 : 2;
-    os->features = i ? specs(1, out_f, dbl) : specs(2, odfv_f, odfv_t);
+    os->write_to_online_store = i != 1;
+    os->n_features = i == 1 ? 1 : 2;
+    os->features = i == 1 ? specs(1, out_f, dbl) : specs(2, odfv_f, odfv_t);
     os->n_entities = 1;
     os->entities = alloc(sizeof *os->entities);
-    os->entities[0] = "driver";
+    os->entities[0] = i == 2 ? "ghost" : "driver";
     os->n_entity_columns = 1;
     os->entity_columns = specs(1, driver_id, int64);
     o->spec = os;

@@ -10,6 +10,7 @@
  *                           field_mapping cust -> customer_id, src_rate -> rate)
  *             customer_push (push source over customer_file)
  *             global_push  (push source over a batch source without fields)
+ *             ghost_push   (push source over driver_file)
  *   views     driver_stats    conv_rate DOUBLE, trips INT64; ttl 1 day;
  *                             batch driver_file, stream driver_push
  *             driver_live     (stream feature view) speed DOUBLE; stream driver_push
@@ -20,8 +21,10 @@
  *             disabled_view   d INT64; spec.disabled
  *             materializing   m INT64; meta.state MATERIALIZING
  *             versioned       v INT64; meta.current_version_number 2
+ *             orphan          x INT64; entity ghost, not in the registry; ghost_push
  *             odfv_stored     (on-demand, write_to_online_store) ratio DOUBLE, note STRING
  *             odfv_computed   (on-demand, computed at request time) out DOUBLE
+ *             odfv_orphan     (on-demand, write_to_online_store) as odfv_stored; entity ghost
  *   services  svc: driver_stats [conv_rate] as "ds" with driver_id from column
  *             "other_id", then global_stats
  */
