@@ -84,6 +84,26 @@ size_t ldr_backend_conns(struct ldr_backend *b, struct ldr_conn_state *out) {
   return b != NULL && b->ops->conns != NULL ? b->ops->conns(b, out) : 0;
 }
 
+const char *ldr_write_where(const struct ldr_write *w, size_t row, enum ldr_write_part part,
+                            size_t feature, char *buf, size_t cap) {
+  const struct ldr_write_names *n = w->names;
+  if (n == NULL) {
+    static const char *const grpc[] = {"entity_key", "event_ts", "created_ts", "features"};
+    if (part == LDR_PART_FEATURE)
+      snprintf(buf, cap, "rows[%zu].features[%zu]", row, feature);
+    else
+      snprintf(buf, cap, "rows[%zu].%s", row, grpc[part]);
+  } else if (part == LDR_PART_KEY) {
+    snprintf(buf, cap, "%s[%zu] (join keys %.200s)", n->frame, row, n->keys);
+  } else {
+    const char *col = part == LDR_PART_EVENT     ? n->event
+                      : part == LDR_PART_CREATED ? n->created
+                                                 : n->features[feature];
+    snprintf(buf, cap, "%s.%.100s[%zu]", n->frame, col, row);
+  }
+  return buf;
+}
+
 int ldr_backend_host_label(const struct ldr_store_config *cfg, size_t i, char *buf, size_t cap) {
   for (size_t k = 0; backends[k] != NULL; k++)
     if (backends[k]->schema == cfg->schema)

@@ -80,12 +80,29 @@ struct ldr_read {
   struct ldr_read_row *out; /* n_keys results, in request order */
 };
 
+/* How a frame's write names what its rows came from, for messages about a
+ * row's content (a push's df: "df.event_timestamp[3]"). */
+struct ldr_write_names {
+  const char *frame;           /* "df", "features" */
+  const char *event, *created; /* the timestamp columns */
+  const char *keys;            /* the join key columns, ", " between them */
+  const char *const *features; /* the column of each feature */
+};
+
 /* One view's part of a write. */
 struct ldr_write {
   const char *table;
   const struct ldr_write_row *rows;
   size_t n_rows;
+  const struct ldr_write_names *names; /* NULL: OnlineWriteBatch's rows[i] */
 };
+
+enum ldr_write_part { LDR_PART_KEY, LDR_PART_EVENT, LDR_PART_CREATED, LDR_PART_FEATURE };
+
+/* Where row `row`'s part (feature `feature` of it) came from, for a message:
+ * "rows[3].event_ts", "rows[3].features[1]", or by w->names "df.ts[3]". */
+const char *ldr_write_where(const struct ldr_write *w, size_t row, enum ldr_write_part part,
+                            size_t feature, char *buf, size_t cap);
 
 /* A database URL as SQLAlchemy writes it (REGISTRY.md §2), decoded by
  * ldr_url_parse: dialect[+driver]://[user[:password]@]host[:port]/database[?k=v&...]. */

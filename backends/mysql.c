@@ -157,39 +157,41 @@ static size_t utf8_chars(const char *s) {
   return n;
 }
 
-static enum ldr_rc check_ts(struct ldr_ts t, size_t row, const char *field, struct ldr_err *err) {
+static enum ldr_rc check_ts(const struct ldr_write *w, size_t row, enum ldr_write_part part,
+                            struct ldr_ts t, struct ldr_err *err) {
+  char where[256];
   if (t.s < TS_MIN || t.s > TS_MAX)
     return ldr_err_set(err, LDR_INVALID,
-                       "rows[%zu].%s.seconds: %lld is outside MySQL's timestamp range "
+                       "%s: %lld seconds since 1970 is outside MySQL's timestamp range "
                        "(1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z)",
-                       row, field, (long long)t.s);
+                       ldr_write_where(w, row, part, 0, where, sizeof where), (long long)t.s);
   return LDR_OK;
 }
 
-/* What the columns cannot hold is refused, never stored cut short. */
-static enum ldr_rc check_rows(const struct ldr_write_row *rows, size_t n, struct ldr_err *err) {
-  for (size_t i = 0; i < n; i++) {
-    const struct ldr_write_row *r = &rows[i];
+/* What the columns cannot hold is refused, never stored cut short; the message
+ * names the field (or a push's column) the row came from. */
+static enum ldr_rc check_rows(const struct ldr_write *w, struct ldr_err *err) {
+  char where[256];
+  for (size_t i = 0; i < w->n_rows; i++) {
+    const struct ldr_write_row *r = &w->rows[i];
     if (r->key.len * 2 > KEY_HEX_MAX)
       return ldr_err_set(err, LDR_INVALID,
-                         "rows[%zu].entity_key: the serialized key has %zu bytes; MySQL's "
-                         "entity_key column holds %d",
-                         i, r->key.len, KEY_HEX_MAX / 2);
-    enum ldr_rc rc = check_ts(r->event_ts, i, "event_ts", err);
-    if (rc == LDR_OK && r->has_created) rc = check_ts(r->created_ts, i, "created_ts", err);
+                         "%s: the serialized key has %zu bytes; MySQL's entity_key column holds %d",
+                         ldr_write_where(w, i, LDR_PART_KEY, 0, where, sizeof where), r->key.len,
+                         KEY_HEX_MAX / 2);
+    enum ldr_rc rc = check_ts(w, i, LDR_PART_EVENT, r->event_ts, err);
+    if (rc == LDR_OK && r->has_created) rc = check_ts(w, i, LDR_PART_CREATED, r->created_ts, err);
     if (rc != LDR_OK) return rc;
     for (size_t j = 0; j < r->n_features; j++) {
       const struct ldr_write_feature *f = &r->features[j];
       if (utf8_chars(f->name) > NAME_CHARS_MAX)
-        return ldr_err_set(err, LDR_INVALID,
-                           "rows[%zu].features[%zu]: the feature name is longer than MySQL's %d "
-                           "characters",
-                           i, j, NAME_CHARS_MAX);
+        return ldr_err_set(
+            err, LDR_INVALID, "%s: the feature name is longer than MySQL's %d characters",
+            ldr_write_where(w, i, LDR_PART_FEATURE, j, where, sizeof where), NAME_CHARS_MAX);
       if (f->len > VALUE_MAX)
-        return ldr_err_set(err, LDR_INVALID,
-                           "rows[%zu].features[%zu]: the value has %zu bytes; MySQL's BLOB "
-                           "column holds %d",
-                           i, j, f->len, VALUE_MAX);
+        return ldr_err_set(
+            err, LDR_INVALID, "%s: the value has %zu bytes; MySQL's BLOB column holds %d",
+            ldr_write_where(w, i, LDR_PART_FEATURE, j, where, sizeof where), f->len, VALUE_MAX);
     }
   }
   return LDR_OK;
@@ -271,7 +273,7 @@ static enum ldr_rc my_write(struct ldr_backend *b, const struct ldr_write *write
   enum ldr_rc rc = LDR_OK;
   for (size_t i = 0; rc == LDR_OK && i < n; i++) {
     rc = ldr_my_check_table(writes[i].table, err);
-    if (rc == LDR_OK) rc = check_rows(writes[i].rows, writes[i].n_rows, err);
+    if (rc == LDR_OK) rc = check_rows(&writes[i], err);
     for (size_t j = 0; j < writes[i].n_rows; j++) total += writes[i].rows[j].n_features;
   }
   if (rc != LDR_OK || n == 0) return rc;

@@ -187,6 +187,39 @@ class HttpVectors(unittest.TestCase):
         self.assertEqual(reply.status, 422, reply.body)
 
 
+    def test_push_outside_the_stores_timestamp_range(self):
+        """A push row that the store's columns cannot hold: MySQL's timestamp stores
+        1970-2038, so a push of 2040 is 400 naming the df column and row, and nothing
+        of the push is written; the other stores take it."""
+        hc.wait_healthy(self.server)
+        client = harness.Http(self.server.http_port)
+        self.addCleanup(client.close)
+        df = {"driver_id": [9901, 9902], "conv_rate": [0.5, 0.5], "trips": [1, 2], "rating": [1.0, 2.0],
+              "active": [True, False], "tag": ["a", "b"], "speed": [1.0, 2.0],
+              "event_timestamp": ["2024-05-01T12:00:00Z", "2040-01-01T00:00:00Z"]}
+        before = self.store.snapshot()
+        reply = client.request("POST", "/push", json_body={"push_source_name": "driver_push", "df": df,
+                                                           "to": "online"})
+        if harness.BACKEND != "mysql":
+            self.assertEqual(reply.status, 200, reply.body)
+            self.assertNotEqual(self.store.snapshot(), before)
+            return
+        self.assertEqual(reply.status, 400, reply.body)
+        _, _, message = hc.feast_error(reply.body)
+        self.assertTrue(message.startswith("df.event_timestamp[1]: "), message)
+        self.assertIn("outside MySQL's timestamp range", message)
+        self.assertEqual(self.store.snapshot(), before, "a refused push changed rows")
+        # A value past MySQL's BLOB column: the message names its column and row.
+        df["event_timestamp"][1] = df["event_timestamp"][0]
+        df["tag"][0] = "x" * 70000
+        reply = client.request("POST", "/push", json_body={"push_source_name": "driver_push", "df": df,
+                                                           "to": "online"})
+        self.assertEqual(reply.status, 400, reply.body[:300])
+        _, _, message = hc.feast_error(reply.body)
+        self.assertTrue(message.startswith("df.tag[0]: the value has "), message)
+        self.assertEqual(self.store.snapshot(), before, "a refused push changed rows")
+
+
 class HttpAuth(unittest.TestCase):
     def test_auth_cases(self):
         env = dict(os.environ, LARDER_TEST_HTTP_TOKEN=VECTORS["auth_token"])

@@ -154,7 +154,7 @@ static enum ldr_rc online_write_batch(struct ldr_handler_ctx *c) {
   }
   if (c->cfg->read_only) return read_only(c, "OnlineWriteBatch");
   int64_t t0 = ldr_now_ns();
-  struct ldr_write w = {table, rows, req->n_rows};
+  struct ldr_write w = {table, rows, req->n_rows, NULL};
   rc = c->backend->ops->write(c->backend, &w, 1, c->arena, &c->err);
   ldr_count_backend(c, t0, 0, rc == LDR_OK ? req->n_rows : 0);
   if (rc != LDR_OK) return rc;

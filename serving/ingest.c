@@ -159,6 +159,37 @@ static enum ldr_rc keys(struct ingest *g, const struct ldr_view *v, struct ldr_w
   return LDR_OK;
 }
 
+/* How the backend's messages name what a row of `v` came from: the frame's
+ * columns (NULL when memory is short). */
+static const struct ldr_write_names *names_of(const struct ingest *g, const struct ldr_view *v,
+                                              const long *fcols, long tcol, long ccol) {
+  const struct ldr_frame *f = g->f;
+  struct ldr_arena *a = g->env->arena;
+  struct ldr_write_names *n = ldr_arena_calloc(a, 1, sizeof *n);
+  const char **features = ldr_arena_calloc(a, v->n_features + 1, sizeof *features);
+  const char **keys = ldr_arena_calloc(a, v->n_join_keys + 1, sizeof *keys);
+  if (n == NULL || features == NULL || keys == NULL) return NULL;
+  for (size_t j = 0; j < v->n_features; j++)
+    features[j] = fcols[j] >= 0 ? f->names[fcols[j]] : v->features[j].name;
+  size_t len = 1;
+  for (size_t k = 0; k < v->n_join_keys; k++) {
+    long c = v->entityless ? -1 : column_for(g, v, v->join_keys[k].name);
+    keys[k] = c >= 0 ? f->names[c] : v->join_keys[k].name;
+    len += strlen(keys[k]) + 2;
+  }
+  char *list = ldr_arena_alloc(a, len);
+  if (list == NULL) return NULL;
+  list[0] = '\0';
+  for (size_t k = 0, at = 0; k < v->n_join_keys; k++)
+    at += (size_t)snprintf(list + at, len - at, "%s%s", k ? ", " : "", keys[k]);
+  n->frame = f->field;
+  n->event = tcol >= 0 ? f->names[tcol] : "event_timestamp";
+  n->created = ccol >= 0 ? f->names[ccol] : "created";
+  n->keys = list;
+  n->features = features;
+  return n;
+}
+
 /*
  * The rows of view `v` into g->writes (or nothing, when every feature cell is
  * null: Feast writes nothing then). `odfv`: an on-demand view's write — its
@@ -232,6 +263,7 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
   if (!any) return LDR_OK; /* every feature null (or absent): nothing to write (Feast) */
   rc = keys(g, v, rows);
   if (rc != LDR_OK) return rc;
+  long tcol = -1, ccol = -1;
   if (odfv) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -242,13 +274,12 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
   } else {
     const char *ts =
         v->source && v->source->timestamp_field[0] ? v->source->timestamp_field : "event_timestamp";
-    long tcol = column_for(g, v, ts);
+    tcol = column_for(g, v, ts);
     if (tcol < 0) tcol = find(g, "event_timestamp"); /* what Feast's remote store sends */
     if (tcol < 0)
       return ldr_err_set(g->err, LDR_INVALID,
                          "%s: missing column '%s', the event timestamp of feature view '%s'",
                          f->field, ts, v->name);
-    long ccol = -1;
     if (v->source && v->source->created_column[0])
       ccol = column_for(g, v, v->source->created_column);
     if (ccol < 0) ccol = find(g, "created");
@@ -261,7 +292,9 @@ static enum ldr_rc prepare(struct ingest *g, const struct ldr_view *v, int odfv)
     rows[r].has_created = has_created[r];
     rows[r].created_ts = created[r];
   }
-  g->writes[g->n_writes++] = (struct ldr_write){table, rows, n};
+  const struct ldr_write_names *names = names_of(g, v, fcols, tcol, ccol);
+  if (names == NULL) return no_memory(g->err);
+  g->writes[g->n_writes++] = (struct ldr_write){table, rows, n, names};
   return LDR_OK;
 }
 

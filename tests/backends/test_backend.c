@@ -33,7 +33,7 @@ static enum ldr_rc read1(const char *table, const struct ldr_key *keys, size_t n
 
 static enum ldr_rc write1(const char *table, const struct ldr_write_row *rows, size_t n,
                           struct ldr_err *err) {
-  struct ldr_write w = {table, rows, n};
+  struct ldr_write w = {table, rows, n, NULL};
   return backend->ops->write(backend, &w, 1, &arena, err);
 }
 static int table_seq;
@@ -927,7 +927,8 @@ static void several_views_in_one_write(void **state) {
       .key = key_of(7), .features = &fa, .n_features = 1, .event_ts = {1000, 0}};
   struct ldr_write_row rb = {
       .key = key_of(7), .features = &fb, .n_features = 1, .event_ts = {1000, 0}};
-  struct ldr_write bad[3] = {{fx->table, &ra, 1}, {other, &rb, 1}, {missing, &rb, 1}};
+  struct ldr_write bad[3] = {
+      {fx->table, &ra, 1, NULL}, {other, &rb, 1, NULL}, {missing, &rb, 1, NULL}};
   assert_int_equal(backend->ops->write(backend, bad, 3, &arena, &err), LDR_NOT_FOUND);
   int64_t id = 7;
   assert_int_equal(read_keys(fx->table, &id, 1, NULL, 0)->found, 0);

@@ -1,4 +1,5 @@
-/* backends/url.c: the SQLAlchemy URL forms of REGISTRY.md §2, and their redaction. */
+/* backends/url.c: the SQLAlchemy URL forms of REGISTRY.md §2, and their redaction;
+ * backend.c's names for a write's rows in messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,11 +229,38 @@ static void readers_by_dialect(void **state) {
   }
 }
 
+/* OnlineWriteBatch's fields, or the push frame's columns a row came from. */
+static void names_where_a_row_came_from(void **state) {
+  (void)state;
+  static const char *const features[] = {"src_rate", "label"};
+  static const struct ldr_write_names df = {"df", "ts", "made", "cust, driver_id", features};
+  static const struct ldr_write grpc = {"t", NULL, 4, NULL}, push = {"t", NULL, 4, &df};
+  static const struct {
+    const struct ldr_write *w;
+    enum ldr_write_part part;
+    const char *want;
+  } cases[] = {
+      {&grpc, LDR_PART_KEY, "rows[3].entity_key"},
+      {&grpc, LDR_PART_EVENT, "rows[3].event_ts"},
+      {&grpc, LDR_PART_CREATED, "rows[3].created_ts"},
+      {&grpc, LDR_PART_FEATURE, "rows[3].features[1]"},
+      {&push, LDR_PART_KEY, "df[3] (join keys cust, driver_id)"},
+      {&push, LDR_PART_EVENT, "df.ts[3]"},
+      {&push, LDR_PART_CREATED, "df.made[3]"},
+      {&push, LDR_PART_FEATURE, "df.label[3]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[64];
+    assert_string_equal(ldr_write_where(cases[i].w, 3, cases[i].part, 1, buf, sizeof buf),
+                        cases[i].want);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parses_every_form),    cmocka_unit_test(refuses_and_never_repeats_it),
       cmocka_unit_test(redacts_the_password), cmocka_unit_test(redacts_driver_messages),
-      cmocka_unit_test(readers_by_dialect),
+      cmocka_unit_test(readers_by_dialect),   cmocka_unit_test(names_where_a_row_came_from),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,7 +165,7 @@ static void put_driver(struct ldr_test_store *st, int64_t id, int64_t ts) {
   assert_int_equal(ldr_entity_key_serialize(&ek, 3, &arena, &row.key, &err), LDR_OK);
   char table[LDR_TABLE_NAME_MAX + 1];
   assert_int_equal(ldr_table_name(LDR_TEST_PROJECT, LDR_TEST_VIEW, "v", table, &err), LDR_OK);
-  struct ldr_write w = {table, &row, 1};
+  struct ldr_write w = {table, &row, 1, NULL};
   if (st->backend->ops->write(st->backend, &w, 1, &arena, &err) != LDR_OK) fail_msg("%s", err.msg);
 }
 

@@ -66,7 +66,7 @@ static void put_in(const char *table, const char *join_key, int64_t id, const ch
   struct ldr_write_row row = {.features = &f, .n_features = 1, .event_ts = {ts, 0}};
   assert_int_equal(ldr_entity_key_serialize(&ek, st.backend->key_version, &arena, &row.key, &err),
                    LDR_OK);
-  struct ldr_write w = {table, &row, 1};
+  struct ldr_write w = {table, &row, 1, NULL};
   if (st.backend->ops->write(st.backend, &w, 1, &arena, &err) != LDR_OK) fail_msg("%s", err.msg);
 }
 
