@@ -21,6 +21,7 @@ LARDER_TEST_BACKEND:
   the vector's body once rendered as HTTP.md §4.3-4.4 (or INVALID_ARGUMENT for its
   400s and 404s): one serving logic, two encodings."""
 import json
+import math
 import os
 import sys
 import unittest
@@ -376,6 +377,22 @@ class GrpcParity(unittest.TestCase):
         self.assertEqual(new["f_int64"].int64_val, 5, new)
         self.assertNotEqual(new.get("f_string", V()).WhichOneof("val"), "string_val", new.get("f_string"))
         self.assertEqual(new["f_double"].double_val, float("inf"), new.get("f_double"))
+        # In a list NaN is an element, not a missing value: a FLOAT_LIST keeps it,
+        # an INT64_LIST refuses it (it used to be stored as 0 in both).
+        before = self.store.snapshot()
+        code, details, _ = raw_call(self.server.channel, method, request(
+            f_int64=V(int64_val=6), f_int64_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[1, float("nan")]))))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("typed_features.f_int64_list[0]: [1]: NaN is out of range for INT64", details)
+        self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
+        code, details, _ = raw_call(self.server.channel, method, request(
+            f_int64=V(int64_val=6), f_float_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[1.5, float("nan")]))))
+        self.assertEqual(code, grpc.StatusCode.OK, details)
+        new = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items()
+               if k[0] == "typed" and before.get(k) != r}
+        got = list(new["f_float_list"].float_list_val.val)
+        self.assertEqual(got[0], 1.5, new["f_float_list"])
+        self.assertTrue(math.isnan(got[1]), new["f_float_list"])
 
     def test_stored_rows_read_back_with_sql(self):
         """The vectors' rows, stored through OnlineWriteBatch, are in the tables byte for

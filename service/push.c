@@ -160,6 +160,12 @@ static struct ldr_json *as_json(const Feast__Types__Value *v, struct ldr_arena *
         e.string_val = ((char *const *)vals)[i];
         break;
       }
+      /* NaN in a list is an element, not pandas' missing value: a number a
+       * float column reads as NaN, and an int column refuses. */
+      if ((kind == 3 && isnan(e.double_val)) || (kind == 4 && isnan(e.float_val))) {
+        j->items[i] = (struct ldr_json){.type = LDR_JSON_NUMBER, .s = "NaN", .len = 3};
+        continue;
+      }
       struct ldr_json *ej = as_json(&e, a);
       if (ej == NULL) return NULL;
       j->items[i] = *ej;
