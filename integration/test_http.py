@@ -393,6 +393,13 @@ class GrpcParity(unittest.TestCase):
         got = list(new["f_float_list"].float_list_val.val)
         self.assertEqual(got[0], 1.5, new["f_float_list"])
         self.assertTrue(math.isnan(got[1]), new["f_float_list"])
+        # A whole double past 2^53 is its own value in an INT64 column (Feast's int(x)),
+        # not its 17 significant digits followed by zeros.
+        big = float(2 ** 60 + 2 ** 8)  # 1152921504606847232: 19 digits
+        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=big)))
+        self.assertEqual(code, grpc.StatusCode.OK, details)
+        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        self.assertEqual(got["f_int64"].int64_val, int(big), got["f_int64"])
 
     def test_stored_rows_read_back_with_sql(self):
         """The vectors' rows, stored through OnlineWriteBatch, are in the tables byte for

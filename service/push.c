@@ -79,9 +79,16 @@ static struct ldr_json *as_json(const Feast__Types__Value *v, struct ldr_arena *
       return j;
     }
     /* %.17g reads back exactly; the exponent or point marks it a number with a fraction.
-     * An infinity is the JSON number past a double's range, as larder reads 1e400. */
-    n = isinf(d) ? snprintf(buf, sizeof buf, "%s", d < 0 ? "-1e999" : "1e999")
-                 : snprintf(buf, sizeof buf, "%.17g", d);
+     * A whole number within int64's range is written out in full, so that an
+     * integer column gets the double's own value (2^60, not its 17 digits then
+     * zeros). An infinity is the JSON number past a double's range, as larder
+     * reads 1e400. */
+    if (isinf(d))
+      n = snprintf(buf, sizeof buf, "%s", d < 0 ? "-1e999" : "1e999");
+    else if (d == trunc(d) && fabs(d) < 0x1p63)
+      n = snprintf(buf, sizeof buf, "%.1f", d);
+    else
+      n = snprintf(buf, sizeof buf, "%.17g", d);
     if (n > 0 && strpbrk(buf, ".eEn") == NULL && n + 2 < (int)sizeof buf) {
       buf[n++] = '.';
       buf[n++] = '0';
