@@ -191,7 +191,9 @@ class HttpVectors(unittest.TestCase):
     def test_push_outside_the_stores_timestamp_range(self):
         """A push row that the store's columns cannot hold: MySQL's timestamp stores
         1970-2038, so a push of 2040 is 400 naming the df column and row, and nothing
-        of the push is written; the other stores take it."""
+        of the push is written."""
+        if harness.BACKEND != "mysql":
+            self.skipTest("only MySQL's timestamp column stops short of 9999")
         hc.wait_healthy(self.server)
         client = harness.Http(self.server.http_port)
         self.addCleanup(client.close)
@@ -201,10 +203,6 @@ class HttpVectors(unittest.TestCase):
         before = self.store.snapshot()
         reply = client.request("POST", "/push", json_body={"push_source_name": "driver_push", "df": df,
                                                            "to": "online"})
-        if harness.BACKEND != "mysql":
-            self.assertEqual(reply.status, 200, reply.body)
-            self.assertNotEqual(self.store.snapshot(), before)
-            return
         self.assertEqual(reply.status, 400, reply.body)
         _, _, message = hc.feast_error(reply.body)
         self.assertTrue(message.startswith("df.event_timestamp[1]: "), message)

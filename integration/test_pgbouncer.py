@@ -56,7 +56,8 @@ class Pgbouncer(unittest.TestCase):
                     "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
                     "auth_type = scram-sha-256\nauth_file = %s/userlist.txt\n"
                     "pool_mode = transaction\ndefault_pool_size = %d\nmax_db_connections = %d\n"
-                    "max_client_conn = 500\n%s" % (cls.db.env["PG_PORT"], port, home, POOL, POOL, extra))
+                    "max_client_conn = 500\nstats_users = feast\n%s"
+                    % (cls.db.env["PG_PORT"], port, home, POOL, POOL, extra))
         # pgbouncer refuses to run as root: it then runs as nobody.
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         os.chmod(home, 0o755)
@@ -81,10 +82,10 @@ class Pgbouncer(unittest.TestCase):
         shutil.rmtree(cls.dir, True)
 
     @classmethod
-    def psql(cls, sql, port=None):
-        """A query through pgbouncer, as the application user."""
+    def psql(cls, sql, port=None, database="feast"):
+        """A query through pgbouncer, as the application user ("pgbouncer": its console)."""
         out = subprocess.run([scaleout.program("psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", str(port or cls.port),
-                              "-U", "feast", "-d", "feast", "-c", sql],
+                              "-U", "feast", "-d", database, "-c", sql],
                              env=dict(os.environ, PGPASSWORD="feast"), capture_output=True, text=True, timeout=30)
         return out.stdout.strip() if out.returncode == 0 else None
 
@@ -205,7 +206,8 @@ class Pgbouncer(unittest.TestCase):
         # The backends are gone before the next read: one still exiting would end
         # pgbouncer's client connection as well, and larder would start afresh.
         self.assertTrue(scaleout.wait_for(lambda: self.server_connections() == 0, 10))
-        time.sleep(0.2)  # pgbouncer sees the closed server connections
+        self.assertTrue(scaleout.wait_for(lambda: self.psql("SHOW SERVERS", port, "pgbouncer") == "", 10),
+                        "pgbouncer still lists server connections: %s" % self.psql("SHOW SERVERS", port, "pgbouncer"))
         # The session is dropped as a lost one, and the call served again on a new one,
         # which prepares what it needs; the log says what to set.
         for _ in range(4):
