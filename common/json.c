@@ -635,8 +635,9 @@ double ldr_json_double(const struct ldr_json *j) {
 
 int ldr_json_has_fraction(const struct ldr_json *j) {
   if (j == NULL || j->type != LDR_JSON_NUMBER) return 0;
+  /* 'N': the NaN a typed list element stands for (service/push.c), a float. */
   for (size_t i = 0; i < j->len; i++)
-    if (j->s[i] == '.' || j->s[i] == 'e' || j->s[i] == 'E') return 1;
+    if (j->s[i] == '.' || j->s[i] == 'e' || j->s[i] == 'E' || j->s[i] == 'N') return 1;
   return 0;
 }
 

@@ -398,6 +398,27 @@ class GrpcParity(unittest.TestCase):
         self.assertEqual(code, grpc.StatusCode.OK, details)
         got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
         self.assertEqual(got["f_int64"].int64_val, int(big), got["f_int64"])
+        # Both ends of int64: -2^63 is a value, 2^63 is past it.
+        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=-2.0 ** 63)))
+        self.assertEqual(code, grpc.StatusCode.OK, details)
+        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        self.assertEqual(got["f_int64"].int64_val, -2 ** 63, got["f_int64"])
+        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=2.0 ** 63)))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("typed_features.f_int64", details)
+        # A NaN element is no text: a STRING list refuses it, as it refuses 1.5.
+        before = self.store.snapshot()
+        code, details, _ = raw_call(self.server.channel, method, request(
+            f_int64=V(int64_val=7), f_string_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[float("nan")]))))
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("typed_features.f_string_list[0]: [0]: a JSON NaN cannot be a STRING", details)
+        self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
+        # A JSON column gets the text Python's json.dumps writes.
+        code, details, _ = raw_call(self.server.channel, method, request(
+            f_int64=V(int64_val=7), f_json=V(double_list_val=harness.Value_pb2.DoubleList(val=[1.5, float("nan")]))))
+        self.assertEqual(code, grpc.StatusCode.OK, details)
+        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        self.assertEqual(got["f_json"].json_val, "[1.5, NaN]", got["f_json"])
 
     def test_stored_rows_read_back_with_sql(self):
         """The vectors' rows, stored through OnlineWriteBatch, are in the tables byte for

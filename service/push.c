@@ -85,7 +85,7 @@ static struct ldr_json *as_json(const Feast__Types__Value *v, struct ldr_arena *
      * reads 1e400. */
     if (isinf(d))
       n = snprintf(buf, sizeof buf, "%s", d < 0 ? "-1e999" : "1e999");
-    else if (d == trunc(d) && fabs(d) < 0x1p63)
+    else if (d == trunc(d) && fabs(d) <= 0x1p63) /* 2^63 itself: refused as past int64 */
       n = snprintf(buf, sizeof buf, "%.1f", d);
     else
       n = snprintf(buf, sizeof buf, "%.17g", d);

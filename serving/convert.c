@@ -78,6 +78,7 @@ const char *ldr_value_type_name(int type) {
 const char *ldr_cv_kind(const struct ldr_json *j) {
   switch (j->type) {
   case LDR_JSON_NUMBER:
+    if (j->len == 3 && !memcmp(j->s, "NaN", 3)) return "NaN"; /* service/push.c's */
     return ldr_json_has_fraction(j) ? "number with a fraction" : "integer";
   case LDR_JSON_TRUE:
   case LDR_JSON_FALSE:
@@ -422,8 +423,8 @@ void ldr_json_dumps(struct ldr_sb *sb, const struct ldr_json *j) {
       return;
     }
     double d = ldr_json_double(j);
-    if (isinf(d)) {
-      ldr_sb_puts(sb, d < 0 ? "-Infinity" : "Infinity");
+    if (isinf(d) || isnan(d)) { /* as Python's json.dumps writes them */
+      ldr_sb_puts(sb, isnan(d) ? "NaN" : d < 0 ? "-Infinity" : "Infinity");
       return;
     }
     char buf[32];
