@@ -375,49 +375,44 @@ class GrpcParity(unittest.TestCase):
         self.assertEqual(new["f_int64"].int64_val, 5, new)
         self.assertNotEqual(new.get("f_string", V()).WhichOneof("val"), "string_val", new.get("f_string"))
         self.assertEqual(new["f_double"].double_val, float("inf"), new.get("f_double"))
+        def refused(words, **cells):
+            before = self.store.snapshot()
+            code, details, _ = raw_call(self.server.channel, method, request(**cells))
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+            self.assertIn(words, details)
+            self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
+
+        def stored(**cells):
+            """The typed view's Values once the write is OK, by feature name."""
+            code, details, _ = raw_call(self.server.channel, method, request(**cells))
+            self.assertEqual(code, grpc.StatusCode.OK, details)
+            return {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+
+        def doubles(*vals):
+            return V(double_list_val=harness.Value_pb2.DoubleList(val=vals))
+
         # In a list NaN is an element, not a missing value: a FLOAT_LIST keeps it,
         # an INT64_LIST refuses it (it used to be stored as 0 in both).
-        before = self.store.snapshot()
-        code, details, _ = raw_call(self.server.channel, method, request(
-            f_int64=V(int64_val=6), f_int64_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[1, float("nan")]))))
-        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("typed_features.f_int64_list[0]: [1]: NaN is out of range for INT64", details)
-        self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
-        code, details, _ = raw_call(self.server.channel, method, request(
-            f_int64=V(int64_val=6), f_float_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[1.5, float("nan")]))))
-        self.assertEqual(code, grpc.StatusCode.OK, details)
-        new = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items()
-               if k[0] == "typed" and before.get(k) != r}
-        got = list(new["f_float_list"].float_list_val.val)
-        self.assertEqual(got[0], 1.5, new["f_float_list"])
-        self.assertTrue(math.isnan(got[1]), new["f_float_list"])
+        refused("typed_features.f_int64_list[0]: [1]: NaN is out of range for INT64",
+                f_int64=V(int64_val=6), f_int64_list=doubles(1, float("nan")))
+        got = stored(f_int64=V(int64_val=6), f_float_list=doubles(1.5, float("nan")))
+        floats = list(got["f_float_list"].float_list_val.val)
+        self.assertEqual(floats[0], 1.5, got["f_float_list"])
+        self.assertTrue(math.isnan(floats[1]), got["f_float_list"])
         # A whole double past 2^53 is its own value in an INT64 column (Feast's int(x)),
         # not its 17 significant digits followed by zeros.
         big = float(2 ** 60 + 2 ** 8)  # 1152921504606847232: 19 digits
-        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=big)))
-        self.assertEqual(code, grpc.StatusCode.OK, details)
-        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        got = stored(f_int64=V(double_val=big))
         self.assertEqual(got["f_int64"].int64_val, int(big), got["f_int64"])
         # Both ends of int64: -2^63 is a value, 2^63 is past it.
-        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=-2.0 ** 63)))
-        self.assertEqual(code, grpc.StatusCode.OK, details)
-        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        got = stored(f_int64=V(double_val=-2.0 ** 63))
         self.assertEqual(got["f_int64"].int64_val, -2 ** 63, got["f_int64"])
-        code, details, _ = raw_call(self.server.channel, method, request(f_int64=V(double_val=2.0 ** 63)))
-        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("typed_features.f_int64", details)
+        refused("typed_features.f_int64", f_int64=V(double_val=2.0 ** 63))
         # A NaN element is no text: a STRING list refuses it, as it refuses 1.5.
-        before = self.store.snapshot()
-        code, details, _ = raw_call(self.server.channel, method, request(
-            f_int64=V(int64_val=7), f_string_list=V(double_list_val=harness.Value_pb2.DoubleList(val=[float("nan")]))))
-        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
-        self.assertIn("typed_features.f_string_list[0]: [0]: a JSON NaN cannot be a STRING", details)
-        self.assertEqual(self.store.snapshot(), before, "a refused write changed rows")
+        refused("typed_features.f_string_list[0]: [0]: a JSON NaN cannot be a STRING",
+                f_int64=V(int64_val=7), f_string_list=doubles(float("nan")))
         # A JSON column gets the text Python's json.dumps writes.
-        code, details, _ = raw_call(self.server.channel, method, request(
-            f_int64=V(int64_val=7), f_json=V(double_list_val=harness.Value_pb2.DoubleList(val=[1.5, float("nan")]))))
-        self.assertEqual(code, grpc.StatusCode.OK, details)
-        got = {k[2]: V.FromString(r.value) for k, r in self.store.snapshot().items() if k[0] == "typed"}
+        got = stored(f_int64=V(int64_val=7), f_json=doubles(1.5, float("nan")))
         self.assertEqual(got["f_json"].json_val, "[1.5, NaN]", got["f_json"])
 
     def test_stored_rows_read_back_with_sql(self):
