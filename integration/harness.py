@@ -220,6 +220,7 @@ class Server:
         if http:
             settings["http_listen"] = self.http_addr
         settings.update(larder or {})
+        self.logs_info = settings.get("log_level") in (None, "debug", "info")
         lines = ["project: %s" % self.project]
         if registry is not None:
             lines.append("registry: %s" % registry)
@@ -237,7 +238,7 @@ class Server:
         """Starts larder and waits until it serves gRPC; returns a port of its
         own that another process took first, or None once it serves."""
         self.log = open(self.log_path, "ab")
-        start = self.log.tell()
+        start = self._log_start = self.log.tell()
         self.proc = subprocess.Popen(self.wrapper + [LARDER_BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env)
         # Plain connects first: a gRPC channel that meets a closed port backs off for a second.
@@ -311,7 +312,26 @@ class Server:
                         raise RuntimeError("larder serves gRPC but its HTTP listener (http_listen %s) accepts "
                                            "no connection:\n%s" % (self.http_addr, self.read_log()))
                     time.sleep(0.02)
+        self._wait_started()
         return self
+
+    def _wait_started(self):
+        """Waits for the lines larder logs at info once it serves: its ports accept connections
+        a moment before they are written, and tests read them (workers, threads, warnings)."""
+        if not self.logs_info:
+            return
+        want = [b"listening on"] + ([b"Feast's HTTP API at"] if self.http_port is not None else [])
+        deadline = time.monotonic() + 10 * SLOW
+        while True:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                this_run = f.read()
+            if all(w in this_run for w in want):
+                return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.kill()
+                raise RuntimeError("larder serves but never logged %s:\n%s" % (want, this_run.decode("utf-8", "replace")))
+            time.sleep(0.01)
 
     def http(self, method, path, body=None, json_body=NOTHING, headers=None, timeout=10):
         """One request on a connection of its own (see Http); returns an HttpReply."""
