@@ -428,7 +428,11 @@ class Reload(unittest.TestCase):
                 # A file that is not a registry: the one loaded before keeps serving.
                 with open(path, "wb") as f:
                     f.write(b"\xff\xff\xff not a registry")
-                time.sleep(2.5)
+                # The reload thread looks every second, and a second more when the file changed
+                # while it read it; under four busy callers that can take longer.
+                deadline = time.monotonic() + 10 * harness.SLOW
+                while "not a Feast registry" not in server.read_log() and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 self.get_ok(serving, request(["new_view:fresh"], driver_id=ints(1)))
             finally:
                 stop.set()
