@@ -36,9 +36,9 @@ echo "== tests"
 
 # Every mutant of tests/mutations.txt must make its tests fail (STYLE 19); it
 # uses the databases started above, and the tests above have just passed on
-# this tree, so the unmutated copy is only built, not tested again. The whole
-# list takes about 12 minutes on two cores from a cold build-mutate/ (25 on a
-# machine that builds half as fast). Should it outgrow the budget, set
+# this tree, so the unmutated copies are only built, not tested again. The
+# whole list takes about 22 minutes on two cores from a cold build-mutate/,
+# in two lanes (scripts/mutate.sh). Should it outgrow the budget, set
 # MUTATE_SLICES=N: CI then runs a different N-th each day (by day of year),
 # and `bash scripts/mutate.sh` still runs all of it by hand.
 slices=${MUTATE_SLICES:-1}
