@@ -104,33 +104,29 @@ field() { printf '%s' "$1" | python3 -c 'import sys; print(sys.stdin.read().spli
 # Tests a regex selects, one name a line.
 tests_of() { (cd "$build" && ctest -N -R "$1" | sed -n 's/^ *Test *#[0-9]*: //p'); }
 
-# The build targets the tests of a regex need in build folder B: the programs
-# they run, and the server for the tests that start it.
-targets_of() { # B REGEX
+# What a mutant of REGEX needs in build folder B, from one look at ctest's
+# plan: first "x" when one of its tests runs alone (RUN_SERIAL: it asserts a
+# time bound under load it makes itself), else "s"; then the build targets
+# its tests need (the programs they run, and the server for the tests that
+# start it). With "x" its lane holds the serial lock exclusively from
+# applying the mutant to putting it back, so no other lane builds or tests
+# meanwhile; other mutants share the lock.
+plan_of() { # B REGEX
   (cd "$1" && ctest --show-only=json-v1 -R "$2") | python3 -c '
 import json, os, sys
 build = sys.argv[1]
+tests = json.load(sys.stdin).get("tests", [])
+serial = not tests or any(p.get("name") == "RUN_SERIAL" and p.get("value")
+                          for t in tests for p in t.get("properties", []))
 out = set()
-for t in json.load(sys.stdin).get("tests", []):
+for t in tests:
     cmd = t.get("command") or []
     inside = [c for c in cmd if c.startswith(build + "/") and os.path.basename(c)]
     if not cmd or not cmd[0].startswith(build + "/"):
         out.add("larder")  # a script that starts the server
     for c in inside:
         out.add(os.path.basename(c))
-print(" ".join(sorted(out)))' "$1"
-}
-
-# "x" when a test of REGEX runs alone (RUN_SERIAL: it asserts a time bound
-# under load it makes itself), else "s": its lane holds the serial lock
-# exclusively from applying the mutant to putting it back, so no other lane
-# builds or tests meanwhile; other mutants share the lock.
-serial_of() { # B REGEX
-  (cd "$1" && ctest --show-only=json-v1 -R "$2") | python3 -c '
-import json, sys
-tests = json.load(sys.stdin).get("tests", [])
-print("s" if tests and not any(p.get("name") == "RUN_SERIAL" and p.get("value") for t in tests
-                               for p in t.get("properties", [])) else "x")'
+print(" ".join(["x" if serial else "s"] + sorted(out)))' "$1"
 }
 
 # Applies (or, with "restore", undoes) mutant R in the copy SRC; fails unless
@@ -232,14 +228,16 @@ next() {
 # mutant in results.LANE (VERDICT, then the report line if any).
 run_lane() { # LANE
   local src=$work/lane$1/src build=$work/lane$1/build out=$logs/results.$1
-  local i k rec line file regex log m0 msg verdict took failing targets
+  local i k rec line file regex log m0 msg verdict took failing plan targets
   : >"$out"
   exec 9>>"$logs/serial" # the serial lock, on descriptor 9
   while i=$(next) && [ -n "$i" ]; do
     k=$((i + 1)) rec=${selected[$i]}
     line=$(field "$rec" 0) file=$(field "$rec" 1) regex=$(field "$rec" 4)
     log=$logs/line$line.log
-    flock -"$(serial_of "$build" "$regex")" 9
+    read -r -a plan <<<"$(plan_of "$build" "$regex")"
+    targets=("${plan[@]:1}")
+    flock -"${plan[0]}" 9
     m0=$(date +%s)
     if ! msg=$(apply "$src" "$rec" 2>&1); then
       flock -u 9
@@ -248,7 +246,6 @@ run_lane() { # LANE
       printf 'ERROR\tERROR    line %s %s: %s\n' "$line" "$file" "$msg" >>"$out"
       continue
     fi
-    read -r -a targets <<<"$(targets_of "$build" "$regex")"
     # The lock's descriptor is closed for what runs under it: a server a test
     # left behind must not hold the lock after the lane lets it go.
     if ! cmake --build "$build" -j"$jobs" --target "${targets[@]}" >"$log" 2>&1 9>&-; then
